@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# khugepaged_rs: user-facing targets. Kbuild (the module itself) is in Kbuild.
+#
+#   make              build khugepaged_rs.ko (against the prepared stock
+#                     tree; set-up runs first if needed)
+#   make KDIR=/path   build against your own built 7.2 Rust-enabled tree
+#   make setup        toolchain root + stock kernel + prepared tree (cached)
+#   make check        everything: build, clippy, rustfmt, host tests, kselftests
+#                     in a VM; ends with "N passed, N failed"
+#   make demo         boot the stock kernel, load the module, show what it does
+#   make vm           a shell in the test VM, module and selftests in /krs
+#   make selftests    build the kselftests only
+#   make hosttest     run the host-side (cargo) tests only
+#   make clean
+#
+# KDIR, LLVM and CLIPPY pass through to Kbuild.
+
+export KDIR LLVM CLIPPY
+
+.PHONY: all module setup check demo vm selftests hosttest clean
+
+all: module
+
+module:
+	@tools/build/module
+
+setup:
+	@tools/setup/setup
+
+check:
+	@tools/check
+
+demo: module
+	@tools/demo
+
+vm: module selftests
+	@tools/vm/run
+
+selftests:
+	@tools/build/selftests
+
+hosttest:
+	@tools/build/hosttest
+
+clean:
+	@tools/build/module clean
+	rm -rf build tools/testing/selftests/khugepaged_rs/khugepaged_rs_module

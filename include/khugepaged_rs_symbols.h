@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The symbol table: every kernel function khugepaged_rs calls that 7.2 does
+ * not export. Each line expands through KRS_SYMBOL(name), defined by the
+ * includer (rust/helpers/symbols.c). A name needs a declaration in scope
+ * there: public headers, or include/khugepaged_rs_internal.h for the few that
+ * only mm/internal.h declares. Adding a line is all it takes to resolve one
+ * more function at load; its C wrapper goes in rust/helpers/symbols.c.
+ * Entries that exist only under some config are wrapped in its #ifdef.
+ */
+KRS_SYMBOL(pmdp_collapse_flush)
+KRS_SYMBOL(pte_free_defer)
+KRS_SYMBOL(pte_offset_map_lock)
+KRS_SYMBOL(pte_offset_map_rw_nolock)
+#ifdef CONFIG_PAGE_TABLE_CHECK
+KRS_SYMBOL(__page_table_check_pte_clear_range)
+#endif
+KRS_SYMBOL(pmd_install)
+KRS_SYMBOL(mm_find_pmd)
+KRS_SYMBOL(folio_isolate_lru)
+KRS_SYMBOL(folio_putback_lru)
+KRS_SYMBOL(lru_add_drain)
+KRS_SYMBOL(try_to_unmap)
+KRS_SYMBOL(folio_add_file_rmap_pmd)
+KRS_SYMBOL(folio_remove_rmap_ptes)
+KRS_SYMBOL(shmem_charge)
+KRS_SYMBOL(shmem_uncharge)
+KRS_SYMBOL(__mem_cgroup_charge)
+KRS_SYMBOL(__mmu_notifier_invalidate_range_start)
+KRS_SYMBOL(__mmu_notifier_invalidate_range_end)
+KRS_SYMBOL(__thp_vma_allowable_orders)

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! khugepaged_rs: khugepaged's file/shmem collapse (`collapse_file`,
+//! `retract_page_tables`, PMD installation) re-implemented in Rust and
+//! driven from debugfs.
+//!
+//! This file holds the module's entry points and its `mod` lines only.
+//! Data flows one way: debugfs → request → the collapse steps, each calling
+//! down into `sys` (the FFI edge), never up.
+
+use kernel::prelude::*;
+
+mod debugfs;
+mod status;
+mod symbols;
+mod sys;
+
+module! {
+    type: KhugepagedRs,
+    name: "khugepaged_rs",
+    authors: ["khugepaged_rs developers"],
+    description: "khugepaged's file/shmem collapse in Rust, driven from debugfs",
+    license: "GPL",
+    params: {
+        selftest_missing_symbol: u32 {
+            default: 0,
+            description: "Selftests only: 1 adds a symbol that cannot resolve, so the load must fail",
+        },
+    },
+}
+
+struct KhugepagedRs {
+    _debugfs: debugfs::Files,
+}
+
+impl kernel::Module for KhugepagedRs {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let extra = if *module_parameters::selftest_missing_symbol.value() != 0 {
+            Some(symbols::SELFTEST_MISSING)
+        } else {
+            None
+        };
+        let resolved = symbols::resolve_all(extra)?;
+        let files = debugfs::Files::new(status::Status::new(resolved))?;
+        pr_info!("loaded, {} kernel symbols resolved\n", resolved.count);
+        Ok(Self { _debugfs: files })
+    }
+}

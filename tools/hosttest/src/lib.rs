@@ -1,0 +1,6 @@
+//! The pure parts of khugepaged_rs, compiled for the host so their unit
+//! tests run under `cargo test`.
+#![allow(dead_code)]
+
+#[path = "../../../rust/command.rs"]
+mod command;

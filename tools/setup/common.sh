@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# Shared by the set-up and VM scripts: paths, cache key, logging, the lock,
+# and running a command inside the toolchain root.
+#
+# KHUGEPAGED_RS_CACHE overrides where everything is cached (default:
+# ${XDG_CACHE_HOME:-$HOME/.cache}/khugepaged_rs). Entries are keyed by a hash
+# of the pinned versions (suite, kernel release), so a version bump builds a
+# fresh set beside the old one; a package added to ROOT_PACKAGES is installed
+# into the existing root instead.
+
+set -euo pipefail
+
+SETUP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SETUP_DIR/../.." && pwd)
+# shellcheck source=versions.conf
+. "$SETUP_DIR/versions.conf"
+
+CACHE_BASE=${KHUGEPAGED_RS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/khugepaged_rs}
+CACHE_KEY=$KERNEL_RELEASE-$(printf '%s\n' "$SUITE" "$KERNEL_SERIES" "$KERNEL_IMAGE_PKG" "$KERNEL_HEADERS_PKG" | sha256sum | cut -c1-8)
+CACHE_DIR=$CACHE_BASE/$CACHE_KEY
+ROOT=$CACHE_DIR/root
+STOCK_DIR_IN_ROOT=/usr/src/khugepaged_rs/stock-image
+STOCK_DIR=$ROOT$STOCK_DIR_IN_ROOT
+STOCK_IMAGE=$STOCK_DIR_IN_ROOT/vmlinuz
+# The prepared stock tree, as seen from inside the root.
+STOCK_KDIR=/usr/src/khugepaged_rs/linux-stock
+
+log() { printf '[khugepaged_rs] %s\n' "$*" >&2; }
+die() { printf '[khugepaged_rs] error: %s\n' "$*" >&2; exit 1; }
+
+require_root() {
+	[ "$(id -u)" -eq 0 ] || die "must run as root (chroot, bind mounts and QEMU's initramfs need it)"
+}
+
+# Serialise set-up steps of concurrent runs on one cache.
+take_lock() {
+	mkdir -p "$CACHE_DIR"
+	exec 9>"$CACHE_DIR/.lock"
+	if ! flock -n 9; then
+		log "another set-up holds $CACHE_DIR/.lock; waiting"
+		flock 9
+	fi
+}
+
+root_ready() { [ -e "$ROOT/.khugepaged_rs-done" ]; }
+
+# in_root CMD...: run CMD inside the toolchain root, in a private mount
+# namespace, with /proc, /sys, /dev and the repo bound at the same paths it
+# has outside. The namespace dies with the command, so the binds go away even
+# if the caller is killed; the trap unmounts them on any normal exit too.
+in_root() {
+	root_ready || die "toolchain root missing: run 'make setup'"
+	unshare --mount --propagation private -- /bin/bash -euc '
+		root=$1 repo=$2; shift 2
+		binds=()
+		trap '\''for ((i=${#binds[@]}-1; i>=0; i--)); do umount -R -l "${binds[i]}" 2>/dev/null || true; done'\'' EXIT
+		bind() { mkdir -p "$root$2"; mount --rbind "$1" "$root$2"; binds+=("$root$2"); }
+		bind /proc /proc; bind /sys /sys; bind /dev /dev
+		bind "$repo" "$repo"
+		[ -n "${KRS_EXTRA_BIND:-}" ] && bind "$KRS_EXTRA_BIND" "$KRS_EXTRA_BIND"
+		chroot "$root" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" \
+			PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+			/bin/bash -c "cd \"\$0\" 2>/dev/null || cd /; exec \"\$@\"" "$PWD" "$@"
+	' in_root "$ROOT" "$REPO_DIR" "$@"
+}
+
+# The Debian mirror: KRS_MIRROR, else the first deb.debian-style URI in the
+# host's apt sources (never hard-coded here).
+debian_mirror() {
+	if [ -n "${KRS_MIRROR:-}" ]; then echo "$KRS_MIRROR"; return; fi
+	local m
+	m=$( { grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}';
+	       grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}'; } |
+	     grep -v -- '-security' | grep '/debian/\?$' | head -n1)
+	[ -n "$m" ] || die "no Debian mirror in the host's apt sources; set KRS_MIRROR=http://<mirror>/debian"
+	echo "${m%/}"
+}
