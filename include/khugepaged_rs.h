@@ -12,6 +12,8 @@
 #define _KHUGEPAGED_RS_H
 
 #include <linux/types.h>
+#include <linux/spinlock_types.h>
+#include <asm/pgtable_types.h>
 
 /* The module's version: MODULE_VERSION() and the debugfs status file. */
 #define KRS_VERSION "0.1.0"
@@ -47,5 +49,179 @@ bool krs_has_endbr(unsigned long addr);
 
 /* Release string of the running kernel (uname -r). */
 const char *krs_kernel_release(void);
+
+/*
+ * mm helpers (rust/helpers/mm.c, rust/helpers/symbols.c): one C function per
+ * kernel inline function or macro the collapse needs, or per call through a
+ * resolved symbol. They decide nothing; the Rust side does.
+ */
+struct folio;
+struct page;
+struct xa_state;
+struct address_space;
+struct vm_area_struct;
+struct mm_struct;
+struct mmu_notifier_range;
+struct file;
+struct task_struct;
+struct rb_root_cached;
+
+/* Page-table state of a PMD entry, as check_pmd_state() classifies it. */
+enum krs_pmd_state {
+	KRS_PMD_NONE,		/* pmd_none, or no PMD at all */
+	KRS_PMD_MIGRATION,	/* a PMD migration entry */
+	KRS_PMD_NOT_PRESENT,	/* another non-present entry */
+	KRS_PMD_HUGE,		/* maps a huge page */
+	KRS_PMD_TABLE,		/* points to a PTE table */
+};
+
+/* Folios. */
+bool krs_folio_trylock(struct folio *folio);
+void krs_folio_unlock(struct folio *folio);
+void krs_folio_get(struct folio *folio);
+void krs_folio_put(struct folio *folio);
+void krs_folio_put_refs(struct folio *folio, int refs);
+int krs_folio_ref_count(struct folio *folio);
+void krs_folio_ref_add(struct folio *folio, int nr);
+void krs_folio_ref_sub(struct folio *folio, int nr);
+int krs_folio_expected_ref_count(struct folio *folio);
+bool krs_folio_try_get(struct folio *folio);
+long krs_folio_nr_pages(struct folio *folio);
+unsigned int krs_folio_order(struct folio *folio);
+unsigned long krs_folio_index(struct folio *folio);
+bool krs_folio_test_uptodate(struct folio *folio);
+bool krs_folio_test_dirty(struct folio *folio);
+bool krs_folio_test_writeback(struct folio *folio);
+bool krs_folio_test_lru(struct folio *folio);
+bool krs_folio_test_locked(struct folio *folio);
+bool krs_folio_mapped(struct folio *folio);
+struct address_space *krs_folio_mapping(struct folio *folio);
+struct page *krs_folio_page(struct folio *folio, unsigned long n);
+bool krs_folio_release(struct folio *folio);
+void krs_folio_unmap(struct folio *folio);
+/* Allocate a PMD-order folio the way alloc_charge_folio() does. */
+struct folio *krs_folio_alloc_pmd(void);
+int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm);
+/* Prepare a new folio for @mapping at @index (locked, swapbacked if shmem). */
+void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
+			unsigned long index, bool shmem);
+void krs_new_folio_clear_mapping(struct folio *folio);
+/* Publish a filled new folio: stats, uptodate, refs, dirty, LRU. */
+void krs_new_folio_publish(struct folio *folio, bool shmem);
+/* Retire an old folio after a successful collapse. */
+void krs_old_folio_retire(struct folio *folio, bool shmem);
+/* copy_mc_highpage / clear_highpage on page @n of @dst. */
+int krs_copy_mc_page(struct folio *dst, unsigned long n, struct folio *src, unsigned long m);
+void krs_zero_page(struct folio *dst, unsigned long n);
+
+/* The xarray. */
+void krs_xas_init(struct xa_state *xas, struct address_space *mapping,
+		  unsigned long index, unsigned int order);
+void krs_xas_set(struct xa_state *xas, unsigned long index);
+void krs_xas_set_order(struct xa_state *xas, unsigned long index, unsigned int order);
+void *krs_xas_load(struct xa_state *xas);
+void *krs_xas_next(struct xa_state *xas);
+void *krs_xas_next_entry(struct xa_state *xas, unsigned long max);
+void *krs_xas_find(struct xa_state *xas, unsigned long max);
+void *krs_xas_reload(struct xa_state *xas);
+void krs_xas_reset(struct xa_state *xas);
+void krs_xas_pause(struct xa_state *xas);
+unsigned int krs_xas_get_order(struct xa_state *xas);
+void krs_xas_store(struct xa_state *xas, void *entry);
+bool krs_xas_error(struct xa_state *xas);
+void krs_xas_create_range(struct xa_state *xas);
+bool krs_xas_nomem(struct xa_state *xas);
+void krs_xas_lock_irq(struct xa_state *xas);
+void krs_xas_unlock_irq(struct xa_state *xas);
+bool krs_xa_is_value(void *entry);
+bool krs_xas_retry(struct xa_state *xas, void *entry);
+void *krs_xa_retry_entry(void);
+void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr);
+void krs_rcu_read_lock(void);
+void krs_rcu_read_unlock(void);
+
+/* Files and mappings. */
+bool krs_file_is_shmem(struct file *file);
+struct address_space *krs_file_mapping(struct file *file);
+bool krs_file_is_regular(struct file *file);
+struct file *krs_fget(int fd);
+void krs_fput(struct file *file);
+struct file *krs_get_file(struct file *file);
+int krs_shmem_get_folio(struct address_space *mapping, unsigned long index, struct folio **foliop);
+bool krs_shmem_charge(struct address_space *mapping, long pages);
+void krs_shmem_uncharge(struct address_space *mapping, long pages);
+void krs_i_mmap_lock_read(struct address_space *mapping);
+void krs_i_mmap_unlock_read(struct address_space *mapping);
+struct vm_area_struct *krs_vma_first(struct address_space *mapping, unsigned long first, unsigned long last);
+struct vm_area_struct *krs_vma_next(struct vm_area_struct *vma, unsigned long first, unsigned long last);
+struct folio *krs_filemap_lock_folio(struct address_space *mapping, unsigned long index);
+
+/* VMAs and mms. */
+unsigned long krs_vma_start(struct vm_area_struct *vma);
+unsigned long krs_vma_end(struct vm_area_struct *vma);
+unsigned long krs_vma_pgoff(struct vm_area_struct *vma);
+struct file *krs_vma_file(struct vm_area_struct *vma);
+struct mm_struct *krs_vma_mm(struct vm_area_struct *vma);
+bool krs_vma_is_anonymous(struct vm_area_struct *vma);
+bool krs_vma_is_shared(struct vm_area_struct *vma);
+bool krs_vma_has_anon_vma(struct vm_area_struct *vma);
+bool krs_vma_maybe_guard(struct vm_area_struct *vma);
+bool krs_userfaultfd_wp(struct vm_area_struct *vma);
+bool krs_userfaultfd_missing(struct vm_area_struct *vma);
+bool krs_userfaultfd_armed(struct vm_area_struct *vma);
+bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr);
+bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma);
+struct vm_area_struct *krs_find_vma(struct mm_struct *mm, unsigned long addr);
+struct vm_area_struct *krs_vma_lookup(struct mm_struct *mm, unsigned long addr);
+bool krs_mm_exiting(struct mm_struct *mm);
+bool krs_mm_thp_disabled(struct mm_struct *mm);
+void krs_mmap_read_lock(struct mm_struct *mm);
+void krs_mmap_read_unlock(struct mm_struct *mm);
+struct mm_struct *krs_current_mm_get(void);
+struct mm_struct *krs_pid_mm_get(int pid, int *err);
+void krs_mmput(struct mm_struct *mm);
+unsigned long krs_task_size(void);
+void krs_cond_resched(void);
+
+/* Page tables. */
+pmd_t *krs_mm_find_pmd(struct mm_struct *mm, unsigned long addr);
+enum krs_pmd_state krs_pmd_state(pmd_t *pmd);
+spinlock_t *krs_pmd_lockptr(struct mm_struct *mm, pmd_t *pmd);
+spinlock_t *krs_pte_lockptr(struct mm_struct *mm, pmd_t *pmd);
+void krs_spin_lock(spinlock_t *lock);
+void krs_spin_lock_nested(spinlock_t *lock);
+void krs_spin_unlock(spinlock_t *lock);
+pmd_t krs_pmdp_get_lockless(pmd_t *pmd);
+void krs_pmdp_get_lockless_sync(void);
+bool krs_pmd_same(pmd_t a, pmd_t b);
+pmd_t krs_pmdp_collapse_flush(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmd);
+/* After a pmdp_collapse_flush(): nr_ptes, page_table_check, pte_free_defer. */
+void krs_free_retracted_table(struct mm_struct *mm, unsigned long addr, pmd_t pgt_pmd);
+pte_t *krs_pte_offset_map_lock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr, spinlock_t **ptlp);
+pte_t *krs_pte_offset_map_rw_nolock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr,
+				    pmd_t *pmdvalp, spinlock_t **ptlp);
+void krs_pte_unmap(pte_t *pte);
+/* What the PTE at @pte (for @addr in @vma) maps: 0 none, 1 present, -1 non-present. */
+int krs_pte_kind(pte_t *pte);
+struct page *krs_pte_page(struct vm_area_struct *vma, unsigned long addr, pte_t *pte);
+/* Clear one present PTE mapping page @page of @folio and drop its rmap. */
+void krs_pte_clear_rmap(struct vm_area_struct *vma, unsigned long addr, pte_t *pte,
+			struct folio *folio, struct page *page);
+void krs_add_mm_counter_file(struct mm_struct *mm, struct folio *folio, long value);
+void krs_flush_tlb_mm(struct mm_struct *mm);
+/* set_huge_pmd() of mm/khugepaged.c: map @folio by a PMD at @addr; 0 or -errno. */
+int krs_set_huge_pmd(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmd, struct folio *folio);
+
+/* MMU notifiers: range_init(MMU_NOTIFY_CLEAR) + invalidate_range_start / _end. */
+void krs_mmu_notifier_start(struct mmu_notifier_range *range, struct mm_struct *mm,
+			    unsigned long start, unsigned long end);
+void krs_mmu_notifier_end(struct mmu_notifier_range *range);
+
+/* LRU and unmapping. */
+bool krs_folio_isolate_lru(struct folio *folio);
+void krs_folio_putback_lru(struct folio *folio);
+void krs_lru_add_drain(void);
+void krs_lru_add_drain_all(void);
+void krs_try_to_unmap_flush(void);
 
 #endif /* _KHUGEPAGED_RS_H */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Declarations of kernel functions that only mm/internal.h declares, copied
- * verbatim from Linux 7.2 (mm/internal.h). They are here so that typeof() in
+ * Declarations of kernel functions that modules cannot see: those only
+ * mm/internal.h declares, and those x86's tlbflush.h hides under
+ * #ifndef MODULE; copied verbatim from Linux 7.2. They are here so that typeof() in
  * rust/helpers/symbols.c has a declaration to check the resolved pointers
  * against; on a kernel bump, compare them with the new mm/internal.h.
  */
@@ -11,9 +12,14 @@
 #include <linux/mm_types.h>
 
 /* mm/internal.h, Linux 7.2 */
-void pmd_install(struct mm_struct *mm, pmd_t *pmd, pgtable_t *pte);
 bool folio_isolate_lru(struct folio *folio);
 void folio_putback_lru(struct folio *folio);
 pmd_t *mm_find_pmd(struct mm_struct *mm, unsigned long address);
+void try_to_unmap_flush(void);
+
+/* arch/x86/include/asm/tlbflush.h, Linux 7.2 (#ifndef MODULE there) */
+extern void flush_tlb_mm_range(struct mm_struct *mm, unsigned long start,
+				unsigned long end, unsigned int stride_shift,
+				bool freed_tables);
 
 #endif /* _KHUGEPAGED_RS_INTERNAL_H */

@@ -19,6 +19,9 @@
 /// Errno values used by the parser (uapi numbers; stable).
 pub(crate) mod errno {
     pub(crate) const EBADF: i32 = 9;
+    pub(crate) const EAGAIN: i32 = 11;
+    pub(crate) const ENOMEM: i32 = 12;
+    pub(crate) const EBUSY: i32 = 16;
     pub(crate) const EINVAL: i32 = 22;
     pub(crate) const ERANGE: i32 = 34;
 }

@@ -1,31 +1,289 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's debugfs directory, `/sys/kernel/debug/khugepaged_rs/`.
-//! Every file is removed when [`Files`] is dropped, i.e. on `rmmod`.
-//! The ABI is documented in `Documentation/ABI/testing/debugfs-khugepaged_rs`.
+//! The module's debugfs directory, `/sys/kernel/debug/khugepaged_rs/`:
+//!
+//! - `status` (0400) and `stats` (0400): text rendered at open;
+//! - `collapse` (0600): each write runs one request; reading the same open
+//!   file returns the report of the last write made through it, so
+//!   concurrent writers never see each other's results.
+//!
+//! The files are built on `debugfs_create_file()` with our own
+//! `file_operations` (kernel::debugfs has no per-open state). `owner` pins
+//! the module while a file is open. Everything is removed on drop (rmmod).
+//! The ABI is in `Documentation/ABI/testing/debugfs-khugepaged_rs`.
 
-use crate::status::Status;
-use kernel::{
-    debugfs::{Dir, File},
-    prelude::*,
-};
+use crate::request;
+use core::fmt::{self, Write};
+use core::ptr;
+use kernel::{bindings, new_mutex, prelude::*, sync::Mutex, uaccess::UserPtr, uaccess::UserSlice};
 
-/// Owns the directory and its files.
+/// A command is one short line; anything longer is refused.
+const MAX_COMMAND: usize = 256;
+
+/// Renders a read-only file.
+type Show = fn(&mut fmt::Formatter<'_>) -> fmt::Result;
+
+/// Owns the directory and the `file_operations` its files point to.
 pub(crate) struct Files {
-    _status: Pin<KBox<File<Status>>>,
-    _dir: Dir,
+    dir: *mut bindings::dentry,
+    _show_fops: KBox<bindings::file_operations>,
+    _collapse_fops: KBox<bindings::file_operations>,
+}
+
+// SAFETY: The dentry pointer is only used to remove the directory on drop.
+unsafe impl Send for Files {}
+// SAFETY: As above; no shared mutable state.
+unsafe impl Sync for Files {}
+
+fn is_err(p: *mut bindings::dentry) -> bool {
+    p.is_null() || (p as usize) >= (-4095isize) as usize
 }
 
 impl Files {
-    pub(crate) fn new(status: Status) -> Result<Self> {
-        let dir = Dir::new(c"khugepaged_rs");
-        let status = KBox::pin_init(
-            dir.read_callback_file(c"status", status, &|s: &Status, f| s.show(f)),
-            GFP_KERNEL,
-        )?;
-        Ok(Self {
-            _status: status,
-            _dir: dir,
-        })
+    pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
+        let mut show_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
+        show_fops.owner = module.as_ptr();
+        show_fops.open = Some(show_open);
+        show_fops.read = Some(text_read);
+        show_fops.release = Some(text_release);
+        show_fops.llseek = Some(bindings::default_llseek);
+        let mut collapse_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
+        collapse_fops.owner = module.as_ptr();
+        collapse_fops.open = Some(collapse_open);
+        collapse_fops.read = Some(collapse_read);
+        collapse_fops.write = Some(collapse_write);
+        collapse_fops.release = Some(collapse_release);
+        collapse_fops.llseek = Some(bindings::default_llseek);
+
+        // SAFETY: Creates a top-level directory; the name is a C string.
+        let dir = unsafe {
+            bindings::debugfs_create_dir(c"khugepaged_rs".as_char_ptr(), ptr::null_mut())
+        };
+        if is_err(dir) {
+            return Err(ENODEV);
+        }
+        let files = Self {
+            dir,
+            _show_fops: show_fops,
+            _collapse_fops: collapse_fops,
+        };
+        let show: [(&CStr, Show); 2] = [
+            (c"status", crate::status::show),
+            (c"stats", crate::stats::show),
+        ];
+        for (name, f) in show {
+            files.create(name, 0o400, f as *mut core::ffi::c_void, &files._show_fops)?;
+        }
+        files.create(c"collapse", 0o600, ptr::null_mut(), &files._collapse_fops)?;
+        Ok(files)
     }
+
+    fn create(
+        &self,
+        name: &CStr,
+        mode: u16,
+        data: *mut core::ffi::c_void,
+        fops: &bindings::file_operations,
+    ) -> Result {
+        // SAFETY: `self.dir` is our directory; `fops` lives in `self`, which
+        // outlives the file (removed in Drop before the boxes are freed).
+        let d = unsafe {
+            bindings::debugfs_create_file_full(
+                name.as_char_ptr(),
+                mode,
+                self.dir,
+                data,
+                ptr::null(),
+                fops,
+            )
+        };
+        if is_err(d) {
+            return Err(ENOMEM);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        // SAFETY: Our directory; debugfs_remove waits for running file
+        // operations, after which the fops boxes may be freed.
+        unsafe { bindings::debugfs_remove(self.dir) }
+    }
+}
+
+const fn zeroed_fops() -> bindings::file_operations {
+    // SAFETY: `file_operations` is a C struct of pointers and integers; all
+    // zero is its "no operation" value.
+    unsafe { core::mem::zeroed() }
+}
+
+/// Per-open text of a read-only file.
+type Text = KVec<u8>;
+
+struct FmtVec<'a>(&'a mut Text);
+
+impl Write for FmtVec<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| fmt::Error)
+    }
+}
+
+struct ShowArgs(Show);
+
+impl fmt::Display for ShowArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
+
+/// `open` of a read-only file: renders its text once.
+///
+/// # Safety
+///
+/// Called by the VFS with a debugfs inode whose `i_private` is a [`Show`].
+unsafe extern "C" fn show_open(inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
+    // SAFETY: `i_private` is the `Show` function passed at creation.
+    let show: Show =
+        unsafe { core::mem::transmute::<*mut core::ffi::c_void, Show>((*inode).i_private) };
+    let mut text = Text::new();
+    if write!(FmtVec(&mut text), "{}", ShowArgs(show)).is_err() {
+        return ENOMEM.to_errno();
+    }
+    match KBox::new(text, GFP_KERNEL) {
+        Ok(b) => {
+            // SAFETY: `file` is being opened; we own `private_data`.
+            unsafe { (*file).private_data = KBox::into_raw(b).cast() };
+            0
+        }
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+/// `read` of a read-only file.
+///
+/// # Safety
+///
+/// Called by the VFS on a file opened by [`show_open`].
+unsafe extern "C" fn text_read(
+    file: *mut bindings::file,
+    buf: *mut u8,
+    count: usize,
+    ppos: *mut i64,
+) -> isize {
+    // SAFETY: `private_data` is the `Text` set at open, freed at release.
+    let text = unsafe { &*((*file).private_data.cast::<Text>()) };
+    // SAFETY: Copies at most `count` bytes to the user buffer.
+    unsafe {
+        bindings::simple_read_from_buffer(buf.cast(), count, ppos, text.as_ptr().cast(), text.len())
+    }
+}
+
+/// `release` of a read-only file: frees its text.
+///
+/// # Safety
+///
+/// Called by the VFS once, on a file opened by [`show_open`].
+unsafe extern "C" fn text_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
+    // SAFETY: Set at open from `KBox::into_raw`; the file is going away.
+    drop(unsafe { KBox::from_raw((*file).private_data.cast::<Text>()) });
+    0
+}
+
+/// Per-open state of `collapse`: the rendered report of the last write.
+type CollapseState = Mutex<Text>;
+
+/// `open` of `collapse`: an empty report for this open file.
+///
+/// # Safety
+///
+/// Called by the VFS on a file being opened.
+unsafe extern "C" fn collapse_open(_inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
+    match KBox::pin_init(new_mutex!(Text::new()), GFP_KERNEL) {
+        Ok(b) => {
+            // SAFETY: The box is never moved out of again: it is only
+            // reached through `private_data` and freed at release.
+            let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) });
+            // SAFETY: `file` is being opened; we own `private_data`.
+            unsafe { (*file).private_data = raw.cast() };
+            0
+        }
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+/// # Safety
+///
+/// `file` is an open `collapse` file.
+unsafe fn collapse_state<'a>(file: *mut bindings::file) -> &'a CollapseState {
+    // SAFETY: Set at open, freed at release, pinned in between.
+    unsafe { &*((*file).private_data.cast::<CollapseState>()) }
+}
+
+/// `write` of `collapse`: runs one request and keeps its report.
+///
+/// # Safety
+///
+/// Called by the VFS on a file opened by [`collapse_open`], with a user
+/// buffer of `count` bytes.
+unsafe extern "C" fn collapse_write(
+    file: *mut bindings::file,
+    ubuf: *const u8,
+    count: usize,
+    _ppos: *mut i64,
+) -> isize {
+    if count > MAX_COMMAND {
+        return EINVAL.to_errno() as isize;
+    }
+    let mut buf = [0u8; MAX_COMMAND];
+    let mut reader = UserSlice::new(UserPtr::from_ptr(ubuf as *mut _), count).reader();
+    if reader.read_slice(&mut buf[..count]).is_err() {
+        return EFAULT.to_errno() as isize;
+    }
+    let report = request::run(&buf[..count], count);
+    let mut text = Text::new();
+    if report.render(&mut text).is_err() {
+        return ENOMEM.to_errno() as isize;
+    }
+    // SAFETY: `file` is an open collapse file.
+    let state = unsafe { collapse_state(file) };
+    *state.lock() = text;
+    report.status()
+}
+
+/// `read` of `collapse`: the report of the last write through this file.
+///
+/// # Safety
+///
+/// Called by the VFS on a file opened by [`collapse_open`].
+unsafe extern "C" fn collapse_read(
+    file: *mut bindings::file,
+    buf: *mut u8,
+    count: usize,
+    ppos: *mut i64,
+) -> isize {
+    // SAFETY: `file` is an open collapse file.
+    let state = unsafe { collapse_state(file) };
+    let text = state.lock();
+    // SAFETY: Copies at most `count` bytes to the user buffer; the mutex
+    // (which may sleep) is held across the copy.
+    unsafe {
+        bindings::simple_read_from_buffer(buf.cast(), count, ppos, text.as_ptr().cast(), text.len())
+    }
+}
+
+/// `release` of `collapse`: frees the report.
+///
+/// # Safety
+///
+/// Called by the VFS once, on a file opened by [`collapse_open`].
+unsafe extern "C" fn collapse_release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> i32 {
+    // SAFETY: Set at open from `KBox::into_raw`; the file is going away.
+    drop(unsafe { KBox::from_raw((*file).private_data.cast::<CollapseState>()) });
+    0
 }

@@ -10,10 +10,21 @@
 
 use kernel::prelude::*;
 
+mod collapse_file;
+mod command;
 mod debugfs;
+mod guards;
+mod install_pmd;
+mod pmd;
+mod request;
+mod result;
+mod retract;
+mod scan;
+mod stats;
 mod status;
 mod symbols;
 mod sys;
+mod vma;
 
 module! {
     type: KhugepagedRs,
@@ -34,14 +45,15 @@ struct KhugepagedRs {
 }
 
 impl kernel::Module for KhugepagedRs {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let extra = if *module_parameters::selftest_missing_symbol.value() != 0 {
             Some(symbols::SELFTEST_MISSING)
         } else {
             None
         };
         let resolved = symbols::resolve_all(extra)?;
-        let files = debugfs::Files::new(status::Status::new(resolved))?;
+        status::set(resolved);
+        let files = debugfs::Files::new(module)?;
         pr_info!("loaded, {} kernel symbols resolved\n", resolved.count);
         Ok(Self { _debugfs: files })
     }

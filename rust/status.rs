@@ -5,38 +5,38 @@
 
 use crate::{symbols, sys};
 use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-/// Load-time facts shown by `status`; fixed once the module is loaded.
-pub(crate) struct Status {
-    resolved: symbols::Resolved,
+/// Set once at load, before the file exists.
+static RESOLVED: AtomicUsize = AtomicUsize::new(0);
+static IBT_ENFORCED: AtomicBool = AtomicBool::new(false);
+
+/// Records what symbol resolution found.
+pub(crate) fn set(resolved: symbols::Resolved) {
+    RESOLVED.store(resolved.count, Relaxed);
+    IBT_ENFORCED.store(resolved.ibt_enforced, Relaxed);
 }
 
-impl Status {
-    pub(crate) fn new(resolved: symbols::Resolved) -> Self {
-        Self { resolved }
+/// Formats the file. Format (one `key: value` per line, stable for
+/// scripts): version, kernel, symbols `N/M resolved`, ibt, then one
+/// `symbol NAME resolved` line per table entry.
+pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "version: {}", sys::version())?;
+    writeln!(
+        f,
+        "kernel: {}",
+        sys::kernel_release().to_str().unwrap_or("?")
+    )?;
+    let n = RESOLVED.load(Relaxed);
+    writeln!(f, "symbols: {n}/{n} resolved")?;
+    let ibt = if IBT_ENFORCED.load(Relaxed) {
+        "enforced (every symbol has ENDBR)"
+    } else {
+        "not enforced"
+    };
+    writeln!(f, "ibt: {ibt}")?;
+    for name in symbols::names() {
+        writeln!(f, "symbol {} resolved", name.to_str().unwrap_or("?"))?;
     }
-
-    /// Formats the file. Format (one `key: value` per line, stable for
-    /// scripts): version, kernel, symbols `N/M resolved`, ibt, then one
-    /// `symbol NAME resolved` line per table entry.
-    pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "version: {}", sys::version())?;
-        writeln!(
-            f,
-            "kernel: {}",
-            sys::kernel_release().to_str().unwrap_or("?")
-        )?;
-        let n = self.resolved.count;
-        writeln!(f, "symbols: {n}/{n} resolved")?;
-        let ibt = if self.resolved.ibt_enforced {
-            "enforced (every symbol has ENDBR)"
-        } else {
-            "not enforced"
-        };
-        writeln!(f, "ibt: {ibt}")?;
-        for name in symbols::names() {
-            writeln!(f, "symbol {} resolved", name.to_str().unwrap_or("?"))?;
-        }
-        Ok(())
-    }
+    Ok(())
 }

@@ -18,8 +18,9 @@
     clippy::undocumented_unsafe_blocks
 )]
 pub(crate) mod bindings {
+    // Kernel types are re-exported from kernel::bindings, not generated.
     #[allow(unused_imports)]
-    use kernel::bindings::*;
+    pub(crate) use kernel::bindings::*;
     use kernel::ffi;
     use pin_init::MaybeZeroable;
     include!("khugepaged_rs_bindings.rs");

@@ -8,6 +8,12 @@
  * slot is written, so a failed load leaves nothing half-resolved.
  */
 #include <linux/kprobes.h>
+#include <asm/tlbflush.h>
+#include <linux/mmu_notifier.h>
+#include <linux/ptrace.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/task.h>
+
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/huge_mm.h>
@@ -70,3 +76,193 @@ unsigned long krs_kallsyms_lookup(const char *name)
 {
 	return krs_kallsyms_lookup_name ? krs_kallsyms_lookup_name(name) : 0;
 }
+
+/*
+ * Wrappers that call through the resolved pointers. Where a kernel inline
+ * function calls an unexported symbol, its body is mirrored here with the
+ * pointer (the source it mirrors is named).
+ */
+#define KRS_CALL(name) (*krs_p_##name)
+
+int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm)
+{
+	/* mem_cgroup_charge(), include/linux/memcontrol.h */
+	if (mem_cgroup_disabled())
+		return 0;
+	return KRS_CALL(__mem_cgroup_charge)(folio, mm, GFP_TRANSHUGE);
+}
+
+void krs_folio_unmap(struct folio *folio)
+{
+	KRS_CALL(try_to_unmap)(folio, TTU_IGNORE_MLOCK | TTU_BATCH_FLUSH);
+}
+
+bool krs_shmem_charge(struct address_space *mapping, long pages)
+{
+	return KRS_CALL(shmem_charge)(mapping->host, pages);
+}
+
+void krs_shmem_uncharge(struct address_space *mapping, long pages)
+{
+	KRS_CALL(shmem_uncharge)(mapping->host, pages);
+}
+
+struct vm_area_struct *krs_vma_first(struct address_space *mapping, unsigned long first,
+				     unsigned long last)
+{
+	return KRS_CALL(vma_interval_tree_iter_first)(&mapping->i_mmap, first, last);
+}
+
+struct vm_area_struct *krs_vma_next(struct vm_area_struct *vma, unsigned long first,
+				    unsigned long last)
+{
+	return KRS_CALL(vma_interval_tree_iter_next)(vma, first, last);
+}
+
+bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma)
+{
+	/* thp_vma_allowable_order(vma, vm_flags, TVA_FORCED_COLLAPSE, PMD_ORDER) */
+	return KRS_CALL(__thp_vma_allowable_orders)(vma, vma->vm_flags, TVA_FORCED_COLLAPSE,
+						    BIT(PMD_ORDER)) != 0;
+}
+
+struct mm_struct *krs_pid_mm_get(int pid, int *err)
+{
+	/* Like process_madvise(): the target mm only with PTRACE_MODE_READ. */
+	struct task_struct *task = KRS_CALL(find_get_task_by_vpid)(pid);
+	struct mm_struct *mm;
+
+	if (!task) {
+		*err = -ESRCH;
+		return NULL;
+	}
+	mm = KRS_CALL(mm_access)(task, PTRACE_MODE_READ_FSCREDS);
+	put_task_struct(task);
+	if (IS_ERR_OR_NULL(mm)) {
+		*err = mm ? PTR_ERR(mm) : -ESRCH;
+		return NULL;
+	}
+	return mm;
+}
+
+pmd_t *krs_mm_find_pmd(struct mm_struct *mm, unsigned long addr)
+{
+	return KRS_CALL(mm_find_pmd)(mm, addr);
+}
+
+pmd_t krs_pmdp_collapse_flush(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmd)
+{
+	return KRS_CALL(pmdp_collapse_flush)(vma, addr, pmd);
+}
+
+void krs_free_retracted_table(struct mm_struct *mm, unsigned long addr, pmd_t pgt_pmd)
+{
+	mm_dec_nr_ptes(mm);
+#ifdef CONFIG_PAGE_TABLE_CHECK
+	/* page_table_check_pte_clear_range(), include/linux/page_table_check.h */
+	if (!static_branch_likely(&page_table_check_disabled))
+		KRS_CALL(__page_table_check_pte_clear_range)(mm, addr, pgt_pmd);
+#endif
+	KRS_CALL(pte_free_defer)(mm, pmd_pgtable(pgt_pmd));
+}
+
+pte_t *krs_pte_offset_map_lock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr,
+			       spinlock_t **ptlp)
+{
+	return KRS_CALL(pte_offset_map_lock)(mm, pmd, addr, ptlp);
+}
+
+pte_t *krs_pte_offset_map_rw_nolock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr,
+				    pmd_t *pmdvalp, spinlock_t **ptlp)
+{
+	return KRS_CALL(pte_offset_map_rw_nolock)(mm, pmd, addr, pmdvalp, ptlp);
+}
+
+struct page *krs_pte_page(struct vm_area_struct *vma, unsigned long addr, pte_t *pte)
+{
+	struct page *page = KRS_CALL(vm_normal_page)(vma, addr, ptep_get(pte));
+
+	return page && is_zone_device_page(page) ? NULL : page;
+}
+
+void krs_pte_clear_rmap(struct vm_area_struct *vma, unsigned long addr, pte_t *pte,
+			struct folio *folio, struct page *page)
+{
+	clear_ptes(vma->vm_mm, addr, pte, 1);
+	KRS_CALL(folio_remove_rmap_ptes)(folio, page, 1, vma);
+}
+
+void krs_add_mm_counter_file(struct mm_struct *mm, struct folio *folio, long value)
+{
+	/* add_mm_counter(), include/linux/mm.h */
+	int member = mm_counter_file(folio);
+
+	percpu_counter_add(&mm->rss_stat[member], value);
+	KRS_CALL(mm_trace_rss_stat)(mm, member);
+}
+
+void krs_flush_tlb_mm(struct mm_struct *mm)
+{
+	/* flush_tlb_mm(), arch/x86/include/asm/tlbflush.h */
+	KRS_CALL(flush_tlb_mm_range)(mm, 0UL, TLB_FLUSH_ALL, 0UL, true);
+}
+
+int krs_set_huge_pmd(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmdp,
+		     struct folio *folio)
+{
+	/* set_huge_pmd(), mm/khugepaged.c, with p4d/pud/pmd_alloc() mirrored */
+	struct mm_struct *mm = vma->vm_mm;
+	struct vm_fault vmf = { .vma = vma, .address = addr, .flags = 0 };
+
+	if (!pmdp) {
+		pgd_t *pgdp = pgd_offset(mm, addr);
+		p4d_t *p4dp;
+		pud_t *pudp;
+
+		if (pgd_none(*pgdp) && KRS_CALL(__p4d_alloc)(mm, pgdp, addr))
+			return -ENOMEM;
+		p4dp = p4d_offset(pgdp, addr);
+		if (p4d_none(*p4dp) && KRS_CALL(__pud_alloc)(mm, p4dp, addr))
+			return -ENOMEM;
+		pudp = pud_offset(p4dp, addr);
+		if (pud_none(*pudp) && KRS_CALL(__pmd_alloc)(mm, pudp, addr))
+			return -ENOMEM;
+		pmdp = pmd_offset(pudp, addr);
+	}
+	vmf.pmd = pmdp;
+	if (KRS_CALL(do_set_pmd)(&vmf, folio, &folio->page))
+		return -EAGAIN;
+	folio_get(folio);
+	return 0;
+}
+
+void krs_mmu_notifier_start(struct mmu_notifier_range *range, struct mm_struct *mm,
+			    unsigned long start, unsigned long end)
+{
+	/*
+	 * mmu_notifier_range_init(MMU_NOTIFY_CLEAR) and
+	 * mmu_notifier_invalidate_range_start(), include/linux/mmu_notifier.h
+	 * (without the lockdep map, which is not exported).
+	 */
+	mmu_notifier_range_init(range, MMU_NOTIFY_CLEAR, 0, mm, start, end);
+	might_sleep();
+	if (mm_has_notifiers(range->mm)) {
+		range->flags |= MMU_NOTIFIER_RANGE_BLOCKABLE;
+		KRS_CALL(__mmu_notifier_invalidate_range_start)(range);
+	}
+}
+
+void krs_mmu_notifier_end(struct mmu_notifier_range *range)
+{
+	/* mmu_notifier_invalidate_range_end(), include/linux/mmu_notifier.h */
+	if (mmu_notifier_range_blockable(range))
+		might_sleep();
+	if (mm_has_notifiers(range->mm))
+		KRS_CALL(__mmu_notifier_invalidate_range_end)(range);
+}
+
+bool krs_folio_isolate_lru(struct folio *folio) { return KRS_CALL(folio_isolate_lru)(folio); }
+void krs_folio_putback_lru(struct folio *folio) { KRS_CALL(folio_putback_lru)(folio); }
+void krs_lru_add_drain(void) { KRS_CALL(lru_add_drain)(); }
+void krs_lru_add_drain_all(void) { KRS_CALL(lru_add_drain_all)(); }
+void krs_try_to_unmap_flush(void) { KRS_CALL(try_to_unmap_flush)(); }

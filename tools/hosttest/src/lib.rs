@@ -4,3 +4,6 @@
 
 #[path = "../../../rust/command.rs"]
 mod command;
+
+#[path = "../../../rust/result.rs"]
+mod result;

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Thin C wrappers for the kernel inline functions and macros the collapse
+ * uses, whose bodies need only exported symbols. Each does one kernel
+ * operation and decides nothing. Wrappers that call a function the kernel
+ * does not export live in rust/helpers/symbols.c, next to the pointers.
+ */
+#include <linux/fdtable.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/huge_mm.h>
+#include <linux/memcontrol.h>
+#include <linux/mm.h>
+#include <linux/mmap_lock.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
+#include <linux/sched/mm.h>
+#include <linux/shmem_fs.h>
+#include <linux/swap.h>
+#include <linux/userfaultfd_k.h>
+#include <linux/xarray.h>
+
+#include "khugepaged_rs.h"
+
+/* Folios. */
+bool krs_folio_trylock(struct folio *folio) { return folio_trylock(folio); }
+void krs_folio_unlock(struct folio *folio) { folio_unlock(folio); }
+void krs_folio_get(struct folio *folio) { folio_get(folio); }
+void krs_folio_put(struct folio *folio) { folio_put(folio); }
+void krs_folio_put_refs(struct folio *folio, int refs) { folio_put_refs(folio, refs); }
+int krs_folio_ref_count(struct folio *folio) { return folio_ref_count(folio); }
+void krs_folio_ref_add(struct folio *folio, int nr) { folio_ref_add(folio, nr); }
+void krs_folio_ref_sub(struct folio *folio, int nr) { folio_ref_sub(folio, nr); }
+int krs_folio_expected_ref_count(struct folio *folio) { return folio_expected_ref_count(folio); }
+bool krs_folio_try_get(struct folio *folio) { return folio_try_get(folio); }
+long krs_folio_nr_pages(struct folio *folio) { return folio_nr_pages(folio); }
+unsigned int krs_folio_order(struct folio *folio) { return folio_order(folio); }
+unsigned long krs_folio_index(struct folio *folio) { return folio->index; }
+bool krs_folio_test_uptodate(struct folio *folio) { return folio_test_uptodate(folio); }
+bool krs_folio_test_dirty(struct folio *folio) { return folio_test_dirty(folio); }
+bool krs_folio_test_writeback(struct folio *folio) { return folio_test_writeback(folio); }
+bool krs_folio_test_lru(struct folio *folio) { return folio_test_lru(folio); }
+bool krs_folio_test_locked(struct folio *folio) { return folio_test_locked(folio); }
+bool krs_folio_mapped(struct folio *folio) { return folio_mapped(folio); }
+struct address_space *krs_folio_mapping(struct folio *folio) { return folio_mapping(folio); }
+struct page *krs_folio_page(struct folio *folio, unsigned long n) { return folio_page(folio, n); }
+bool krs_folio_release(struct folio *folio) { return filemap_release_folio(folio, GFP_KERNEL); }
+
+struct folio *krs_folio_alloc_pmd(void)
+{
+	/*
+	 * alloc_charge_folio() for MADV_COLLAPSE: GFP_TRANSHUGE on the local
+	 * node (collapse_find_target_node() weighs the nodes of the old
+	 * folios; on one node it is the same).
+	 */
+	struct folio *folio = __folio_alloc(GFP_TRANSHUGE, HPAGE_PMD_ORDER, numa_node_id(), NULL);
+
+	/* vmstat events only: the per-order mthp_stats are not exported. */
+	count_vm_event(folio ? THP_COLLAPSE_ALLOC : THP_COLLAPSE_ALLOC_FAILED);
+	return folio;
+}
+
+void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
+			unsigned long index, bool shmem)
+{
+	__folio_set_locked(folio);
+	if (shmem)
+		__folio_set_swapbacked(folio);
+	folio->index = index;
+	folio->mapping = mapping;
+}
+
+void krs_new_folio_clear_mapping(struct folio *folio) { folio->mapping = NULL; }
+
+void krs_new_folio_publish(struct folio *folio, bool shmem)
+{
+	if (shmem) {
+		lruvec_stat_mod_folio(folio, NR_SHMEM, HPAGE_PMD_NR);
+		lruvec_stat_mod_folio(folio, NR_SHMEM_THPS, HPAGE_PMD_NR);
+	} else {
+		lruvec_stat_mod_folio(folio, NR_FILE_THPS, HPAGE_PMD_NR);
+	}
+	lruvec_stat_mod_folio(folio, NR_FILE_PAGES, HPAGE_PMD_NR);
+	/* Uptodate before it is visible, or it looks fallocated-unwritten. */
+	folio_mark_uptodate(folio);
+	folio_ref_add(folio, HPAGE_PMD_NR - 1);
+	if (shmem)
+		folio_mark_dirty(folio);
+	folio_add_lru(folio);
+}
+
+void krs_old_folio_retire(struct folio *folio, bool shmem)
+{
+	lruvec_stat_mod_folio(folio, NR_FILE_PAGES, -folio_nr_pages(folio));
+	if (shmem)
+		lruvec_stat_mod_folio(folio, NR_SHMEM, -folio_nr_pages(folio));
+	folio->mapping = NULL;
+	folio_clear_active(folio);
+	folio_clear_unevictable(folio);
+	folio_unlock(folio);
+	folio_put_refs(folio, 2 + folio_nr_pages(folio));
+}
+
+int krs_copy_mc_page(struct folio *dst, unsigned long n, struct folio *src, unsigned long m)
+{
+	return copy_mc_highpage(folio_page(dst, n), folio_page(src, m));
+}
+
+void krs_zero_page(struct folio *dst, unsigned long n)
+{
+	void *kaddr = kmap_local_page(folio_page(dst, n));
+
+	memset(kaddr, 0, PAGE_SIZE);
+	kunmap_local(kaddr);
+}
+
+/* The xarray. */
+void krs_xas_init(struct xa_state *xas, struct address_space *mapping,
+		  unsigned long index, unsigned int order)
+{
+	XA_STATE_ORDER(tmp, &mapping->i_pages, index, order);
+
+	*xas = tmp;
+}
+void krs_xas_set(struct xa_state *xas, unsigned long index) { xas_set(xas, index); }
+void krs_xas_set_order(struct xa_state *xas, unsigned long index, unsigned int order)
+{
+	xas_set_order(xas, index, order);
+}
+void *krs_xas_load(struct xa_state *xas) { return xas_load(xas); }
+void *krs_xas_next(struct xa_state *xas) { return xas_next(xas); }
+void *krs_xas_next_entry(struct xa_state *xas, unsigned long max) { return xas_next_entry(xas, max); }
+void *krs_xas_find(struct xa_state *xas, unsigned long max) { return xas_find(xas, max); }
+void *krs_xas_reload(struct xa_state *xas) { return xas_reload(xas); }
+void krs_xas_reset(struct xa_state *xas) { xas_reset(xas); }
+void krs_xas_pause(struct xa_state *xas) { xas_pause(xas); }
+unsigned int krs_xas_get_order(struct xa_state *xas) { return xas_get_order(xas); }
+void krs_xas_store(struct xa_state *xas, void *entry) { xas_store(xas, entry); }
+bool krs_xas_error(struct xa_state *xas) { return xas_error(xas) != 0; }
+void krs_xas_create_range(struct xa_state *xas) { xas_create_range(xas); }
+bool krs_xas_nomem(struct xa_state *xas) { return xas_nomem(xas, GFP_KERNEL); }
+void krs_xas_lock_irq(struct xa_state *xas) { xas_lock_irq(xas); }
+void krs_xas_unlock_irq(struct xa_state *xas) { xas_unlock_irq(xas); }
+bool krs_xa_is_value(void *entry) { return xa_is_value(entry); }
+bool krs_xas_retry(struct xa_state *xas, void *entry) { return xas_retry(xas, entry); }
+void *krs_xa_retry_entry(void) { return XA_RETRY_ENTRY; }
+void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr)
+{
+	mapping->nrpages -= nr;
+}
+void krs_rcu_read_lock(void) { rcu_read_lock(); }
+void krs_rcu_read_unlock(void) { rcu_read_unlock(); }
+
+/* Files and mappings. */
+bool krs_file_is_shmem(struct file *file) { return shmem_file(file); }
+struct address_space *krs_file_mapping(struct file *file) { return file->f_mapping; }
+bool krs_file_is_regular(struct file *file) { return S_ISREG(file_inode(file)->i_mode); }
+struct file *krs_fget(int fd) { return fget(fd); }
+void krs_fput(struct file *file) { fput(file); }
+struct file *krs_get_file(struct file *file) { return get_file(file); }
+
+int krs_shmem_get_folio(struct address_space *mapping, unsigned long index, struct folio **foliop)
+{
+	return shmem_get_folio(mapping->host, index, 0, foliop, SGP_NOALLOC);
+}
+
+struct folio *krs_filemap_lock_folio(struct address_space *mapping, unsigned long index)
+{
+	struct folio *folio = filemap_lock_folio(mapping, index);
+
+	return IS_ERR(folio) ? NULL : folio;
+}
+
+void krs_i_mmap_lock_read(struct address_space *mapping) { i_mmap_lock_read(mapping); }
+void krs_i_mmap_unlock_read(struct address_space *mapping) { i_mmap_unlock_read(mapping); }
+
+/* VMAs and mms. */
+unsigned long krs_vma_start(struct vm_area_struct *vma) { return vma->vm_start; }
+unsigned long krs_vma_end(struct vm_area_struct *vma) { return vma->vm_end; }
+unsigned long krs_vma_pgoff(struct vm_area_struct *vma) { return vma->vm_pgoff; }
+struct file *krs_vma_file(struct vm_area_struct *vma) { return vma->vm_file; }
+struct mm_struct *krs_vma_mm(struct vm_area_struct *vma) { return vma->vm_mm; }
+bool krs_vma_is_anonymous(struct vm_area_struct *vma) { return vma_is_anonymous(vma); }
+bool krs_vma_is_shared(struct vm_area_struct *vma) { return vma->vm_flags & VM_SHARED; }
+bool krs_vma_has_anon_vma(struct vm_area_struct *vma) { return READ_ONCE(vma->anon_vma); }
+bool krs_vma_maybe_guard(struct vm_area_struct *vma)
+{
+	return vma_test_atomic_flag(vma, VMA_MAYBE_GUARD_BIT);
+}
+bool krs_userfaultfd_wp(struct vm_area_struct *vma) { return userfaultfd_wp(vma); }
+bool krs_userfaultfd_missing(struct vm_area_struct *vma) { return userfaultfd_missing(vma); }
+bool krs_userfaultfd_armed(struct vm_area_struct *vma) { return userfaultfd_armed(vma); }
+bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr)
+{
+	return thp_vma_suitable_order(vma, addr, PMD_ORDER);
+}
+struct vm_area_struct *krs_find_vma(struct mm_struct *mm, unsigned long addr)
+{
+	return find_vma(mm, addr);
+}
+struct vm_area_struct *krs_vma_lookup(struct mm_struct *mm, unsigned long addr)
+{
+	return vma_lookup(mm, addr);
+}
+bool krs_mm_exiting(struct mm_struct *mm) { return atomic_read(&mm->mm_users) == 0; }
+bool krs_mm_thp_disabled(struct mm_struct *mm)
+{
+	return mm_flags_test(MMF_DISABLE_THP_COMPLETELY, mm);
+}
+void krs_mmap_read_lock(struct mm_struct *mm) { mmap_read_lock(mm); }
+void krs_mmap_read_unlock(struct mm_struct *mm) { mmap_read_unlock(mm); }
+struct mm_struct *krs_current_mm_get(void) { return get_task_mm(current); }
+void krs_mmput(struct mm_struct *mm) { mmput(mm); }
+unsigned long krs_task_size(void) { return TASK_SIZE; }
+void krs_cond_resched(void) { cond_resched(); }
+
+/* Page tables. */
+enum krs_pmd_state krs_pmd_state(pmd_t *pmd)
+{
+	/* check_pmd_state() of mm/khugepaged.c, as a classification. */
+	pmd_t pmde = pmdp_get_lockless(pmd);
+
+	if (pmd_none(pmde))
+		return KRS_PMD_NONE;
+	if (pmd_is_migration_entry(pmde))
+		return KRS_PMD_MIGRATION;
+	if (!pmd_present(pmde))
+		return KRS_PMD_NOT_PRESENT;
+	if (pmd_trans_huge(pmde))
+		return KRS_PMD_HUGE;
+	return KRS_PMD_TABLE;
+}
+spinlock_t *krs_pmd_lockptr(struct mm_struct *mm, pmd_t *pmd) { return pmd_lockptr(mm, pmd); }
+spinlock_t *krs_pte_lockptr(struct mm_struct *mm, pmd_t *pmd) { return pte_lockptr(mm, pmd); }
+void krs_spin_lock(spinlock_t *lock) { spin_lock(lock); }
+void krs_spin_lock_nested(spinlock_t *lock) { spin_lock_nested(lock, SINGLE_DEPTH_NESTING); }
+void krs_spin_unlock(spinlock_t *lock) { spin_unlock(lock); }
+pmd_t krs_pmdp_get_lockless(pmd_t *pmd) { return pmdp_get_lockless(pmd); }
+bool krs_pmd_same(pmd_t a, pmd_t b) { return pmd_same(a, b); }
+void krs_pte_unmap(pte_t *pte) { pte_unmap(pte); }
+int krs_pte_kind(pte_t *pte)
+{
+	pte_t ptent = ptep_get(pte);
+
+	if (pte_none(ptent))
+		return 0;
+	return pte_present(ptent) ? 1 : -1;
+}
+void krs_pmdp_get_lockless_sync(void) { pmdp_get_lockless_sync(); }

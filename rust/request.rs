@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One write to debugfs `collapse`: parse it, find the target (an mm, or a
+//! file), walk its 2 MiB extents the way `madvise_collapse()` and
+//! `collapse_single_pmd()` do, and build the per-extent report.
+
+use crate::collapse_file::{collapse_file, Outcome};
+use crate::command::{self, errno, Target};
+use crate::guards::{FileRef, MmRef};
+use crate::install_pmd::try_collapse_pte_mapped_thp;
+use crate::result::ScanResult;
+use crate::scan::scan_file;
+use crate::sys::bindings;
+use crate::vma::{Vma, HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SHIFT};
+use crate::{pmd, stats};
+use core::fmt::{self, Write};
+use core::ptr::NonNull;
+use kernel::prelude::*;
+
+/// One line of the report.
+pub(crate) struct Extent {
+    /// User address (mm form) or file offset (fd form).
+    start: u64,
+    pgoff: u64,
+    result: ScanResult,
+    copied: usize,
+    holes: usize,
+}
+
+/// What a write did: its extents and what `write()` returned.
+pub(crate) struct Report {
+    extents: KVec<Extent>,
+    status: isize,
+}
+
+impl Report {
+    /// What the write returns: the byte count, or -errno.
+    pub(crate) fn status(&self) -> isize {
+        self.status
+    }
+
+    /// Renders the report as the `collapse` file shows it.
+    pub(crate) fn render(&self, out: &mut KVec<u8>) -> Result {
+        let mut w = VecWriter(out);
+        for (i, e) in self.extents.iter().enumerate() {
+            writeln!(
+                w,
+                "extent={i} start={:#x} pgoff={} result={} copied={} holes={}",
+                e.start,
+                e.pgoff,
+                e.result.name(),
+                e.copied,
+                e.holes
+            )
+            .map_err(|_| ENOMEM)?;
+        }
+        writeln!(w, "status={}", self.status).map_err(|_| ENOMEM)
+    }
+}
+
+struct VecWriter<'a>(&'a mut KVec<u8>);
+
+impl Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| fmt::Error)
+    }
+}
+
+/// Runs one request; `len` is what a successful write returns.
+pub(crate) fn run(input: &[u8], len: usize) -> Report {
+    let mut report = Report {
+        extents: KVec::new(),
+        status: 0,
+    };
+    report.status = match execute(input, &mut report.extents) {
+        Ok(()) => len as isize,
+        Err(e) => -(e as isize),
+    };
+    report
+}
+
+fn execute(input: &[u8], extents: &mut KVec<Extent>) -> Result<(), i32> {
+    // SAFETY: No preconditions.
+    let limit = unsafe { bindings::krs_task_size() } as u64;
+    let cmd = command::parse(input, limit).map_err(|e| e.errno())?;
+    match cmd.target {
+        Target::Mm { pid, addr, len } => {
+            let mm = target_mm(pid)?;
+            collapse_mm(&mm, addr, addr + len, cmd.dry_run, extents)
+        }
+        Target::File { fd, offset, len } => {
+            let file = target_file(fd)?;
+            collapse_fd(&file, offset, offset + len, cmd.dry_run, extents)
+        }
+    }
+}
+
+/// The writer's own mm, or `pid`'s after a PTRACE_MODE_READ check (as
+/// process_madvise() does): ESRCH, EACCES (or EPERM) otherwise.
+fn target_mm(pid: Option<u32>) -> Result<MmRef, i32> {
+    let mut err = 0;
+    let mm = match pid {
+        // SAFETY: Returns current's mm with an mm_users reference, or null.
+        None => unsafe { bindings::krs_current_mm_get() },
+        // SAFETY: Returns the mm with an mm_users reference, or null and
+        // the errno in `err`.
+        Some(pid) => unsafe { bindings::krs_pid_mm_get(pid as i32, &mut err) },
+    };
+    match NonNull::new(mm) {
+        // SAFETY: The reference is transferred to the guard.
+        Some(mm) => Ok(unsafe { MmRef::from_raw(mm) }),
+        None if err != 0 => Err(-err),
+        None => Err(errno::EINVAL),
+    }
+}
+
+/// The writer's open file `fd`: EBADF if none; EINVAL unless a regular
+/// shmem file (regular files on other filesystems are not supported yet).
+fn target_file(fd: u32) -> Result<FileRef, i32> {
+    // SAFETY: fget on the current task's table; returns a reference or null.
+    let file = NonNull::new(unsafe { bindings::krs_fget(fd as i32) }).ok_or(errno::EBADF)?;
+    // SAFETY: The reference is transferred to the guard.
+    let file = unsafe { FileRef::from_raw(file) };
+    // SAFETY: The file is live while referenced.
+    if !unsafe { bindings::krs_file_is_regular(file.as_ptr()) } || !file.is_shmem() {
+        return Err(errno::EINVAL);
+    }
+    Ok(file)
+}
+
+const fn align_up(x: u64) -> u64 {
+    (x + HPAGE_PMD_SIZE - 1) & !(HPAGE_PMD_SIZE - 1)
+}
+const fn align_down(x: u64) -> u64 {
+    x & !(HPAGE_PMD_SIZE - 1)
+}
+
+/// `madvise_collapse()` over `[start, end)` of `mm`, extended across VMAs:
+/// an extent not inside one eligible VMA is reported (`SCAN_VMA_NULL`,
+/// `SCAN_ADDRESS_RANGE`, `SCAN_VMA_CHECK`) and the walk goes on, where
+/// madvise(2) would stop at the first such VMA. Other failures stop the walk
+/// unless MADV_COLLAPSE's whitelist lets it continue.
+fn collapse_mm(
+    mm: &MmRef,
+    start: u64,
+    end: u64,
+    dry_run: bool,
+    extents: &mut KVec<Extent>,
+) -> Result<(), i32> {
+    // SAFETY: Drains every CPU's LRU caches; may sleep, no locks held.
+    unsafe { bindings::krs_lru_add_drain_all() };
+    let mut last_fail = None;
+    let mut unmapped = false;
+    let mut addr = align_up(start);
+    while addr < align_down(end) {
+        let (pgoff, outcome) = collapse_extent(mm, addr, dry_run);
+        push(extents, addr, pgoff, outcome)?;
+        let r = outcome.result;
+        if !r.is_done() {
+            last_fail = Some(r);
+            unmapped |= r == ScanResult::VmaNull;
+            let per_vma = matches!(
+                r,
+                ScanResult::VmaNull | ScanResult::AddressRange | ScanResult::VmaCheck
+            );
+            if !r.continues() && !per_vma {
+                break;
+            }
+        }
+        addr += HPAGE_PMD_SIZE;
+        // SAFETY: No locks held.
+        unsafe { bindings::krs_cond_resched() };
+    }
+    match last_fail {
+        None => Ok(()),
+        Some(_) if unmapped => Err(errno::ENOMEM),
+        Some(r) => Err(r.errno()),
+    }
+}
+
+fn push(extents: &mut KVec<Extent>, start: u64, pgoff: u64, o: Outcome) -> Result<(), i32> {
+    stats::count_result(o.result);
+    let e = Extent {
+        start,
+        pgoff,
+        result: o.result,
+        copied: o.copied,
+        holes: o.holes,
+    };
+    extents.push(e, GFP_KERNEL).map_err(|_| errno::ENOMEM)
+}
+
+fn outcome(result: ScanResult) -> Outcome {
+    Outcome {
+        result,
+        copied: 0,
+        holes: 0,
+    }
+}
+
+/// `hugepage_vma_revalidate()` + `collapse_single_pmd()` for the file
+/// extent at `addr`. The mmap lock is taken for the VMA checks, dropped for
+/// the page-cache work, and re-taken (and everything re-checked, seed 001)
+/// for the PMD installation.
+fn collapse_extent(mm: &MmRef, addr: u64, dry_run: bool) -> (u64, Outcome) {
+    let (file, pgoff) = {
+        let lock = mm.read_lock();
+        if let Err(r) = revalidate(mm, addr) {
+            return (0, outcome(r));
+        }
+        // SAFETY: mmap lock held; `revalidate` found a VMA at `addr`.
+        let vma = unsafe { Vma::from_raw(bindings::krs_find_vma(lock.mm(), addr as usize)) };
+        let Some(vma) = vma else {
+            return (0, outcome(ScanResult::VmaNull));
+        };
+        let pgoff = vma.pgoff_of(addr);
+        // SAFETY: The VMA's file is live while the mmap lock is held;
+        // get_file takes our own reference.
+        let file = unsafe {
+            FileRef::from_raw(NonNull::new_unchecked(bindings::krs_get_file(vma.file())))
+        };
+        if !file.is_shmem() {
+            return (pgoff, outcome(ScanResult::VmaCheck));
+        }
+        (file, pgoff)
+    };
+
+    let (mut result, count) = scan_file(file.mapping(), pgoff);
+    let mut done = outcome(result);
+    if dry_run {
+        done.copied = count.present;
+        done.holes = HPAGE_PMD_NR - count.present - count.swap;
+        if result == ScanResult::PteMappedHugepage {
+            let lock = mm.read_lock();
+            // SAFETY: mmap lock held.
+            if unsafe { pmd::find(lock.mm(), addr) }.1 == ScanResult::PmdMapped {
+                done.result = ScanResult::PmdMapped;
+            }
+        }
+        return (pgoff, done);
+    }
+    if result == ScanResult::Succeed {
+        done = collapse_file(mm.as_ptr(), file.mapping(), pgoff);
+        result = done.result;
+    }
+    drop(file);
+
+    if result == ScanResult::PteMappedHugepage {
+        let lock = mm.read_lock();
+        // SAFETY: The mm is live (mm_users held).
+        let gone = unsafe {
+            bindings::krs_mm_exiting(lock.mm()) || bindings::krs_mm_thp_disabled(lock.mm())
+        };
+        done.result = if gone {
+            ScanResult::AnyProcess
+        } else {
+            match try_collapse_pte_mapped_thp(&lock, addr) {
+                // Mapped by us right now: the collapse succeeded.
+                ScanResult::PmdMapped if done.copied + done.holes > 0 => ScanResult::Succeed,
+                r => r,
+            }
+        };
+    }
+    (pgoff, done)
+}
+
+/// `hugepage_vma_revalidate()` for a user-requested collapse (with the mmap
+/// lock held): the mm is not exiting, a VMA covers the extent, it is
+/// suitably aligned and allows a forced collapse. Anonymous VMAs are not
+/// collapsed by this module (`SCAN_VMA_CHECK`).
+fn revalidate(mm: &MmRef, addr: u64) -> Result<(), ScanResult> {
+    let m = mm.as_ptr();
+    // SAFETY: mm_users held.
+    if unsafe { bindings::krs_mm_exiting(m) || bindings::krs_mm_thp_disabled(m) } {
+        return Err(ScanResult::AnyProcess);
+    }
+    // SAFETY: The caller holds the mmap lock.
+    let vma = unsafe { Vma::from_raw(bindings::krs_find_vma(m, addr as usize)) };
+    let vma = match vma {
+        Some(v) if v.start() <= addr => v,
+        _ => return Err(ScanResult::VmaNull),
+    };
+    if vma.is_anonymous() || vma.file().is_null() {
+        return Err(ScanResult::VmaCheck);
+    }
+    if !vma.suitable_for_pmd(addr) {
+        return Err(ScanResult::AddressRange);
+    }
+    if !vma.allows_forced_collapse() {
+        return Err(ScanResult::VmaCheck);
+    }
+    Ok(())
+}
+
+/// The `fd=` form: collapse the page cache of `file` over `[start, end)`
+/// without any mapping. An extent already huge in the page cache counts as
+/// done (`SCAN_PTE_MAPPED_HUGEPAGE`); one collapsed now is `SCAN_SUCCEED`.
+/// The new folio is charged to the writer's memcg.
+fn collapse_fd(
+    file: &FileRef,
+    start: u64,
+    end: u64,
+    dry_run: bool,
+    extents: &mut KVec<Extent>,
+) -> Result<(), i32> {
+    // SAFETY: May sleep, no locks held.
+    unsafe { bindings::krs_lru_add_drain_all() };
+    let mut last_fail = None;
+    let mut off = align_up(start);
+    while off < align_down(end) {
+        let pgoff = off >> PAGE_SHIFT;
+        let (result, count) = scan_file(file.mapping(), pgoff);
+        let mut done = outcome(result);
+        if dry_run {
+            done.copied = count.present;
+            done.holes = HPAGE_PMD_NR - count.present - count.swap;
+        } else if result == ScanResult::Succeed {
+            done = collapse_file(core::ptr::null_mut(), file.mapping(), pgoff);
+            if done.result == ScanResult::PteMappedHugepage {
+                done.result = ScanResult::Succeed;
+            }
+        }
+        push(extents, off, pgoff, done)?;
+        let r = done.result;
+        if !(r.is_done() || r == ScanResult::PteMappedHugepage) {
+            last_fail = Some(r);
+            if !r.continues() {
+                break;
+            }
+        }
+        off += HPAGE_PMD_SIZE;
+        // SAFETY: No locks held.
+        unsafe { bindings::krs_cond_resched() };
+    }
+    last_fail.map_or(Ok(()), |r| Err(r.errno()))
+}
