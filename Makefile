@@ -32,7 +32,7 @@ check:
 	@tools/check
 
 demo: module
-	@tools/demo
+	@tools/demo/run
 
 vm: module selftests
 	@tools/vm/run
