@@ -224,4 +224,11 @@ void krs_lru_add_drain(void);
 void krs_lru_add_drain_all(void);
 void krs_try_to_unmap_flush(void);
 
+/* Injection points: wait until *gen != seen (true) or the timeout (false). */
+bool krs_inject_wait(unsigned int *gen, unsigned int seen, unsigned int timeout_ms);
+void krs_inject_wake(void);
+void krs_msleep(unsigned int ms);
+int krs_current_tgid(void);
+unsigned long krs_mapping_ino(struct address_space *mapping);
+
 #endif /* _KHUGEPAGED_RS_H */

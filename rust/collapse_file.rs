@@ -11,6 +11,8 @@
 //! path consumes them explicitly.
 
 use crate::guards::{IMmapRead, IsolatedFolio, LockedFolio, XaLockIrq, XaState};
+use crate::inject::{self, Target};
+use crate::inject_cmd::Point;
 use crate::result::ScanResult;
 use crate::retract::retract_page_tables;
 use crate::sys::bindings;
@@ -51,12 +53,18 @@ impl NewFolio {
         start: u64,
         shmem: bool,
     ) -> Result<Self, ScanResult> {
+        if inject::hit(Point::Alloc, Target::of(mapping)) {
+            return Err(ScanResult::AllocHugePageFail);
+        }
         // SAFETY: Allocation has no preconditions.
         let folio = NonNull::new(unsafe { bindings::krs_folio_alloc_pmd() })
             .ok_or(ScanResult::AllocHugePageFail)?;
         // SAFETY: We own the only reference to the fresh folio; `mm` may be
         // null (charge the current task's memcg), as mem_cgroup_charge allows.
-        if unsafe { bindings::krs_folio_memcg_charge(folio.as_ptr(), mm) } != 0 {
+        let charged = !inject::hit(Point::Charge, Target::of(mapping))
+            // SAFETY: See above.
+            && unsafe { bindings::krs_folio_memcg_charge(folio.as_ptr(), mm) } == 0;
+        if !charged {
             // SAFETY: Drops our only reference.
             unsafe { bindings::krs_folio_put(folio.as_ptr()) };
             return Err(ScanResult::CgroupChargeFail);
@@ -116,6 +124,7 @@ pub(crate) fn collapse_file(
     start: u64,
 ) -> Outcome {
     let end = start + HPAGE_PMD_NR as u64;
+    let target = Target::of(mapping);
     let mut xas = XaState::new(mapping, start, HPAGE_PMD_ORDER);
     let new = match NewFolio::alloc(mm, mapping, start, true) {
         Ok(f) => f,
@@ -132,17 +141,19 @@ pub(crate) fn collapse_file(
         // SAFETY: Under the xa_lock, on our state.
         unsafe { bindings::krs_xas_create_range(xa.xas()) };
         // SAFETY: Reads our state.
-        if !unsafe { bindings::krs_xas_error(xa.xas()) } {
+        let failed = unsafe { bindings::krs_xas_error(xa.xas()) };
+        let injected = !failed && inject::hit(Point::XasNomem, target);
+        if !failed && !injected {
             break xa;
         }
         let xas = xa.unlock();
         // SAFETY: Allocates the node the failed call asked for; no lock held.
-        if !unsafe { bindings::krs_xas_nomem(xas.raw()) } {
+        if injected || !unsafe { bindings::krs_xas_nomem(xas.raw()) } {
             return rollback(ScanResult::Fail);
         }
     };
 
-    let nr_none = match isolate_old_folios(xa, mapping, start, end, &mut old) {
+    let nr_none = match isolate_old_folios(xa, mapping, target, start, end, &mut old) {
         Ok(n) => n,
         Err(r) => return rollback(r),
     };
@@ -151,8 +162,10 @@ pub(crate) fn collapse_file(
     unsafe { bindings::krs_try_to_unmap_flush() };
 
     let charge = if nr_none > 0 {
-        // SAFETY: `mapping` is a live shmem mapping.
-        if !unsafe { bindings::krs_shmem_charge(mapping, nr_none as isize) } {
+        let charged = !inject::hit(Point::ShmemCharge, target)
+            // SAFETY: `mapping` is a live shmem mapping.
+            && unsafe { bindings::krs_shmem_charge(mapping, nr_none as isize) };
+        if !charged {
             return rollback(ScanResult::Fail);
         }
         Some(HoleCharge {
@@ -163,13 +176,16 @@ pub(crate) fn collapse_file(
         None
     };
 
+    inject::hit(Point::BeforeCopy, target);
     // The old folios are locked, so they won't change any more.
-    let copied = match copy_into(&new, &old, start) {
+    let copied = match copy_into(&new, &old, start, target) {
         Ok(n) => n,
         Err(r) => return rollback(r),
     };
 
     let mut xa = if nr_none > 0 {
+        inject::hit(Point::BeforeRecheck, target);
+        inject::hit(Point::BeforeStore, target);
         match fill_holes(&mut xas, mapping, start, end, nr_none) {
             Ok(xa) => xa,
             Err(r) => {
@@ -179,6 +195,7 @@ pub(crate) fn collapse_file(
             }
         }
     } else {
+        inject::hit(Point::BeforeStore, target);
         xas.lock_irq()
     };
 
@@ -234,6 +251,7 @@ fn rollback_quiet(r: ScanResult) -> Outcome {
 fn isolate_old_folios(
     mut xa: XaLockIrq<'_>,
     mapping: *mut bindings::address_space,
+    target: Target,
     start: u64,
     end: u64,
     old: &mut KVec<IsolatedFolio>,
@@ -293,6 +311,7 @@ fn isolate_old_folios(
         // The folio is locked, so the i_pages lock can be dropped without
         // racing with truncate.
         let isolated = check_and_isolate(folio, mapping)?;
+        inject::hit(Point::ScanIndex, target);
         let relocked = XaLockIrq::lock(xas);
         // We control 2 + nr_pages references: our pin, the page cache's,
         // the LRU isolation's. Any other user must take the folio lock,
@@ -355,7 +374,16 @@ fn check_and_isolate(
 
 /// Copies the old folios into the new one in index order and zeroes the
 /// holes (`copy_mc_highpage`, `clear_highpage`). Returns pages copied.
-fn copy_into(new: &NewFolio, old: &KVec<IsolatedFolio>, start: u64) -> Result<usize, ScanResult> {
+fn copy_into(
+    new: &NewFolio,
+    old: &KVec<IsolatedFolio>,
+    start: u64,
+    target: Target,
+) -> Result<usize, ScanResult> {
+    // A poisoned source page, on request (as copy_mc_highpage reports it).
+    if !old.is_empty() && inject::hit(Point::CopyMc, target) {
+        return Err(ScanResult::CopyMc);
+    }
     let mut dst = 0usize;
     let mut copied = 0usize;
     for folio in old.iter() {

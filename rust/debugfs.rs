@@ -5,7 +5,9 @@
 //! - `status` (0400) and `stats` (0400): text rendered at open;
 //! - `collapse` (0600): each write runs one request; reading the same open
 //!   file returns the report of the last write made through it, so
-//!   concurrent writers never see each other's results.
+//!   concurrent writers never see each other's results;
+//! - `inject` (0600): arms injection points (write), shows them (read, as
+//!   rendered at open).
 //!
 //! The files are built on `debugfs_create_file()` with our own
 //! `file_operations` (kernel::debugfs has no per-open state). `owner` pins
@@ -28,6 +30,7 @@ pub(crate) struct Files {
     dir: *mut bindings::dentry,
     _show_fops: KBox<bindings::file_operations>,
     _collapse_fops: KBox<bindings::file_operations>,
+    _inject_fops: KBox<bindings::file_operations>,
 }
 
 // SAFETY: The dentry pointer is only used to remove the directory on drop.
@@ -54,6 +57,9 @@ impl Files {
         collapse_fops.write = Some(collapse_write);
         collapse_fops.release = Some(collapse_release);
         collapse_fops.llseek = Some(bindings::default_llseek);
+        let mut inject_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
+        *inject_fops = *show_fops;
+        inject_fops.write = Some(inject_write);
 
         // SAFETY: Creates a top-level directory; the name is a C string.
         let dir = unsafe {
@@ -66,6 +72,7 @@ impl Files {
             dir,
             _show_fops: show_fops,
             _collapse_fops: collapse_fops,
+            _inject_fops: inject_fops,
         };
         let show: [(&CStr, Show); 2] = [
             (c"status", crate::status::show),
@@ -75,6 +82,13 @@ impl Files {
             files.create(name, 0o400, f as *mut core::ffi::c_void, &files._show_fops)?;
         }
         files.create(c"collapse", 0o600, ptr::null_mut(), &files._collapse_fops)?;
+        let inject: Show = crate::inject::show;
+        files.create(
+            c"inject",
+            0o600,
+            inject as *mut core::ffi::c_void,
+            &files._inject_fops,
+        )?;
         Ok(files)
     }
 
@@ -286,4 +300,32 @@ unsafe extern "C" fn collapse_release(
     // SAFETY: Set at open from `KBox::into_raw`; the file is going away.
     drop(unsafe { KBox::from_raw((*file).private_data.cast::<CollapseState>()) });
     0
+}
+
+/// `write` of `inject`: arms, releases or clears injection points.
+///
+/// # Safety
+///
+/// Called by the VFS with a user buffer of `count` bytes.
+unsafe extern "C" fn inject_write(
+    _file: *mut bindings::file,
+    ubuf: *const u8,
+    count: usize,
+    _ppos: *mut i64,
+) -> isize {
+    if count > MAX_COMMAND {
+        return EINVAL.to_errno() as isize;
+    }
+    let mut buf = [0u8; MAX_COMMAND];
+    let mut reader = UserSlice::new(UserPtr::from_ptr(ubuf as *mut _), count).reader();
+    if reader.read_slice(&mut buf[..count]).is_err() {
+        return EFAULT.to_errno() as isize;
+    }
+    match crate::inject_cmd::parse(&buf[..count]) {
+        Ok(cmd) => {
+            crate::inject::apply(cmd);
+            count as isize
+        }
+        Err(e) => -(e as isize),
+    }
 }

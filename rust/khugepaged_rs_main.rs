@@ -14,6 +14,8 @@ mod collapse_file;
 mod command;
 mod debugfs;
 mod guards;
+mod inject;
+mod inject_cmd;
 mod install_pmd;
 mod pmd;
 mod request;
@@ -56,5 +58,13 @@ impl kernel::Module for KhugepagedRs {
         let files = debugfs::Files::new(module)?;
         pr_info!("loaded, {} kernel symbols resolved\n", resolved.count);
         Ok(Self { _debugfs: files })
+    }
+}
+
+impl Drop for KhugepagedRs {
+    fn drop(&mut self) {
+        // No collapse can be running (open files pin the module); clear
+        // any armed point anyway.
+        inject::shutdown();
     }
 }

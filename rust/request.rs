@@ -7,6 +7,8 @@
 use crate::collapse_file::{collapse_file, Outcome};
 use crate::command::{self, errno, Target};
 use crate::guards::{FileRef, MmRef};
+use crate::inject;
+use crate::inject_cmd::Point;
 use crate::install_pmd::try_collapse_pte_mapped_thp;
 use crate::result::ScanResult;
 use crate::scan::scan_file;
@@ -227,6 +229,7 @@ fn collapse_extent(mm: &MmRef, addr: u64, dry_run: bool) -> (u64, Outcome) {
         (file, pgoff)
     };
 
+    let target = inject::Target::of(file.mapping());
     let (mut result, count) = scan_file(file.mapping(), pgoff);
     let mut done = outcome(result);
     if dry_run {
@@ -244,6 +247,9 @@ fn collapse_extent(mm: &MmRef, addr: u64, dry_run: bool) -> (u64, Outcome) {
     if result == ScanResult::Succeed {
         done = collapse_file(mm.as_ptr(), file.mapping(), pgoff);
         result = done.result;
+    }
+    if result == ScanResult::PteMappedHugepage {
+        inject::hit(Point::BeforeInstall, target);
     }
     drop(file);
 

@@ -7,6 +7,8 @@
 //! refilling the tables.
 
 use crate::guards::{IMmapRead, NotifierRange, SpinGuard};
+use crate::inject::{self, Target};
+use crate::inject_cmd::Point;
 use crate::pmd;
 use crate::result::ScanResult;
 use crate::sys::bindings;
@@ -20,14 +22,14 @@ pub(crate) fn retract_page_tables(mapping: *mut bindings::address_space, pgoff: 
     let mut raw = unsafe { bindings::krs_vma_first(mapping, pgoff as usize, pgoff as usize) };
     // SAFETY: Each VMA of the tree is valid while the i_mmap lock is held.
     while let Some(vma) = unsafe { Vma::from_raw(raw) } {
-        retract_one(vma, pgoff);
+        retract_one(vma, pgoff, Target::of(mapping));
         // SAFETY: See above.
         raw = unsafe { bindings::krs_vma_next(raw, pgoff as usize, pgoff as usize) };
     }
 }
 
 /// The loop body of `retract_page_tables()` for one VMA.
-fn retract_one(vma: Vma<'_>, pgoff: u64) {
+fn retract_one(vma: Vma<'_>, pgoff: u64, target: Target) {
     let addr = vma.start() + ((pgoff - vma.pgoff()) << PAGE_SHIFT);
     if addr & (HPAGE_PMD_SIZE - 1) != 0 || vma.end() < addr + HPAGE_PMD_SIZE {
         return;
@@ -48,6 +50,7 @@ fn retract_one(vma: Vma<'_>, pgoff: u64) {
 
     // PTEs were notified when unmapped; now for the PMD (seed 002).
     let range = NotifierRange::start(mm, addr, addr + HPAGE_PMD_SIZE);
+    inject::hit(Point::RetractVma, target);
     // SAFETY: The PMD lock of a live table (see above): pmd_lock().
     let pml = unsafe { SpinGuard::lock(bindings::krs_pmd_lockptr(mm, pmd)) };
     // The new folio's lock blocks faults, so even if the old empty table

@@ -20,6 +20,8 @@
 #include <linux/swap.h>
 #include <linux/userfaultfd_k.h>
 #include <linux/xarray.h>
+#include <linux/delay.h>
+#include <linux/wait.h>
 
 #include "khugepaged_rs.h"
 
@@ -248,3 +250,16 @@ int krs_pte_kind(pte_t *pte)
 	return pte_present(ptent) ? 1 : -1;
 }
 void krs_pmdp_get_lockless_sync(void) { pmdp_get_lockless_sync(); }
+
+/* Injection points (rust/inject.rs): a wait queue for paused collapses. */
+static DECLARE_WAIT_QUEUE_HEAD(krs_inject_wq);
+
+bool krs_inject_wait(unsigned int *gen, unsigned int seen, unsigned int timeout_ms)
+{
+	return wait_event_interruptible_timeout(krs_inject_wq, READ_ONCE(*gen) != seen,
+						msecs_to_jiffies(timeout_ms)) > 0;
+}
+void krs_inject_wake(void) { wake_up_all(&krs_inject_wq); }
+void krs_msleep(unsigned int ms) { msleep(ms); }
+int krs_current_tgid(void) { return task_tgid_vnr(current); }
+unsigned long krs_mapping_ino(struct address_space *mapping) { return mapping->host->i_ino; }

@@ -7,3 +7,6 @@ mod command;
 
 #[path = "../../../rust/result.rs"]
 mod result;
+
+#[path = "../../../rust/inject_cmd.rs"]
+mod inject_cmd;
