@@ -13,7 +13,9 @@
 //! `0x` hexadecimal with an optional binary suffix `K`, `M` or `G` (either
 //! case). Lengths and addresses must be page-aligned and non-zero (unlike
 //! madvise(2), which rounds a length up: an unaligned length here is more
-//! likely a typo than an intent). The semantic checks that need the kernel
+//! likely a typo than an intent), and a length is at most [`MAX_LEN`]
+//! (1 GiB, 512 extents: the report stays one short read, and no request
+//! holds the collapse for long). The semantic checks that need the kernel
 //! (the range is mapped, the pid exists, the fd is open) happen later.
 
 /// Errno values used by the parser (uapi numbers; stable).
@@ -27,6 +29,9 @@ pub(crate) mod errno {
 }
 
 const PAGE_SIZE: u64 = 4096;
+
+/// The longest range one request may cover.
+pub(crate) const MAX_LEN: u64 = 1 << 30;
 
 /// What to collapse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +76,8 @@ pub(crate) enum ParseError {
     Conflict,
     /// `len=0`.
     ZeroLength,
+    /// `len` above [`MAX_LEN`].
+    TooLong,
     /// An address, offset or length that is not a multiple of the page size.
     Unaligned,
     /// The range wraps or ends beyond the user address space.
@@ -208,6 +215,9 @@ pub(crate) fn parse(input: &[u8], user_limit: u64) -> Result<Command> {
     if len == 0 {
         return Err(ParseError::ZeroLength);
     }
+    if len > MAX_LEN {
+        return Err(ParseError::TooLong);
+    }
     if start % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
         return Err(ParseError::Unaligned);
     }
@@ -338,6 +348,9 @@ mod tests {
     #[test]
     fn lengths_alignment_and_range() {
         assert_eq!(p("addr=200000 len=0"), Err(ParseError::ZeroLength));
+        assert_eq!(p("addr=200000 len=1G"), mm(None, 0x20_0000, 1 << 30, false));
+        assert_eq!(p("addr=200000 len=1050624K"), Err(ParseError::TooLong));
+        assert_eq!(p("fd=3 len=2G"), Err(ParseError::TooLong));
         assert_eq!(p("addr=200001 len=2M"), Err(ParseError::Unaligned));
         assert_eq!(p("addr=200000 len=4097"), Err(ParseError::Unaligned));
         assert_eq!(p("fd=3 offset=100 len=2M"), Err(ParseError::Unaligned));

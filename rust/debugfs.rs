@@ -259,7 +259,9 @@ unsafe extern "C" fn collapse_write(
     let report = request::run(&buf[..count], count);
     let mut text = Text::new();
     if report.render(&mut text).is_err() {
-        return ENOMEM.to_errno() as isize;
+        // Out of memory for the text: keep at least the status line.
+        text.clear();
+        let _ = report.render_status(&mut text);
     }
     // SAFETY: `file` is an open collapse file.
     let state = unsafe { collapse_state(file) };

@@ -161,7 +161,9 @@ pub(crate) fn parse(input: &[u8]) -> Result<InjectCmd, i32> {
                 .is_some(),
             "ino" => scope.replace(Scope::Ino(number(v, u64::MAX)?)).is_some(),
             "count" => count.replace(number(v, 1_000_000)? as u32).is_some(),
-            "ms" => ms.replace(number(v, u64::from(MAX_DELAY_MS))? as u32).is_some(),
+            "ms" => ms
+                .replace(number(v, u64::from(MAX_DELAY_MS))? as u32)
+                .is_some(),
             "timeout_ms" => timeout
                 .replace(number(v, u64::from(MAX_PAUSE_MS))? as u32)
                 .is_some(),

@@ -58,6 +58,11 @@ impl Report {
         }
         writeln!(w, "status={}", self.status).map_err(|_| ENOMEM)
     }
+
+    /// Renders the status line alone.
+    pub(crate) fn render_status(&self, out: &mut KVec<u8>) -> Result {
+        writeln!(VecWriter(out), "status={}", self.status).map_err(|_| ENOMEM)
+    }
 }
 
 struct VecWriter<'a>(&'a mut KVec<u8>);
@@ -100,7 +105,7 @@ fn execute(input: &[u8], extents: &mut KVec<Extent>) -> Result<(), i32> {
 }
 
 /// The writer's own mm, or `pid`'s after a PTRACE_MODE_READ check (as
-/// process_madvise() does): ESRCH, EACCES (or EPERM) otherwise.
+/// process_madvise() does): ESRCH or EPERM otherwise.
 fn target_mm(pid: Option<u32>) -> Result<MmRef, i32> {
     let mut err = 0;
     let mm = match pid {

@@ -139,7 +139,8 @@ struct mm_struct *krs_pid_mm_get(int pid, int *err)
 	mm = KRS_CALL(mm_access)(task, PTRACE_MODE_READ_FSCREDS);
 	put_task_struct(task);
 	if (IS_ERR_OR_NULL(mm)) {
-		*err = mm ? PTR_ERR(mm) : -ESRCH;
+		/* process_madvise() reports a failed ptrace check as EPERM. */
+		*err = !mm ? -ESRCH : PTR_ERR(mm) == -EACCES ? -EPERM : PTR_ERR(mm);
 		return NULL;
 	}
 	return mm;

@@ -63,6 +63,8 @@ TEST_F(loaded, debugfs_modes)
 {
 	static const struct { const char *name; mode_t mode; } files[] = {
 		{ "status", 0400 },
+		{ "collapse", 0600 },
+		{ "stats", 0400 },
 	};
 	struct stat st;
 

@@ -5,14 +5,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/klog.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *krs_module_path(void)
@@ -111,4 +119,622 @@ int krs_as_nobody(int (*fn)(void *), void *arg)
 	if (waitpid(pid, &status, 0) < 0)
 		return -errno;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* ---- collapse tests ---------------------------------------------------- */
+
+void *krs_map_aligned(size_t len, int prot, int flags, int fd, off_t off)
+{
+	size_t span = len + KRS_PMD_SIZE;
+	char *res, *aligned;
+	void *p;
+	int err;
+
+	res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return MAP_FAILED;
+	aligned = (char *)(((uintptr_t)res + KRS_PMD_SIZE - 1) & ~(KRS_PMD_SIZE - 1));
+	p = mmap(aligned, len, prot, flags | MAP_FIXED, fd, off);
+	if (p == MAP_FAILED) {
+		err = errno;
+		munmap(res, span);
+		errno = err;
+		return MAP_FAILED;
+	}
+	if (aligned > res)
+		munmap(res, aligned - res);
+	if (aligned + len < res + span)
+		munmap(aligned + len, res + span - (aligned + len));
+	return p;
+}
+
+unsigned long krs_user_limit(void)
+{
+	void *p = mmap((void *)(1UL << 48), KRS_PAGE_SIZE, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return (1UL << 47) - KRS_PAGE_SIZE;
+	munmap(p, KRS_PAGE_SIZE);
+	return (1UL << 56) - KRS_PAGE_SIZE;
+}
+
+int krs_unmapped_range(size_t want, unsigned long *start, size_t *len)
+{
+	unsigned long limit = krs_user_limit(), prev_end = KRS_PMD_SIZE, best = 0, best_len = 0;
+	size_t size = 1 << 20;
+	char *buf = malloc(size), *line, *save;
+	bool last = false;
+
+	if (!buf || krs_read_file("/proc/self/maps", buf, size) < 0) {
+		free(buf);
+		return -1;
+	}
+	line = strtok_r(buf, "\n", &save);
+	while (!last) {
+		unsigned long s, e, gs, ge;
+
+		if (!line || sscanf(line, "%lx-%lx", &s, &e) != 2) {
+			s = e = limit;	/* the gap up to the end of the address space */
+			last = true;
+		}
+		gs = (prev_end + KRS_PMD_SIZE - 1) & ~(KRS_PMD_SIZE - 1);
+		ge = (s < limit ? s : limit) & ~(KRS_PMD_SIZE - 1);
+		if (ge > gs && ge - gs > best_len) {
+			best = gs;
+			best_len = ge - gs;
+		}
+		if (e > prev_end)
+			prev_end = e;
+		if (line)
+			line = strtok_r(NULL, "\n", &save);
+	}
+	free(buf);
+	if (best_len < KRS_PMD_SIZE)
+		return -1;
+	*start = best;
+	*len = best_len < want ? best_len : (want & ~(KRS_PMD_SIZE - 1));
+	return 0;
+}
+
+int krs_memfd(const char *name, size_t size)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, size)) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+static inline uint64_t krs_pattern(unsigned int seed, size_t idx, size_t word)
+{
+	uint64_t v = ((uint64_t)seed << 48) ^ ((uint64_t)idx << 24) ^ word;
+
+	return (v * 0x9e3779b97f4a7c15ULL) | 1;
+}
+
+void krs_fill_page(void *page, unsigned int seed, size_t idx)
+{
+	uint64_t *w = page;
+
+	for (size_t i = 0; i < KRS_PAGE_SIZE / sizeof(*w); i++)
+		w[i] = krs_pattern(seed, idx, i);
+}
+
+size_t krs_check_page(const void *page, unsigned int seed, size_t idx)
+{
+	const volatile uint64_t *w = page;
+
+	for (size_t i = 0; i < KRS_PAGE_SIZE / sizeof(*w); i++)
+		if (w[i] != krs_pattern(seed, idx, i))
+			return i + 1;
+	return 0;
+}
+
+bool krs_page_is_zero(const void *page)
+{
+	const volatile uint64_t *w = page;
+
+	for (size_t i = 0; i < KRS_PAGE_SIZE / sizeof(*w); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+int krs_pwrite_page(int fd, unsigned int seed, size_t idx)
+{
+	uint64_t buf[KRS_PAGE_SIZE / sizeof(uint64_t)];
+
+	krs_fill_page(buf, seed, idx);
+	errno = 0;
+	if (pwrite(fd, buf, sizeof(buf), idx * KRS_PAGE_SIZE) != (ssize_t)sizeof(buf))
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+static int krs_pread_page(int fd, size_t idx, uint64_t *buf)
+{
+	errno = 0;
+	if (pread(fd, buf, KRS_PAGE_SIZE, idx * KRS_PAGE_SIZE) != (ssize_t)KRS_PAGE_SIZE)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+int krs_pread_check(int fd, unsigned int seed, size_t idx)
+{
+	uint64_t buf[KRS_PAGE_SIZE / sizeof(uint64_t)];
+	int ret = krs_pread_page(fd, idx, buf);
+
+	return ret ? ret : krs_check_page(buf, seed, idx) ? 1 : 0;
+}
+
+int krs_pread_zero(int fd, size_t idx)
+{
+	uint64_t buf[KRS_PAGE_SIZE / sizeof(uint64_t)];
+	int ret = krs_pread_page(fd, idx, buf);
+
+	return ret ? ret : krs_page_is_zero(buf) ? 0 : 1;
+}
+
+long krs_smaps_kb(pid_t pid, unsigned long addr, const char *field)
+{
+	size_t size = 1 << 20, flen = strlen(field);
+	char path[64], *buf, *line, *save;
+	bool in_vma = false, found_vma = false;
+	long ret = -1;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/smaps");
+	buf = malloc(size);
+	if (!buf)
+		return -1;
+	if (krs_read_file(path, buf, size) < 0) {
+		free(buf);
+		return -1;
+	}
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long start, end;
+		int n = 0;
+
+		if (sscanf(line, "%lx-%lx %n", &start, &end, &n) == 2 && n > 0) {
+			if (found_vma)
+				break;
+			in_vma = start <= addr && addr < end;
+			found_vma = in_vma;
+			if (found_vma)
+				ret = -2;
+			continue;
+		}
+		if (in_vma && !strncmp(line, field, flen) && line[flen] == ':') {
+			ret = strtol(line + flen + 1, NULL, 10);
+			break;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+int krs_collapse_open(void)
+{
+	int fd = open(KRS_COLLAPSE, O_RDWR | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+ssize_t krs_collapse_write(int fd, const void *buf, size_t len)
+{
+	ssize_t n = write(fd, buf, len);
+
+	return n < 0 ? -errno : n;
+}
+
+ssize_t krs_collapse_cmd(int fd, const char *cmd)
+{
+	size_t len = strlen(cmd);
+	ssize_t n;
+
+	for (int attempt = 0; ; attempt++) {
+		n = krs_collapse_write(fd, cmd, len);
+		if (n != -EAGAIN || attempt == 4)
+			return n;
+		usleep(50 * 1000);
+	}
+}
+
+ssize_t krs_collapse_report(int fd, char *buf, size_t size)
+{
+	size_t off = 0;
+	ssize_t n = 0;
+
+	/* The report starts at offset 0 whatever write() did to f_pos. */
+	lseek(fd, 0, SEEK_SET);
+	while (off + 1 < size && (n = read(fd, buf + off, size - 1 - off)) > 0)
+		off += n;
+	buf[off] = '\0';
+	return n < 0 ? -errno : (ssize_t)off;
+}
+
+int krs_report_parse(const char *report, struct krs_extent *ext, int max, long *status)
+{
+	const char *line = report;
+	bool have_status = false;
+	int count = 0;
+
+	while (*line) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char copy[256];
+		struct krs_extent e;
+		int n = 0;
+
+		if (len >= sizeof(copy) || have_status)
+			return -1;
+		memcpy(copy, line, len);
+		copy[len] = '\0';
+		if (sscanf(copy, "extent=%u start=0x%lx pgoff=%lu result=%47s copied=%u holes=%u%n",
+			   &e.index, &e.start, &e.pgoff, e.result, &e.copied, &e.holes, &n) == 6 &&
+		    (size_t)n == len) {
+			if (count < max)
+				ext[count] = e;
+			count++;
+		} else if (sscanf(copy, "status=%ld%n", status, &n) == 1 && (size_t)n == len) {
+			have_status = true;
+		} else if (len) {
+			return -1;
+		}
+		line += len + (nl ? 1 : 0);
+	}
+	return have_status ? count : -1;
+}
+
+ssize_t krs_stats_read(char *buf, size_t size)
+{
+	return krs_read_file(KRS_STATS, buf, size);
+}
+
+long long krs_stat(const char *stats, const char *name)
+{
+	size_t len = strlen(name);
+	const char *line = stats;
+
+	while (line && *line) {
+		if (!strncmp(line, name, len) && line[len] == ' ')
+			return strtoll(line + len + 1, NULL, 10);
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return -1;
+}
+
+/*
+ * A kernel address prints as ffff8..., ffffffff8... (16 digits); a user
+ * address in a report (start=0x7f...) may contain "ffff8" by chance, so look
+ * at whole hex numbers: one that starts with ffff8 and is at least 12 digits
+ * long, or any 16-digit one starting with ffff, or "ffffffff8" anywhere.
+ */
+bool krs_has_kernel_pointer(const char *s)
+{
+	if (strcasestr(s, "ffffffff8"))
+		return true;
+	while (*s) {
+		size_t n = strspn(s, "0123456789abcdefABCDEF");
+
+		if (n && ((n >= 12 && !strncasecmp(s, "ffff8", 5)) ||
+			  (n >= 16 && !strncasecmp(s, "ffff", 4))))
+			return true;
+		s += n ? n : 1;
+	}
+	return false;
+}
+
+/* ---- children ---------------------------------------------------------- */
+
+int krs_child_start(struct krs_child *c, int (*fn)(int in, int out, void *arg), void *arg)
+{
+	int down[2], up[2];
+
+	if (pipe2(down, O_CLOEXEC))
+		return -errno;
+	if (pipe2(up, O_CLOEXEC)) {
+		int err = errno;
+
+		close(down[0]);
+		close(down[1]);
+		return -err;
+	}
+	c->pid = fork();
+	if (c->pid < 0) {
+		int err = errno;
+
+		close(down[0]);
+		close(down[1]);
+		close(up[0]);
+		close(up[1]);
+		return -err;
+	}
+	if (c->pid == 0) {
+		close(down[1]);
+		close(up[0]);
+		_exit(fn(down[0], up[1], arg));
+	}
+	close(down[0]);
+	close(up[1]);
+	c->to_child = down[1];
+	c->from_child = up[0];
+	return 0;
+}
+
+int krs_child_wait(struct krs_child *c)
+{
+	int status;
+
+	if (c->to_child >= 0)
+		close(c->to_child);
+	if (c->from_child >= 0)
+		close(c->from_child);
+	c->to_child = c->from_child = -1;
+	if (c->pid <= 0)
+		return -ECHILD;
+	for (int i = 0; ; i++) {
+		pid_t r = waitpid(c->pid, &status, WNOHANG);
+
+		if (r < 0)
+			return -errno;
+		if (r == c->pid)
+			break;
+		if (i == 1000) {
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, &status, 0);
+			break;
+		}
+		usleep(10 * 1000);
+	}
+	c->pid = 0;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+int krs_send(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int krs_recv(int fd, void *buf, size_t len, int timeout_ms)
+{
+	char *p = buf;
+
+	while (len) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int r = poll(&pfd, 1, timeout_ms);
+		ssize_t n;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EPIPE;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+void krs_send_msg(int fd, const char *fmt, ...)
+{
+	char msg[KRS_MSG_SIZE] = { 0 };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	krs_send(fd, msg, sizeof(msg));
+}
+
+/* ---- userfaultfd ------------------------------------------------------- */
+
+int krs_uffd_open(uint64_t features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
+	if ((api.features & features) != features) {
+		close(fd);
+		return -EOPNOTSUPP;
+	}
+	return fd;
+}
+
+int krs_uffd_register(int uffd, void *addr, size_t len, uint64_t mode, uint64_t *ioctls)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = mode,
+	};
+
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+		return -errno;
+	if (ioctls)
+		*ioctls = reg.ioctls;
+	return 0;
+}
+
+int krs_uffd_wp(int uffd, void *addr, size_t len, bool protect)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
+}
+
+static int krs_uffd_resolve(struct krs_uffd_handler *h, unsigned long page)
+{
+	struct uffdio_range range = { .start = page, .len = KRS_PAGE_SIZE };
+	int ret = 0;
+
+	switch (h->how) {
+	case KRS_UFFD_COPY: {
+		struct uffdio_copy copy = {
+			.dst = page, .src = (uintptr_t)h->src, .len = KRS_PAGE_SIZE,
+		};
+
+		ret = ioctl(h->uffd, UFFDIO_COPY, &copy);
+		break;
+	}
+	case KRS_UFFD_ZEROPAGE: {
+		struct uffdio_zeropage zero = { .range = range };
+
+		ret = ioctl(h->uffd, UFFDIO_ZEROPAGE, &zero);
+		break;
+	}
+	case KRS_UFFD_WP_CLEAR: {
+		struct uffdio_writeprotect wp = { .range = range, .mode = 0 };
+
+		ret = ioctl(h->uffd, UFFDIO_WRITEPROTECT, &wp);
+		break;
+	}
+	case KRS_UFFD_CONTINUE: {
+		struct uffdio_continue cont = { .range = range };
+
+		ret = ioctl(h->uffd, UFFDIO_CONTINUE, &cont);
+		break;
+	}
+	}
+	if (ret && errno == EEXIST) {
+		/* Raced with another fault on the same page: just wake it. */
+		ret = ioctl(h->uffd, UFFDIO_WAKE, &range);
+	}
+	return ret ? errno : 0;
+}
+
+/* Make sure nothing stays blocked on this uffd once the handler gives up. */
+static void krs_uffd_release(struct krs_uffd_handler *h)
+{
+	struct uffdio_range range = { .start = (uintptr_t)h->reg_addr, .len = h->reg_len };
+
+	if (!h->reg_len)
+		return;
+	ioctl(h->uffd, UFFDIO_UNREGISTER, &range);
+	ioctl(h->uffd, UFFDIO_WAKE, &range);
+}
+
+static void *krs_uffd_thread(void *arg)
+{
+	struct krs_uffd_handler *h = arg;
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = h->uffd, .events = POLLIN },
+			{ .fd = h->stop[0], .events = POLLIN },
+		};
+		struct uffd_msg msg;
+		ssize_t n;
+		int r = poll(pfd, 2, 10000);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			__atomic_store_n(&h->timed_out, r == 0, __ATOMIC_SEQ_CST);
+			if (r < 0)
+				__atomic_store_n(&h->error, errno, __ATOMIC_SEQ_CST);
+			krs_uffd_release(h);
+			return NULL;
+		}
+		if (pfd[1].revents)
+			return NULL;
+		n = read(h->uffd, &msg, sizeof(msg));
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n != sizeof(msg)) {
+			__atomic_store_n(&h->error, n < 0 ? errno : EIO, __ATOMIC_SEQ_CST);
+			krs_uffd_release(h);
+			return NULL;
+		}
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		__atomic_store_n(&h->last_addr, (unsigned long)msg.arg.pagefault.address,
+				 __ATOMIC_SEQ_CST);
+		__atomic_store_n(&h->last_flags, (uint64_t)msg.arg.pagefault.flags,
+				 __ATOMIC_SEQ_CST);
+		if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+			__atomic_add_fetch(&h->wp_faults, 1, __ATOMIC_SEQ_CST);
+		if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR)
+			__atomic_add_fetch(&h->minor_faults, 1, __ATOMIC_SEQ_CST);
+		__atomic_add_fetch(&h->faults, 1, __ATOMIC_SEQ_CST);
+		r = krs_uffd_resolve(h, msg.arg.pagefault.address & ~(KRS_PAGE_SIZE - 1));
+		if (r) {
+			__atomic_store_n(&h->error, r, __ATOMIC_SEQ_CST);
+			krs_uffd_release(h);
+			return NULL;
+		}
+	}
+}
+
+int krs_uffd_handler_start(struct krs_uffd_handler *h)
+{
+	int ret;
+
+	h->faults = h->wp_faults = h->minor_faults = 0;
+	h->error = 0;
+	h->timed_out = false;
+	if (pipe2(h->stop, O_CLOEXEC))
+		return -errno;
+	ret = pthread_create(&h->thread, NULL, krs_uffd_thread, h);
+	if (ret) {
+		close(h->stop[0]);
+		close(h->stop[1]);
+		return -ret;
+	}
+	h->running = true;
+	return 0;
+}
+
+void krs_uffd_handler_stop(struct krs_uffd_handler *h)
+{
+	if (!h->running)
+		return;
+	krs_send(h->stop[1], "x", 1);
+	pthread_join(h->thread, NULL);
+	close(h->stop[0]);
+	close(h->stop[1]);
+	h->running = false;
 }

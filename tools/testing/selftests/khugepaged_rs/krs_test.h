@@ -3,8 +3,10 @@
 #ifndef KRS_TEST_H
 #define KRS_TEST_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define KRS_DEBUGFS "/sys/kernel/debug/khugepaged_rs"
@@ -25,5 +27,141 @@ ssize_t krs_read_file(const char *path, char *buf, size_t size);
 ssize_t krs_read_kmsg(char *buf, size_t size);
 /* Run @fn(arg) in a child with uid/gid 65534; returns the child's exit code. */
 int krs_as_nobody(int (*fn)(void *), void *arg);
+
+/* ---- collapse tests ---------------------------------------------------- */
+
+
+#define KRS_COLLAPSE KRS_DEBUGFS "/collapse"
+#define KRS_STATS KRS_DEBUGFS "/stats"
+#define KRS_PAGE_SIZE 4096UL
+#define KRS_PMD_SIZE (2UL << 20)
+#define KRS_PMD_PAGES (KRS_PMD_SIZE / KRS_PAGE_SIZE)
+
+/* Map @len at a 2 MiB-aligned address (reserve PROT_NONE, MAP_FIXED inside, trim). */
+void *krs_map_aligned(size_t len, int prot, int flags, int fd, off_t off);
+/* End of the user address space (TASK_SIZE): 47 or 56 bits (LA57) less a page. */
+unsigned long krs_user_limit(void);
+/*
+ * A 2 MiB-aligned range of up to @want bytes (at least 2 MiB) that nothing
+ * in this process maps, below krs_user_limit(); 0 and *@start, *@len, or -1.
+ */
+int krs_unmapped_range(size_t want, unsigned long *start, size_t *len);
+/* memfd_create(MFD_CLOEXEC) sized to @size; fd or -errno. */
+int krs_memfd(const char *name, size_t size);
+
+/* Per-page pattern: page @idx of data set @seed (never all zero). */
+void krs_fill_page(void *page, unsigned int seed, size_t idx);
+/* 0 if @page holds pattern (@seed, @idx); else 1 + index of the first bad word. */
+size_t krs_check_page(const void *page, unsigned int seed, size_t idx);
+bool krs_page_is_zero(const void *page);
+/* pwrite()/pread() one pattern page at file page @idx; 0 or -errno / 1 if wrong. */
+int krs_pwrite_page(int fd, unsigned int seed, size_t idx);
+int krs_pread_check(int fd, unsigned int seed, size_t idx);
+/* pread() file page @idx and check it is all zero: 0, 1 if not, -errno. */
+int krs_pread_zero(int fd, size_t idx);
+
+/*
+ * smaps field @field (e.g. "Rss", "ShmemPmdMapped") of the VMA containing
+ * @addr in @pid (0: self), in kB; -1 if no such VMA, -2 if no such field.
+ */
+long krs_smaps_kb(pid_t pid, unsigned long addr, const char *field);
+
+/* Open debugfs collapse read-write; fd or -errno. */
+int krs_collapse_open(void);
+/* One raw write of @len bytes; the write's result, or -errno. */
+ssize_t krs_collapse_write(int fd, const void *buf, size_t len);
+/*
+ * Write @cmd (strlen bytes), retrying a few times on EAGAIN (transient, as
+ * MADV_COLLAPSE documents); the write's result or -errno.
+ */
+ssize_t krs_collapse_cmd(int fd, const char *cmd);
+/* Read the report of the last write through @fd (from offset 0); bytes or -errno. */
+ssize_t krs_collapse_report(int fd, char *buf, size_t size);
+
+struct krs_extent {
+	unsigned int index;
+	unsigned long start;
+	unsigned long pgoff;
+	char result[48];
+	unsigned int copied;
+	unsigned int holes;
+};
+
+/*
+ * Parse a report: fills up to @max extents and *@status; returns the number
+ * of extent lines, or -1 if a line is malformed or status= is not the last.
+ */
+int krs_report_parse(const char *report, struct krs_extent *ext, int max, long *status);
+
+/* Read debugfs stats into @buf; bytes or -errno. */
+ssize_t krs_stats_read(char *buf, size_t size);
+/* Value of `<name> <value>` in a stats text; -1 if absent. */
+long long krs_stat(const char *stats, const char *name);
+
+/* True if @s holds something that looks like a kernel address (ffff8..., ffffffff8...). */
+bool krs_has_kernel_pointer(const char *s);
+
+/* ---- children ---------------------------------------------------------- */
+
+struct krs_child {
+	pid_t pid;
+	int to_child;	/* parent's end: write */
+	int from_child;	/* parent's end: read */
+};
+
+#define KRS_MSG_SIZE 256
+
+/* Fork a child running _exit(@fn(in, out, @arg)) with a pipe each way; 0 or -errno. */
+int krs_child_start(struct krs_child *c, int (*fn)(int in, int out, void *arg), void *arg);
+/* Close the pipes, wait up to 10 s for the child (then SIGKILL); exit code, 128+sig, or -errno. */
+int krs_child_wait(struct krs_child *c);
+/* Write all of @buf; 0 or -errno. */
+int krs_send(int fd, const void *buf, size_t len);
+/* Read exactly @len bytes within @timeout_ms; 0, -ETIMEDOUT, -EPIPE on EOF, -errno. */
+int krs_recv(int fd, void *buf, size_t len, int timeout_ms);
+/* Send a KRS_MSG_SIZE message ("ok" or an explanation). */
+void krs_send_msg(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- userfaultfd ------------------------------------------------------- */
+
+/* userfaultfd(O_CLOEXEC|O_NONBLOCK) + UFFDIO_API with @features; fd or -errno. */
+int krs_uffd_open(uint64_t features);
+/* UFFDIO_REGISTER with @mode; 0 or -errno; *@ioctls gets the allowed ioctls if non-NULL. */
+int krs_uffd_register(int uffd, void *addr, size_t len, uint64_t mode, uint64_t *ioctls);
+/* UFFDIO_WRITEPROTECT set or clear; 0 or -errno. */
+int krs_uffd_wp(int uffd, void *addr, size_t len, bool protect);
+
+enum krs_uffd_resolve {
+	KRS_UFFD_COPY,		/* UFFDIO_COPY of @src (one page) */
+	KRS_UFFD_ZEROPAGE,	/* UFFDIO_ZEROPAGE */
+	KRS_UFFD_WP_CLEAR,	/* UFFDIO_WRITEPROTECT clear of the page */
+	KRS_UFFD_CONTINUE,	/* UFFDIO_CONTINUE of the page */
+};
+
+/*
+ * A thread resolving page faults of @uffd one page at a time. If resolving
+ * fails, or nothing arrives for 10 s, it unregisters [@reg_addr, +@reg_len)
+ * and wakes the range so that no access can block forever.
+ */
+struct krs_uffd_handler {
+	int uffd;
+	enum krs_uffd_resolve how;
+	const void *src;
+	void *reg_addr;
+	size_t reg_len;
+	/* results */
+	unsigned int faults, wp_faults, minor_faults;
+	unsigned long last_addr;
+	uint64_t last_flags;
+	int error;		/* errno of a failed resolve, or of read() */
+	bool timed_out;
+	/* private */
+	int stop[2];
+	pthread_t thread;
+	bool running;
+};
+
+int krs_uffd_handler_start(struct krs_uffd_handler *h);
+void krs_uffd_handler_stop(struct krs_uffd_handler *h);
 
 #endif
