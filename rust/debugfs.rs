@@ -7,7 +7,8 @@
 //!   file returns the report of the last write made through it, so
 //!   concurrent writers never see each other's results;
 //! - `inject` (0600): arms injection points (write), shows them (read, as
-//!   rendered at open).
+//!   rendered at open);
+//! - `notifier` (0600): the recording MMU notifier of the selftests.
 //!
 //! The files are built on `debugfs_create_file()` with our own
 //! `file_operations` (kernel::debugfs has no per-open state). `owner` pins
@@ -31,6 +32,7 @@ pub(crate) struct Files {
     _show_fops: KBox<bindings::file_operations>,
     _collapse_fops: KBox<bindings::file_operations>,
     _inject_fops: KBox<bindings::file_operations>,
+    _notifier_fops: KBox<bindings::file_operations>,
 }
 
 // SAFETY: The dentry pointer is only used to remove the directory on drop.
@@ -60,6 +62,9 @@ impl Files {
         let mut inject_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
         *inject_fops = *show_fops;
         inject_fops.write = Some(inject_write);
+        let mut notifier_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
+        *notifier_fops = *show_fops;
+        notifier_fops.write = Some(notifier_write);
 
         // SAFETY: Creates a top-level directory; the name is a C string.
         let dir = unsafe {
@@ -73,22 +78,24 @@ impl Files {
             _show_fops: show_fops,
             _collapse_fops: collapse_fops,
             _inject_fops: inject_fops,
+            _notifier_fops: notifier_fops,
         };
-        let show: [(&CStr, Show); 2] = [
-            (c"status", crate::status::show),
-            (c"stats", crate::stats::show),
+        // Files whose read shows text rendered at open (some also take writes).
+        let text_files: [(&CStr, u16, Show, &bindings::file_operations); 4] = [
+            (c"status", 0o400, crate::status::show, &files._show_fops),
+            (c"stats", 0o400, crate::stats::show, &files._show_fops),
+            (c"inject", 0o600, crate::inject::show, &files._inject_fops),
+            (
+                c"notifier",
+                0o600,
+                crate::notifier::show,
+                &files._notifier_fops,
+            ),
         ];
-        for (name, f) in show {
-            files.create(name, 0o400, f as *mut core::ffi::c_void, &files._show_fops)?;
+        for (name, mode, show, fops) in text_files {
+            files.create(name, mode, show as *mut core::ffi::c_void, fops)?;
         }
         files.create(c"collapse", 0o600, ptr::null_mut(), &files._collapse_fops)?;
-        let inject: Show = crate::inject::show;
-        files.create(
-            c"inject",
-            0o600,
-            inject as *mut core::ffi::c_void,
-            &files._inject_fops,
-        )?;
         Ok(files)
     }
 
@@ -248,15 +255,12 @@ unsafe extern "C" fn collapse_write(
     count: usize,
     _ppos: *mut i64,
 ) -> isize {
-    if count > MAX_COMMAND {
-        return EINVAL.to_errno() as isize;
-    }
     let mut buf = [0u8; MAX_COMMAND];
-    let mut reader = UserSlice::new(UserPtr::from_ptr(ubuf as *mut _), count).reader();
-    if reader.read_slice(&mut buf[..count]).is_err() {
-        return EFAULT.to_errno() as isize;
-    }
-    let report = request::run(&buf[..count], count);
+    let input = match read_command(&mut buf, ubuf, count) {
+        Ok(input) => input,
+        Err(e) => return e.to_errno() as isize,
+    };
+    let report = request::run(input, count);
     let mut text = Text::new();
     if report.render(&mut text).is_err() {
         // Out of memory for the text: keep at least the status line.
@@ -315,19 +319,63 @@ unsafe extern "C" fn inject_write(
     count: usize,
     _ppos: *mut i64,
 ) -> isize {
-    if count > MAX_COMMAND {
-        return EINVAL.to_errno() as isize;
-    }
     let mut buf = [0u8; MAX_COMMAND];
-    let mut reader = UserSlice::new(UserPtr::from_ptr(ubuf as *mut _), count).reader();
-    if reader.read_slice(&mut buf[..count]).is_err() {
-        return EFAULT.to_errno() as isize;
-    }
-    match crate::inject_cmd::parse(&buf[..count]) {
+    let input = match read_command(&mut buf, ubuf, count) {
+        Ok(input) => input,
+        Err(e) => return e.to_errno() as isize,
+    };
+    match crate::inject_cmd::parse(input) {
         Ok(cmd) => {
             crate::inject::apply(cmd);
             count as isize
         }
         Err(e) => -(e as isize),
+    }
+}
+
+/// Copies a command of `count` bytes from user space into `buf`.
+fn read_command(buf: &mut [u8; MAX_COMMAND], ubuf: *const u8, count: usize) -> Result<&[u8]> {
+    if count > MAX_COMMAND {
+        return Err(EINVAL);
+    }
+    let mut reader = UserSlice::new(UserPtr::from_ptr(ubuf as *mut _), count).reader();
+    reader.read_slice(&mut buf[..count]).map_err(|_| EFAULT)?;
+    Ok(&buf[..count])
+}
+
+/// `write` of `notifier`: `pid=<n>`, `stop` or `clear`.
+///
+/// # Safety
+///
+/// Called by the VFS with a user buffer of `count` bytes.
+unsafe extern "C" fn notifier_write(
+    _file: *mut bindings::file,
+    ubuf: *const u8,
+    count: usize,
+    _ppos: *mut i64,
+) -> isize {
+    let mut buf = [0u8; MAX_COMMAND];
+    let input = match read_command(&mut buf, ubuf, count) {
+        Ok(input) => input,
+        Err(e) => return e.to_errno() as isize,
+    };
+    let text = core::str::from_utf8(input).unwrap_or("").trim();
+    let result = match text {
+        "stop" => {
+            crate::notifier::stop();
+            Ok(())
+        }
+        "clear" => {
+            crate::notifier::clear();
+            Ok(())
+        }
+        _ => match text.strip_prefix("pid=").map(str::parse::<u32>) {
+            Some(Ok(pid)) if pid > 0 && pid <= i32::MAX as u32 => crate::notifier::start(pid),
+            _ => Err(EINVAL),
+        },
+    };
+    match result {
+        Ok(()) => count as isize,
+        Err(e) => e.to_errno() as isize,
     }
 }

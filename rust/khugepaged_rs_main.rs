@@ -17,6 +17,7 @@ mod guards;
 mod inject;
 mod inject_cmd;
 mod install_pmd;
+mod notifier;
 mod pmd;
 mod request;
 mod result;
@@ -66,5 +67,6 @@ impl Drop for KhugepagedRs {
         // No collapse can be running (open files pin the module); clear
         // any armed point anyway.
         inject::shutdown();
+        notifier::stop();
     }
 }

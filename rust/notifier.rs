@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A recording MMU notifier for the selftests (debugfs `notifier`): it
+//! registers on one process's mm and logs every `invalidate_range_start`
+//! and `_end` (event, range), so a test can check that retraction issues
+//! one `MMU_NOTIFY_CLEAR` per VMA covering exactly its 2 MiB, paired with
+//! an end (seed 002).
+//!
+//! The log is a fixed array written with atomics: the callbacks may run in
+//! contexts that cannot sleep or take our locks.
+
+use crate::sys::bindings;
+use core::fmt;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use kernel::prelude::*;
+
+const CAPACITY: usize = 4096;
+
+/// One callback: bit 63 set for an end, low bits the event; start; end.
+struct Record {
+    kind: AtomicU64,
+    start: AtomicU64,
+    end: AtomicU64,
+}
+
+static LOG: [Record; CAPACITY] = [const {
+    Record {
+        kind: AtomicU64::new(0),
+        start: AtomicU64::new(0),
+        end: AtomicU64::new(0),
+    }
+}; CAPACITY];
+/// Records claimed so far (may exceed CAPACITY: the excess is dropped).
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// Records fully written (the reader shows only those).
+static DONE: AtomicUsize = AtomicUsize::new(0);
+static PID: AtomicU64 = AtomicU64::new(0);
+/// The current registration, if any.
+static CURRENT: AtomicPtr<Registration> = AtomicPtr::new(ptr::null_mut());
+
+const END_BIT: u64 = 1 << 63;
+
+/// A registered notifier; `mn` first so callbacks can cast back.
+#[repr(C)]
+struct Registration {
+    mn: bindings::mmu_notifier,
+    mm: *mut bindings::mm_struct,
+}
+
+fn record(range: *const bindings::mmu_notifier_range, end: bool) {
+    let i = NEXT.fetch_add(1, SeqCst);
+    if i >= CAPACITY {
+        return;
+    }
+    // SAFETY: The notifier core passes a valid range for the call.
+    let (event, start, stop) = unsafe { ((*range).event, (*range).start, (*range).end) };
+    let r = &LOG[i];
+    r.kind
+        .store(u64::from(event) | if end { END_BIT } else { 0 }, SeqCst);
+    r.start.store(start as u64, SeqCst);
+    r.end.store(stop as u64, SeqCst);
+    DONE.fetch_add(1, SeqCst);
+}
+
+/// `invalidate_range_start`: log it; never blocks, never fails.
+///
+/// # Safety
+///
+/// Called by the MMU-notifier core with a valid range.
+unsafe extern "C" fn on_start(
+    _mn: *mut bindings::mmu_notifier,
+    range: *const bindings::mmu_notifier_range,
+) -> i32 {
+    record(range, false);
+    0
+}
+
+/// `invalidate_range_end`: log it.
+///
+/// # Safety
+///
+/// Called by the MMU-notifier core with a valid range.
+unsafe extern "C" fn on_end(
+    _mn: *mut bindings::mmu_notifier,
+    range: *const bindings::mmu_notifier_range,
+) {
+    record(range, true);
+}
+
+static OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
+    invalidate_range_start: Some(on_start),
+    invalidate_range_end: Some(on_end),
+    // SAFETY: All other callbacks absent (null) is valid for the core.
+    ..unsafe { core::mem::zeroed() }
+};
+
+/// Empties the log.
+pub(crate) fn clear() {
+    NEXT.store(0, SeqCst);
+    DONE.store(0, SeqCst);
+}
+
+/// Unregisters the current notifier, if any.
+pub(crate) fn stop() {
+    let reg = CURRENT.swap(ptr::null_mut(), SeqCst);
+    if let Some(reg) = NonNull::new(reg) {
+        // SAFETY: `reg` came from `KBox::into_raw` in `start` and was
+        // registered on `mm`, which we hold with mmgrab; unregistering
+        // waits for running callbacks, after which it can be freed.
+        unsafe {
+            let mm = (*reg.as_ptr()).mm;
+            bindings::mmu_notifier_unregister(&mut (*reg.as_ptr()).mn, mm);
+            bindings::mmdrop(mm);
+            drop(KBox::from_raw(reg.as_ptr()));
+        }
+    }
+    PID.store(0, SeqCst);
+}
+
+/// Registers on `pid`'s mm (replacing any registration), log emptied.
+pub(crate) fn start(pid: u32) -> Result {
+    stop();
+    clear();
+    let mut err = 0;
+    // SAFETY: Returns an mm with an mm_users reference after a
+    // PTRACE_MODE_READ check, or null with the errno in `err`.
+    let mm = unsafe { bindings::krs_pid_mm_get(pid as i32, &mut err) };
+    if mm.is_null() {
+        return Err(Error::from_errno(err));
+    }
+    // SAFETY: `mm` is live (mm_users); mmgrab keeps the struct for unregister.
+    unsafe { bindings::mmgrab(mm) };
+    let reg = KBox::new(
+        Registration {
+            mn: bindings::mmu_notifier {
+                ops: &OPS,
+                ..Default::default()
+            },
+            mm,
+        },
+        GFP_KERNEL,
+    );
+    let reg = match reg {
+        Ok(r) => KBox::into_raw(r),
+        Err(e) => {
+            // SAFETY: Undo the two references taken above.
+            unsafe {
+                bindings::mmdrop(mm);
+                bindings::krs_mmput(mm);
+            }
+            return Err(e.into());
+        }
+    };
+    // SAFETY: `reg` is a stable heap allocation; `mm` is live.
+    let ret = unsafe { bindings::mmu_notifier_register(&mut (*reg).mn, mm) };
+    // SAFETY: The mm_users reference is no longer needed (mmgrab kept).
+    unsafe { bindings::krs_mmput(mm) };
+    if ret != 0 {
+        // SAFETY: Not registered: free it and drop the mmgrab.
+        unsafe {
+            drop(KBox::from_raw(reg));
+            bindings::mmdrop(mm);
+        }
+        return Err(Error::from_errno(ret));
+    }
+    CURRENT.store(reg, SeqCst);
+    PID.store(u64::from(pid), SeqCst);
+    Ok(())
+}
+
+fn event_name(e: u64) -> &'static str {
+    match e as u32 {
+        bindings::mmu_notifier_event_MMU_NOTIFY_UNMAP => "MMU_NOTIFY_UNMAP",
+        bindings::mmu_notifier_event_MMU_NOTIFY_CLEAR => "MMU_NOTIFY_CLEAR",
+        bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA => "MMU_NOTIFY_PROTECTION_VMA",
+        bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_PAGE => "MMU_NOTIFY_PROTECTION_PAGE",
+        bindings::mmu_notifier_event_MMU_NOTIFY_SOFT_DIRTY => "MMU_NOTIFY_SOFT_DIRTY",
+        bindings::mmu_notifier_event_MMU_NOTIFY_RELEASE => "MMU_NOTIFY_RELEASE",
+        bindings::mmu_notifier_event_MMU_NOTIFY_MIGRATE => "MMU_NOTIFY_MIGRATE",
+        bindings::mmu_notifier_event_MMU_NOTIFY_EXCLUSIVE => "MMU_NOTIFY_EXCLUSIVE",
+        _ => "MMU_NOTIFY_UNKNOWN",
+    }
+}
+
+/// The `notifier` file.
+pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let claimed = NEXT.load(SeqCst);
+    let n = DONE.load(SeqCst).min(CAPACITY);
+    writeln!(
+        f,
+        "pid={} events={} dropped={}",
+        PID.load(SeqCst),
+        n,
+        claimed.saturating_sub(CAPACITY)
+    )?;
+    for r in LOG.iter().take(n) {
+        let kind = r.kind.load(SeqCst);
+        writeln!(
+            f,
+            "{} event={} start={:#x} end={:#x}",
+            if kind & END_BIT != 0 { "end" } else { "start" },
+            event_name(kind & !END_BIT),
+            r.start.load(SeqCst),
+            r.end.load(SeqCst)
+        )?;
+    }
+    Ok(())
+}
