@@ -9,7 +9,11 @@
 #   make check        everything: build, clippy, rustfmt, host tests, kselftests
 #                     in a VM; ends with "N passed, N failed"
 #   make demo         boot the stock kernel, load the module, show what it does
+#   make bench        time the module's collapse against MADV_COLLAPSE in a VM
+#                     (SAMPLES=N pairs per scenario, default 30); the table
+#                     goes to build/bench/result.txt
 #   make vm           a shell in the test VM, module and selftests in /krs
+#   make mutants      remove each protection in turn; a selftest must fail
 #   make selftests    build the kselftests only
 #   make hosttest     run the host-side (cargo) tests only
 #   make clean
@@ -18,7 +22,7 @@
 
 export KDIR LLVM CLIPPY
 
-.PHONY: all module setup check demo vm selftests hosttest clean
+.PHONY: all module setup check demo bench vm selftests hosttest clean
 
 all: module
 
@@ -34,6 +38,9 @@ check:
 demo: module
 	@tools/demo/run
 
+bench: module
+	@tools/bench/run
+
 vm: module selftests
 	@tools/vm/run
 
@@ -42,6 +49,9 @@ selftests:
 
 hosttest:
 	@tools/build/hosttest
+
+mutants: module selftests
+	@python3 tools/mutants/mutants.py
 
 clean:
 	@tools/build/module clean
