@@ -8,6 +8,8 @@
 #   make setup        toolchain root + stock kernel + prepared tree (cached)
 #   make check        everything: build, clippy, rustfmt, host tests, kselftests
 #                     in a VM; ends with "N passed, N failed"
+#   make check-debug  the kselftests on the debug kernel (KASAN, lockdep,
+#                     DEBUG_VM; built once, about an hour cold)
 #   make demo         boot the stock kernel, load the module, show what it does
 #   make bench        time the module's collapse against MADV_COLLAPSE in a VM
 #                     (SAMPLES=N pairs per scenario, default 30); the table
@@ -22,7 +24,7 @@
 
 export KDIR LLVM CLIPPY
 
-.PHONY: all module setup check demo bench vm selftests hosttest clean
+.PHONY: all module setup check check-debug demo bench vm selftests hosttest clean
 
 all: module
 
@@ -34,6 +36,9 @@ setup:
 
 check:
 	@tools/check
+
+check-debug:
+	@tools/check --debug
 
 demo: module
 	@tools/demo/run
