@@ -197,14 +197,22 @@ static int collapse(enum path path, const struct twin *t, double *us)
 /* Failure bookkeeping: counts and the first reason, per scenario and path. */
 struct fails {
 	int n[NPATHS];
-	char why[NPATHS][96];
+	char why[NPATHS][160];
 	int retracted[NPATHS];	/* second_vma: its page table was removed */
 };
 
+/* Where the current pair is, for failure reports. */
+static int cur_pair, cur_second;
+
 static void fail(struct fails *f, enum path path, const char *fmt, long v)
 {
-	if (!f->n[path]++)
-		snprintf(f->why[path], sizeof(f->why[path]), fmt, v);
+	char msg[96];
+
+	if (f->n[path]++)
+		return;
+	snprintf(msg, sizeof(msg), fmt, v);
+	snprintf(f->why[path], sizeof(f->why[path]), "%s (pair %d, this path went %s)", msg,
+		 cur_pair, cur_second ? "second" : "first");
 }
 
 /*
@@ -227,7 +235,8 @@ static int sample(const struct scenario *sc, enum path path, struct twin *t, dou
 	errno = 0;
 	r = collapse(path, t, us);
 	if (r)
-		return fail(f, path, "collapse failed: errno %ld", -r), -1;
+		return fail(f, path, -r == EAGAIN ? "collapse failed: errno %ld (EAGAIN)" :
+				     "collapse failed: errno %ld", -r), -1;
 	got = smaps_kb((unsigned long)t->p, "ShmemPmdMapped");
 	if (got != want)
 		return fail(f, path, "ShmemPmdMapped %ld kB after, not the whole range", got), -1;
@@ -377,7 +386,10 @@ int main(int argc, char **argv)
 					fprintf(stderr, "bench: cannot build a twin: %s\n", strerror(errno));
 					return 2;
 				}
+			cur_pair = i;
+			cur_second = 0;
 			ok[first] = !sample(sc, first, &t[first], &us[first], f);
+			cur_second = 1;
 			ok[!first] = !sample(sc, !first, &t[!first], &us[!first], f);
 			for (int p = 0; p < NPATHS; p++)
 				twin_free(&t[p]);

@@ -738,6 +738,44 @@ TEST_F(collapse, mlocked)
 	close(fd);
 }
 
+/*
+ * 9b. Swapped-out shmem pages (the VM swaps on zram) are swapped back in
+ * by the collapse (shmem_get_folio) and end up in the huge page intact.
+ */
+TEST_F(collapse, swapped_out_pages)
+{
+	char swaps[4096];
+	int fd;
+	char *p;
+	ssize_t ret;
+	long swapped;
+
+	ASSERT_LT(0, krs_read_file("/proc/swaps", swaps, sizeof(swaps)));
+	if (!strchr(swaps, '\n') || !strchr(strchr(swaps, '\n') + 1, '/'))
+		SKIP(return, "no swap device");
+	fd = krs_memfd("krs_swap", LEN);
+	ASSERT_LE(0, fd);
+	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 13, 1);
+	ASSERT_EQ(0, madvise(p, LEN, MADV_PAGEOUT)) TH_LOG("MADV_PAGEOUT: %s", strerror(errno));
+	swapped = smaps(p, "Swap");
+	if (swapped <= 0)
+		SKIP(goto out, "MADV_PAGEOUT swapped nothing out");
+	TH_LOG("%ld kB of the extent swapped out", swapped);
+
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
+	ASSERT_DONE(ret);
+	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_SUCCEED", NPAGES, 0);
+	EXPECT_EQ(2048, smaps(p, "ShmemPmdMapped"));
+	EXPECT_EQ(0, smaps(p, "Swap"));
+	EXPECT_EQ(0, bad_page(p, 13, 1));
+	EXPECT_EQ(0, bad_file_page(fd, 0, 13, 1));
+out:
+	munmap(p, LEN);
+	close(fd);
+}
+
 /* 10. fd= on a memfd mapped nowhere; a later mapping sees a huge page. */
 TEST_F(collapse, fd_mode_unmapped)
 {

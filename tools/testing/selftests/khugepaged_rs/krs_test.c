@@ -606,7 +606,8 @@ int krs_uffd_wp(int uffd, void *addr, size_t len, bool protect)
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
 }
 
-static int krs_uffd_resolve(struct krs_uffd_handler *h, unsigned long page)
+/* One resolving ioctl; 0 or -1 with errno. */
+static int krs_uffd_resolve_once(struct krs_uffd_handler *h, unsigned long page)
 {
 	struct uffdio_range range = { .start = page, .len = KRS_PAGE_SIZE };
 	int ret = 0;
@@ -638,6 +639,22 @@ static int krs_uffd_resolve(struct krs_uffd_handler *h, unsigned long page)
 		ret = ioctl(h->uffd, UFFDIO_CONTINUE, &cont);
 		break;
 	}
+	}
+	return ret;
+}
+
+static int krs_uffd_resolve(struct krs_uffd_handler *h, unsigned long page)
+{
+	struct uffdio_range range = { .start = page, .len = KRS_PAGE_SIZE };
+	int ret = krs_uffd_resolve_once(h, page);
+
+	/*
+	 * EAGAIN: the page table changed under the ioctl (e.g. a collapse
+	 * retracted it); userspace is expected to retry.
+	 */
+	for (int i = 0; ret && errno == EAGAIN && i < 1000; i++) {
+		usleep(1000);
+		ret = krs_uffd_resolve_once(h, page);
 	}
 	if (ret && errno == EEXIST) {
 		/* Raced with another fault on the same page: just wake it. */
@@ -737,4 +754,169 @@ void krs_uffd_handler_stop(struct krs_uffd_handler *h)
 	close(h->stop[0]);
 	close(h->stop[1]);
 	h->running = false;
+}
+
+/* ---- races: injection points, recording notifier, memory counters ------ */
+
+static int krs_write_cmd(const char *path, const char *fmt, va_list ap)
+{
+	char cmd[256];
+	int fd, len = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	ssize_t n;
+
+	if (len < 0 || (size_t)len >= sizeof(cmd))
+		return -EINVAL;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, cmd, len);
+	n = n < 0 ? -errno : n == len ? 0 : -EIO;
+	close(fd);
+	return n;
+}
+
+int krs_inject(const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = krs_write_cmd(KRS_INJECT, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int krs_notifier(const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = krs_write_cmd(KRS_NOTIFIER, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+ssize_t krs_notifier_read(char *buf, size_t size)
+{
+	return krs_read_file(KRS_NOTIFIER, buf, size);
+}
+
+int krs_inject_state(const char *point, struct krs_inject_state *st)
+{
+	char buf[4096], *line, *save;
+	size_t plen = strlen(point);
+	ssize_t n = krs_read_file(KRS_INJECT, buf, sizeof(buf));
+
+	if (n < 0)
+		return n;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, point, plen) || line[plen] != ' ')
+			continue;
+		if (sscanf(line + plen, " armed=%d mode=%7s %7[a-z]=%lu ms=%u remaining=%u hits=%u "
+			   "waiting=%u timeouts=%u", &st->armed, st->mode, st->scope_kind,
+			   &st->scope, &st->ms, &st->remaining, &st->hits, &st->waiting,
+			   &st->timeouts) != 9)
+			return -EINVAL;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int krs_inject_wait_paused(const char *point, unsigned int hits, int timeout_ms,
+			   const int *done)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct krs_inject_state st;
+		int ret = krs_inject_state(point, &st);
+
+		if (ret)
+			return ret;
+		if (st.waiting >= 1 && st.hits >= hits)
+			return 0;
+		if (done && __atomic_load_n(done, __ATOMIC_SEQ_CST))
+			return -ECANCELED;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms)
+			return -ETIMEDOUT;
+		usleep(2000);
+	}
+}
+
+void krs_vm_stat_refresh(void)
+{
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) < 0) {
+		/* EINVAL: some counter was negative; still folded. */
+	}
+	close(fd);
+}
+
+long krs_meminfo_kb(const char *field)
+{
+	char buf[8192], *line, *save;
+	size_t flen = strlen(field);
+
+	if (krs_read_file("/proc/meminfo", buf, sizeof(buf)) < 0)
+		return -1;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, field, flen) && line[flen] == ':')
+			return strtol(line + flen + 1, NULL, 10);
+	}
+	return -1;
+}
+
+static void *krs_bg_collapse_fn(void *arg)
+{
+	struct krs_bg_collapse *c = arg;
+	int fd = krs_collapse_open();
+
+	if (fd < 0) {
+		c->ret = fd;
+	} else {
+		c->ret = krs_collapse_write(fd, c->cmd, strlen(c->cmd));
+		if (krs_collapse_report(fd, c->report, sizeof(c->report)) < 0)
+			c->report[0] = '\0';
+		close(fd);
+	}
+	__atomic_store_n(&c->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+int krs_bg_collapse_start(struct krs_bg_collapse *c, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	vsnprintf(c->cmd, sizeof(c->cmd), fmt, ap);
+	va_end(ap);
+	c->ret = -EINPROGRESS;
+	c->report[0] = '\0';
+	c->done = 0;
+	ret = pthread_create(&c->thread, NULL, krs_bg_collapse_fn, c);
+	if (ret)
+		return -ret;
+	c->running = true;
+	return 0;
+}
+
+int krs_bg_collapse_join(struct krs_bg_collapse *c, int timeout_ms)
+{
+	if (!c->running)
+		return 0;
+	for (int waited = 0; !__atomic_load_n(&c->done, __ATOMIC_SEQ_CST); waited += 2) {
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		usleep(2000);
+	}
+	pthread_join(c->thread, NULL);
+	c->running = false;
+	return 0;
 }

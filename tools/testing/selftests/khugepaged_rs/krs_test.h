@@ -164,4 +164,57 @@ struct krs_uffd_handler {
 int krs_uffd_handler_start(struct krs_uffd_handler *h);
 void krs_uffd_handler_stop(struct krs_uffd_handler *h);
 
+/* ---- races: injection points, recording notifier, memory counters ------ */
+
+#define KRS_INJECT KRS_DEBUGFS "/inject"
+#define KRS_NOTIFIER KRS_DEBUGFS "/notifier"
+
+/* Write one formatted command to debugfs inject / notifier; 0 or -errno. */
+int krs_inject(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int krs_notifier(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Read the notifier log (reopened, so current); bytes or -errno. */
+ssize_t krs_notifier_read(char *buf, size_t size);
+
+/* One line of inject. */
+struct krs_inject_state {
+	int armed;
+	char mode[8];
+	char scope_kind[8];
+	unsigned long scope;
+	unsigned int ms, remaining, hits, waiting, timeouts;
+};
+
+/* The line of @point (reopened, so current); 0, -ENOENT if none, -errno. */
+int krs_inject_state(const char *point, struct krs_inject_state *st);
+/*
+ * Poll until a collapse is paused at @point (waiting >= 1) after at least
+ * @hits hits. Gives up after @timeout_ms (-ETIMEDOUT), or as soon as *@done
+ * (if non-NULL) is set: -ECANCELED (the collapse finished without pausing).
+ */
+int krs_inject_wait_paused(const char *point, unsigned int hits, int timeout_ms,
+			   const int *done);
+
+/* Fold the per-CPU vm counters (/proc/sys/vm/stat_refresh), best effort. */
+void krs_vm_stat_refresh(void);
+/* /proc/meminfo field @field in kB; -1 if absent. */
+long krs_meminfo_kb(const char *field);
+
+/*
+ * A collapse written from a thread of its own through its own collapse fd
+ * (one raw write, no EAGAIN retry): it blocks while paused at a point.
+ */
+struct krs_bg_collapse {
+	char cmd[256];
+	ssize_t ret;		/* the write's result or -errno */
+	char report[8192];
+	int done;		/* set (atomically) when ret and report are final */
+	pthread_t thread;
+	bool running;
+};
+
+int krs_bg_collapse_start(struct krs_bg_collapse *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Wait up to @timeout_ms for it to finish and join it; 0 or -ETIMEDOUT. */
+int krs_bg_collapse_join(struct krs_bg_collapse *c, int timeout_ms);
+
 #endif
