@@ -311,6 +311,16 @@ impl SpinGuard {
         Self(lock)
     }
 
+    /// Takes over a lock the caller already holds (e.g. the one
+    /// `pte_offset_map_lock()` took).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `lock` and hands its release to the guard.
+    pub(crate) unsafe fn adopt(lock: *mut bindings::spinlock_t) -> Self {
+        Self(lock)
+    }
+
     /// The lock held, for comparing the PMD and PTE locks.
     pub(crate) fn as_ptr(&self) -> *mut bindings::spinlock_t {
         self.0

@@ -84,30 +84,51 @@ fn check_ptes(
     let pte = unsafe { bindings::krs_pte_offset_map_lock(vma.mm(), pmd, haddr as usize, &mut ptl) };
     // SAFETY: A mapped table, from pte_offset_map_lock.
     let map = unsafe { PteMap::from_raw(NonNull::new(pte).ok_or(ScanResult::Fail)?) };
-    // The lock pte_offset_map_lock took; released before the unmap.
-    let _ptl = ReleaseOnly(ptl);
+    // SAFETY: pte_offset_map_lock() took `ptl`; the guard, declared after
+    // the map, releases it before the unmap (pte_unmap_unlock order).
+    let _ptl = unsafe { SpinGuard::adopt(ptl) };
     for i in 0..HPAGE_PMD_NR {
-        let addr = haddr + i as u64 * PAGE_SIZE;
-        // SAFETY: Under the PTE lock, entries of a mapped table.
-        match unsafe { bindings::krs_pte_kind(map.entry(i)) } {
-            0 => continue,
-            k if k < 0 => return Err(ScanResult::PteNonPresent),
-            _ => {}
-        }
         // A uprobe, a debugger or MAP_PRIVATE CoW may have changed the
         // table, but then the page is not a subpage of our folio.
-        // SAFETY: As above; the folio is locked.
-        let (page, want) = unsafe {
-            (
-                bindings::krs_pte_page(vma.as_ptr(), addr as usize, map.entry(i)),
-                bindings::krs_folio_page(folio.as_ptr(), i),
-            )
-        };
-        if page != want {
-            return Err(ScanResult::Fail);
-        }
+        // SAFETY: The PTE lock is held, the folio locked.
+        unsafe { subpage_at(vma, haddr, &map, i, folio)? };
     }
     Ok(())
+}
+
+/// PTE `i` of `map` (the table over `haddr`): `None` if empty, the page if
+/// it maps subpage `i` of `folio`; `SCAN_PTE_NON_PRESENT` if swapped or
+/// migrating, `SCAN_FAIL` if it maps anything else.
+///
+/// # Safety
+///
+/// The caller holds the PTE lock of `map` and the lock of `folio`.
+unsafe fn subpage_at(
+    vma: Vma<'_>,
+    haddr: u64,
+    map: &PteMap,
+    i: usize,
+    folio: &LockedFolio,
+) -> Result<Option<*mut bindings::page>, ScanResult> {
+    // SAFETY: Under the PTE lock (function contract).
+    match unsafe { bindings::krs_pte_kind(map.entry(i)) } {
+        0 => return Ok(None),
+        k if k < 0 => return Err(ScanResult::PteNonPresent),
+        _ => {}
+    }
+    let addr = haddr + i as u64 * PAGE_SIZE;
+    // SAFETY: Under the PTE lock; the folio is locked (function contract).
+    let (page, want) = unsafe {
+        (
+            bindings::krs_pte_page(vma.as_ptr(), addr as usize, map.entry(i)),
+            bindings::krs_folio_page(folio.as_ptr(), i),
+        )
+    };
+    if page == want {
+        Ok(Some(page))
+    } else {
+        Err(ScanResult::Fail)
+    }
 }
 
 /// Steps 2-4: clear the PTEs and their rmap, fix the counts, and remove
@@ -153,25 +174,13 @@ fn clear_and_retract(
     };
     for i in 0..HPAGE_PMD_NR {
         let addr = haddr + i as u64 * PAGE_SIZE;
-        // SAFETY: Under the PTE lock.
-        match unsafe { bindings::krs_pte_kind(map.entry(i)) } {
-            0 => continue,
-            // The PTE lock was dropped after step 1 for the notifier: the
-            // folio lock stops new PTEs of it, not CoW copies, swap-out or
-            // migration of the existing ones.
-            k if k < 0 => return Err(ScanResult::PteNonPresent),
-            _ => {}
-        }
-        // SAFETY: Under the PTE lock; the folio is locked.
-        let (page, want) = unsafe {
-            (
-                bindings::krs_pte_page(vma.as_ptr(), addr as usize, map.entry(i)),
-                bindings::krs_folio_page(folio.as_ptr(), i),
-            )
+        // The PTE lock was dropped after step 1 for the notifier: the
+        // folio lock stops new PTEs of it, not CoW copies, swap-out or
+        // migration of the existing ones, so check again.
+        // SAFETY: The PTE lock is held, the folio locked.
+        let Some(page) = (unsafe { subpage_at(vma, haddr, &map, i, folio)? }) else {
+            continue;
         };
-        if page != want {
-            return Err(ScanResult::Fail);
-        }
         // Must clear the entry, or a racing truncate may re-remove it; the
         // TLB flush waits for pmdp_collapse_flush().
         // SAFETY: A present PTE of `folio` under the PTE lock.
@@ -273,15 +282,5 @@ impl Drop for Cleared {
             bindings::krs_folio_ref_sub(self.folio, self.nr as i32);
             bindings::krs_add_mm_counter_file(self.mm, self.folio, -(self.nr as i64) as isize);
         }
-    }
-}
-
-/// The PTE lock as `pte_offset_map_lock()` took it: released on drop.
-struct ReleaseOnly(*mut bindings::spinlock_t);
-
-impl Drop for ReleaseOnly {
-    fn drop(&mut self) {
-        // SAFETY: Taken by pte_offset_map_lock() (type invariant).
-        unsafe { bindings::krs_spin_unlock(self.0) }
     }
 }
