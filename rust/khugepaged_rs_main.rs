@@ -18,6 +18,7 @@ mod inject;
 mod inject_cmd;
 mod install_pmd;
 mod notifier;
+mod outcome;
 mod pmd;
 mod request;
 mod result;

@@ -10,6 +10,7 @@ use crate::guards::{FileRef, MmRef};
 use crate::inject;
 use crate::inject_cmd::Point;
 use crate::install_pmd::try_collapse_pte_mapped_thp;
+use crate::outcome::{self, Segment};
 use crate::result::ScanResult;
 use crate::scan::scan_file;
 use crate::sys::bindings;
@@ -144,11 +145,11 @@ const fn align_down(x: u64) -> u64 {
     x & !(HPAGE_PMD_SIZE - 1)
 }
 
-/// `madvise_collapse()` over `[start, end)` of `mm`, extended across VMAs:
-/// an extent not inside one eligible VMA is reported (`SCAN_VMA_NULL`,
-/// `SCAN_ADDRESS_RANGE`, `SCAN_VMA_CHECK`) and the walk goes on, where
-/// madvise(2) would stop at the first such VMA. Other failures stop the walk
-/// unless MADV_COLLAPSE's whitelist lets it continue.
+/// `madvise(MADV_COLLAPSE)` over `[start, end)` of `mm`: every 2 MiB
+/// extent is tried and reported, also past a VMA that fails (where
+/// madvise(2) would stop), unless a failure outside MADV_COLLAPSE's
+/// whitelist stops the walk as it stops `madvise_collapse()`. The errno is
+/// what madvise(2) would return for the range ([`outcome::request_errno`]).
 fn collapse_mm(
     mm: &MmRef,
     start: u64,
@@ -156,35 +157,77 @@ fn collapse_mm(
     dry_run: bool,
     extents: &mut KVec<Extent>,
 ) -> Result<(), i32> {
+    let segments = vma_segments(mm, start, end)?;
     // SAFETY: Drains every CPU's LRU caches; may sleep, no locks held.
     unsafe { bindings::krs_lru_add_drain_all() };
-    let mut last_fail = None;
-    let mut unmapped = false;
     let mut addr = align_up(start);
     while addr < align_down(end) {
         let (pgoff, outcome) = collapse_extent(mm, addr, dry_run);
         push(extents, addr, pgoff, outcome)?;
         let r = outcome.result;
-        if !r.is_done() {
-            last_fail = Some(r);
-            unmapped |= r == ScanResult::VmaNull;
-            let per_vma = matches!(
-                r,
-                ScanResult::VmaNull | ScanResult::AddressRange | ScanResult::VmaCheck
-            );
-            if !r.continues() && !per_vma {
-                break;
-            }
+        let per_vma = matches!(
+            r,
+            ScanResult::VmaNull | ScanResult::AddressRange | ScanResult::VmaCheck
+        );
+        if !r.continues() && !per_vma {
+            break;
         }
         addr += HPAGE_PMD_SIZE;
         // SAFETY: No locks held.
         unsafe { bindings::krs_cond_resched() };
     }
-    match last_fail {
-        None => Ok(()),
-        Some(_) if unmapped => Err(errno::ENOMEM),
-        Some(r) => Err(r.errno()),
+    let mut results = KVec::with_capacity(extents.len(), GFP_KERNEL).map_err(|_| errno::ENOMEM)?;
+    for e in extents.iter() {
+        results
+            .push((e.start, e.result), GFP_KERNEL)
+            .map_err(|_| errno::ENOMEM)?;
     }
+    outcome::request_errno(&segments, &results)
+}
+
+/// The layout of `[start, end)` as madvise(2) would walk it, reduced to
+/// what decides its errno: the VMAs holding a whole extent, the first
+/// ineligible VMA (the walk ends there), and whether anything is unmapped.
+fn vma_segments(mm: &MmRef, start: u64, end: u64) -> Result<KVec<Segment>, i32> {
+    let mut segments = KVec::new();
+    let mut push = |s: Segment| segments.push(s, GFP_KERNEL).map_err(|_| errno::ENOMEM);
+    let lock = mm.read_lock();
+    let mut gap = false;
+    let mut addr = start;
+    while addr < end {
+        // SAFETY: The mmap lock is held while `vma` is used.
+        let vma = unsafe { Vma::from_raw(bindings::krs_find_vma(lock.mm(), addr as usize)) };
+        let vma = match vma {
+            Some(v) if v.start() < end => v,
+            _ => {
+                gap = true;
+                break;
+            }
+        };
+        gap |= vma.start() > addr;
+        let (s, e) = (addr.max(vma.start()), end.min(vma.end()));
+        if let Err(r) = vma_eligible(vma) {
+            push(Segment::Vma {
+                start: s,
+                end: e,
+                ineligible: Some(r),
+            })?;
+            break;
+        }
+        if align_up(s) < align_down(e) {
+            push(Segment::Vma {
+                start: s,
+                end: e,
+                ineligible: None,
+            })?;
+        }
+        addr = e;
+    }
+    drop(lock);
+    if gap {
+        push(Segment::Gap)?;
+    }
+    Ok(segments)
 }
 
 fn push(extents: &mut KVec<Extent>, start: u64, pgoff: u64, o: Outcome) -> Result<(), i32> {
@@ -293,11 +336,23 @@ fn revalidate(mm: &MmRef, addr: u64) -> Result<(), ScanResult> {
         Some(v) if v.start() <= addr => v,
         _ => return Err(ScanResult::VmaNull),
     };
+    vma_eligible(vma)?;
+    if !vma.suitable_for_pmd(addr) {
+        return Err(ScanResult::AddressRange);
+    }
+    Ok(())
+}
+
+/// `collapse_possible(vma, TVA_FORCED_COLLAPSE)` as `madvise_collapse()`
+/// checks it first, plus this module's scope: shmem files only
+/// (anonymous memory and other filesystems are `SCAN_VMA_CHECK`).
+fn vma_eligible(vma: Vma<'_>) -> Result<(), ScanResult> {
     if vma.is_anonymous() || vma.file().is_null() {
         return Err(ScanResult::VmaCheck);
     }
-    if !vma.suitable_for_pmd(addr) {
-        return Err(ScanResult::AddressRange);
+    // SAFETY: The file of a VMA the caller holds the mmap lock for.
+    if !unsafe { bindings::krs_file_is_shmem(vma.file()) } {
+        return Err(ScanResult::VmaCheck);
     }
     if !vma.allows_forced_collapse() {
         return Err(ScanResult::VmaCheck);

@@ -10,3 +10,6 @@ mod result;
 
 #[path = "../../../rust/inject_cmd.rs"]
 mod inject_cmd;
+
+#[path = "../../../rust/outcome.rs"]
+mod outcome;

@@ -1,0 +1,1230 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Differential tester: khugepaged_rs against MADV_COLLAPSE.
+ *
+ * From a seed, build a page-cache state for a memfd (tmpfs) file and a set
+ * of mappings of it: written, read-faulted, fallocated and swapped-out pages,
+ * holes, extents made huge beforehand (then partly unmapped, written or
+ * punched), shared and private mappings (with CoW'd pages), mlock, uffd
+ * MISSING/WP/MINOR registrations, MADV_NOHUGEPAGE, a file shorter than its
+ * mappings. Two identical twins are built by the same recipe (one PRNG
+ * stream replayed); one is collapsed with madvise(MADV_COLLAPSE), the other
+ * with debugfs `collapse` (`addr= len=`). Then compare, twin against twin:
+ * the outcome (success or errno), every file page (pread) and every mapped
+ * page (read through each mapping), st_blocks, and per mapping: the smaps
+ * counters of each VMA, the pagemap flags and mincore of each page, and the
+ * userfaults each registration received. The pre-collapse states are
+ * compared too: a seed whose twins already differ is "unstable" (skipped).
+ *
+ *   khugepaged_rs_diff [--seeds N] [--start S] [--seed N] [--batch N] [-v]
+ *                      [--strict] [--allow-gap]
+ *
+ *   --seeds N    run N seeds (default $KRS_DIFF_SEEDS, else 150: about a
+ *                minute under TCG)
+ *   --start S    first seed (default $KRS_DIFF_START, else 1)
+ *   --seed N     run seed N only (same as --start N --seeds 1)
+ *   --batch N    seeds per KTAP test line (default 50)
+ *   -v           print each seed's recipe, request, results and report
+ *   --strict     count the documented differences as divergences too
+ *   --allow-gap  do not count the "gap" class (below) as a divergence
+ *
+ * One KTAP test per batch: "ok" when no seed of the batch diverged. Each
+ * divergence prints its seed, its class, what differed, the module's report
+ * and the command reproducing it. Seeds/second is printed at the end.
+ *
+ * Classes, from the VMAs the request covers before the collapse:
+ *  - data: a file page (pread) differs, or a mapped page does while no
+ *    MISSING userfault could have filled a hole: always a divergence.
+ *  - gap: part of the range is unmapped and the module did not fail with
+ *    ENOMEM, which its ABI promises ("Part of the range not mapped at all:
+ *    ENOMEM, like madvise(2)").
+ *  - range in one VMA: anything that differs is a divergence, except
+ *    MADV_COLLAPSE's EINVAL for an ineligible VMA when the range holds no
+ *    whole extent (the ABI: such a range "succeeds doing nothing").
+ *  - otherwise the range spans VMAs: the module's walk crosses them where
+ *    madvise(2) stops at the first VMA that fails (design.rst,
+ *    "Eligibility"): counted as expected, not as a divergence.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+#include "krs_test.h"
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 1
+#endif
+
+#define PAGE KRS_PAGE_SIZE
+#define PMD KRS_PMD_SIZE
+#define PMD_PAGES KRS_PMD_PAGES
+#define MAX_EXT 3
+#define MAX_MAPS 5
+#define REGION (64UL << 20)
+#define SLOT (10UL << 20)	/* mapping i at region + 2M + i * SLOT */
+#define SEED_TIMEOUT 60
+
+/* ---- PRNG (splitmix64) ------------------------------------------------- */
+
+struct rng {
+	uint64_t s;
+};
+
+static uint64_t rnext(struct rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static size_t rnd(struct rng *r, size_t n)
+{
+	return n ? rnext(r) % n : 0;
+}
+
+static bool chance(struct rng *r, unsigned int pct)
+{
+	return rnd(r, 100) < pct;
+}
+
+/* ---- options, log ------------------------------------------------------ */
+
+static bool verbose, strict;
+static uint64_t cur_seed;
+static int log_twin = -1;	/* recipe steps are printed for twin 0 only */
+
+static void __attribute__((format(printf, 1, 2))) vlog(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!verbose || log_twin != 0)
+		return;
+	va_start(ap, fmt);
+	printf("#   ");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+}
+
+/* ---- userfaultfd: one handler thread for every registration ----------- */
+
+enum { UF_MISSING = 1, UF_WP = 2, UF_MINOR = 4 };
+
+struct uslot {
+	int fd;			/* -1: free */
+	unsigned long base;	/* the mapping, for page indexes and release */
+	size_t len;
+	unsigned int missing, wp, minor, errors;
+};
+
+#define MAX_USLOTS (2 * MAX_MAPS)
+static struct uslot uslots[MAX_USLOTS];
+static pthread_mutex_t ulock = PTHREAD_MUTEX_INITIALIZER;
+static int uwake[2] = { -1, -1 };
+static pthread_t uthread;
+
+static int uresolve(struct uslot *s, unsigned long page, uint64_t flags)
+{
+	uint64_t src[PAGE / sizeof(uint64_t)];
+	struct uffdio_range range = { .start = page, .len = PAGE };
+	int ret = -1;
+
+	for (int i = 0; i < 1000; i++) {
+		if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+			struct uffdio_writeprotect wp = { .range = range, .mode = 0 };
+
+			ret = ioctl(s->fd, UFFDIO_WRITEPROTECT, &wp);
+		} else if (flags & UFFD_PAGEFAULT_FLAG_MINOR) {
+			struct uffdio_continue c = { .range = range };
+
+			ret = ioctl(s->fd, UFFDIO_CONTINUE, &c);
+		} else {
+			/* Same content in both twins: keyed by the page in the mapping. */
+			struct uffdio_copy c = {
+				.dst = page, .src = (uintptr_t)src, .len = PAGE,
+			};
+
+			krs_fill_page(src, 0xc0ffee, (page - s->base) / PAGE);
+			ret = ioctl(s->fd, UFFDIO_COPY, &c);
+		}
+		if (!ret || errno != EAGAIN)
+			break;
+		usleep(1000);
+	}
+	if (ret && errno == EEXIST)
+		ret = ioctl(s->fd, UFFDIO_WAKE, &range);
+	return ret;
+}
+
+static void *uthread_fn(void *arg)
+{
+	for (;;) {
+		struct pollfd pfd[MAX_USLOTS + 1];
+		int idx[MAX_USLOTS + 1], n = 1, r;
+		char c;
+
+		pfd[0] = (struct pollfd){ .fd = uwake[0], .events = POLLIN };
+		pthread_mutex_lock(&ulock);
+		for (int i = 0; i < MAX_USLOTS; i++) {
+			if (uslots[i].fd < 0)
+				continue;
+			pfd[n] = (struct pollfd){ .fd = uslots[i].fd, .events = POLLIN };
+			idx[n++] = i;
+		}
+		pthread_mutex_unlock(&ulock);
+		r = poll(pfd, n, 1000);
+		if (r <= 0)
+			continue;
+		if (pfd[0].revents) {
+			if (read(uwake[0], &c, 1) == 1 && c == 'q')
+				return NULL;
+			continue;
+		}
+		for (int k = 1; k < n; k++) {
+			struct uslot *s = &uslots[idx[k]];
+			struct uffd_msg msg;
+			unsigned long page;
+			uint64_t flags;
+
+			if (!(pfd[k].revents & POLLIN))
+				continue;
+			pthread_mutex_lock(&ulock);
+			if (s->fd != pfd[k].fd || read(s->fd, &msg, sizeof(msg)) != sizeof(msg) ||
+			    msg.event != UFFD_EVENT_PAGEFAULT) {
+				pthread_mutex_unlock(&ulock);
+				continue;
+			}
+			page = msg.arg.pagefault.address & ~(PAGE - 1);
+			flags = msg.arg.pagefault.flags;
+			if (flags & UFFD_PAGEFAULT_FLAG_WP)
+				s->wp++;
+			else if (flags & UFFD_PAGEFAULT_FLAG_MINOR)
+				s->minor++;
+			else
+				s->missing++;
+			if (uresolve(s, page, flags)) {
+				struct uffdio_range all = { .start = s->base, .len = s->len };
+
+				/* Never leave a fault blocked: give the range up. */
+				s->errors++;
+				ioctl(s->fd, UFFDIO_UNREGISTER, &all);
+				ioctl(s->fd, UFFDIO_WAKE, &all);
+			}
+			pthread_mutex_unlock(&ulock);
+		}
+	}
+}
+
+static int uslot_add(int fd, unsigned long base, size_t len)
+{
+	int ret = -1;
+
+	pthread_mutex_lock(&ulock);
+	for (int i = 0; i < MAX_USLOTS; i++) {
+		if (uslots[i].fd >= 0)
+			continue;
+		uslots[i] = (struct uslot){ .fd = fd, .base = base, .len = len };
+		ret = i;
+		break;
+	}
+	pthread_mutex_unlock(&ulock);
+	if (write(uwake[1], "w", 1) != 1)
+		return -1;
+	return ret;
+}
+
+static void uslot_del(int i)
+{
+	int fd;
+
+	pthread_mutex_lock(&ulock);
+	fd = uslots[i].fd;
+	uslots[i].fd = -1;
+	pthread_mutex_unlock(&ulock);
+	if (write(uwake[1], "w", 1) != 1) {
+		/* the thread polls with a timeout anyway */
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* ---- a twin ------------------------------------------------------------ */
+
+struct map {
+	char *addr;
+	size_t npages;		/* mapping length in pages */
+	size_t off;		/* file page of its first page */
+	bool shared, writable;
+	int uslot;		/* -1 if no uffd */
+	unsigned int umode;
+};
+
+struct twin {
+	int id;
+	int fd;
+	char *region;
+	size_t fpages;		/* file size in pages */
+	size_t nr_ext;
+	struct map maps[MAX_MAPS];
+	int nmaps;
+	int pre_madv[MAX_EXT];	/* result of the set-up MADV_COLLAPSE per extent */
+};
+
+static unsigned int pat_seed(uint64_t seed, unsigned int version)
+{
+	return (unsigned int)(seed * 2654435761u) ^ (version << 24);
+}
+
+static bool in_file(struct twin *t, struct map *m, size_t i)
+{
+	return m->off + i < t->fpages;
+}
+
+/* Map @npages of the file from page @off at region slot @slot. */
+static int add_map(struct twin *t, int slot, size_t off, size_t npages, bool shared, bool writable)
+{
+	struct map *m = &t->maps[t->nmaps];
+	char *want = t->region + PMD + slot * SLOT;
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	void *p = mmap(want, npages * PAGE, prot,
+		       (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE, t->fd, off * PAGE);
+
+	if (p != want) {
+		ksft_print_msg("seed %" PRIu64 ": mmap slot %d: %s\n", cur_seed, slot,
+			       p == MAP_FAILED ? strerror(errno) : "wrong address");
+		if (p != MAP_FAILED)
+			munmap(p, npages * PAGE);
+		return -1;
+	}
+	*m = (struct map){ .addr = p, .npages = npages, .off = off, .shared = shared,
+			   .writable = writable, .uslot = -1 };
+	vlog("map %d: file pages [%zu, +%zu) %s %s", t->nmaps, off, npages,
+	     shared ? "shared" : "private", writable ? "rw" : "ro");
+	t->nmaps++;
+	return 0;
+}
+
+static void touch_read(const char *p)
+{
+	(void)*(const volatile char *)p;
+}
+
+static void punch(int fd, size_t idx, size_t n)
+{
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, idx * PAGE, n * PAGE)) {
+		/* identical in both twins; nothing to do */
+	}
+}
+
+static int uffd_features(void)
+{
+	return UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
+	       UFFD_FEATURE_MINOR_SHMEM;
+}
+
+/* Register map @m (pages [first, +n)) with mode @mode. */
+static void uffd_register_map(struct twin *t, struct map *m, size_t first, size_t n,
+			      unsigned int mode, struct rng *r)
+{
+	uint64_t regmode = 0;
+	int fd = krs_uffd_open(uffd_features()), slot, ret;
+
+	if (mode & UF_MISSING)
+		regmode |= UFFDIO_REGISTER_MODE_MISSING;
+	if (mode & UF_WP)
+		regmode |= UFFDIO_REGISTER_MODE_WP;
+	if (mode & UF_MINOR)
+		regmode |= UFFDIO_REGISTER_MODE_MINOR;
+	if (fd < 0) {
+		vlog("uffd open: %s", strerror(-fd));
+		return;
+	}
+	ret = krs_uffd_register(fd, m->addr + first * PAGE, n * PAGE, regmode, NULL);
+	vlog("uffd register map %ld pages [%zu, +%zu) mode%s%s%s: %s", (long)(m - t->maps),
+	     first, n, mode & UF_MISSING ? " missing" : "", mode & UF_WP ? " wp" : "",
+	     mode & UF_MINOR ? " minor" : "", ret ? strerror(-ret) : "ok");
+	if (ret) {
+		close(fd);
+		return;
+	}
+	slot = uslot_add(fd, (unsigned long)m->addr, m->npages * PAGE);
+	if (slot < 0) {
+		close(fd);
+		return;
+	}
+	m->uslot = slot;
+	m->umode = mode;
+	if ((mode & UF_WP) && chance(r, 70)) {
+		size_t a = first + rnd(r, n), b = a + 1 + rnd(r, first + n - a);
+
+		ret = krs_uffd_wp(fd, m->addr + a * PAGE, (b - a) * PAGE, true);
+		vlog("uffd wp-protect pages [%zu, %zu): %s", a, b, ret ? strerror(-ret) : "ok");
+	}
+}
+
+/* A page range [*a, *b) of @n pages: all, a 2 MiB-aligned part, or any. */
+static void pick_range(struct rng *r, size_t n, size_t *a, size_t *b)
+{
+	switch (rnd(r, 3)) {
+	case 0:
+		*a = 0;
+		*b = n;
+		break;
+	case 1: {
+		size_t ext = n / PMD_PAGES;
+
+		if (ext) {
+			size_t e0 = rnd(r, ext), e1 = e0 + 1 + rnd(r, ext - e0);
+
+			*a = e0 * PMD_PAGES;
+			*b = e1 * PMD_PAGES;
+			break;
+		}
+	}
+	/* fall through */
+	default:
+		*a = rnd(r, n);
+		*b = *a + 1 + rnd(r, n - *a);
+		break;
+	}
+}
+
+/*
+ * Build twin @t from seed @seed: every random choice comes from one PRNG
+ * stream seeded with @seed and depends on nothing observed, so both twins
+ * get the same recipe.
+ */
+static int build(struct twin *t, uint64_t seed)
+{
+	struct rng r = { seed };
+	size_t nr_ext = 1 + rnd(&r, MAX_EXT), npages = nr_ext * PMD_PAGES;
+	unsigned int version = 1;
+	struct map *m;
+	int nextra;
+
+	t->nr_ext = nr_ext;
+	t->fpages = npages;
+	if (chance(&r, 10))
+		t->fpages -= 1 + rnd(&r, PMD_PAGES - 1);
+	vlog("file: %zu pages, %zu extents", t->fpages, nr_ext);
+	t->fd = krs_memfd("krs_diff", t->fpages * PAGE);
+	if (t->fd < 0) {
+		ksft_print_msg("memfd: %s\n", strerror(-t->fd));
+		return -1;
+	}
+	t->region = mmap(NULL, REGION + PMD, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			 -1, 0);
+	if (t->region == MAP_FAILED)
+		return -1;
+	/* Keep the address, give the space back: mappings go at fixed slots. */
+	munmap(t->region, REGION + PMD);
+	t->region = (char *)(((uintptr_t)t->region + PMD - 1) & ~(PMD - 1));
+
+	/* The main mapping: shared, rw, the whole file (sometimes misaligned). */
+	if (add_map(t, 0, chance(&r, 4) ? 1 + rnd(&r, 8) : 0, npages, true, true))
+		return -1;
+	m = &t->maps[0];
+
+	/* Page states, extent by extent. */
+	for (size_t e = 0; e < nr_ext; e++) {
+		unsigned int profile = rnd(&r, 7), dens = rnd(&r, 101);
+
+		vlog("extent %zu: profile %u density %u", e, profile, dens);
+		for (size_t i = e * PMD_PAGES; i < (e + 1) * PMD_PAGES; i++) {
+			size_t fi = m->off + i;
+			unsigned int act;
+
+			if (!in_file(t, m, i))
+				break;
+			switch (profile) {
+			case 0:		/* full, written through the mapping */
+				act = 0;
+				break;
+			case 1:		/* sparse */
+				act = chance(&r, dens) ? 0 : 4;
+				break;
+			case 2:		/* empty */
+				act = 4;
+				break;
+			case 3:		/* fallocate mix */
+				act = chance(&r, dens) ? 2 : (chance(&r, 50) ? 0 : 4);
+				break;
+			case 4:		/* read-faulted holes mix */
+				act = chance(&r, dens) ? 3 : (chance(&r, 50) ? 1 : 4);
+				break;
+			case 5:		/* everything */
+				act = rnd(&r, 5);
+				break;
+			default:	/* all but a few */
+				act = chance(&r, 3) ? 4 : 1;
+				break;
+			}
+			switch (act) {
+			case 0:
+				krs_fill_page(m->addr + i * PAGE, pat_seed(seed, version), fi);
+				break;
+			case 1:
+				krs_pwrite_page(t->fd, pat_seed(seed, version), fi);
+				break;
+			case 2:
+				if (fallocate(t->fd, 0, fi * PAGE, PAGE)) {
+					/* identical in both twins */
+				}
+				break;
+			case 3:
+				touch_read(m->addr + i * PAGE);
+				break;
+			}
+		}
+	}
+
+	/* Extents made huge beforehand, then perturbed. */
+	for (size_t e = 0; e < nr_ext; e++) {
+		char *ea = m->addr + e * PMD;
+
+		t->pre_madv[e] = 0;
+		if (!chance(&r, 25))
+			continue;
+		t->pre_madv[e] = madvise(ea, PMD, MADV_COLLAPSE) ? errno : 0;
+		vlog("extent %zu: MADV_COLLAPSE first: %s", e, strerror(t->pre_madv[e]));
+		version++;
+		switch (rnd(&r, 6)) {
+		case 0: {	/* unmap part of the PMD: PTE-mapped huge page */
+			size_t a = rnd(&r, PMD_PAGES), n = 1 + rnd(&r, PMD_PAGES - a);
+
+			madvise(ea + a * PAGE, n * PAGE, MADV_DONTNEED);
+			vlog("  DONTNEED pages [%zu, +%zu)", a, n);
+			break;
+		}
+		case 1:		/* unmap all of it: huge page not mapped here */
+			madvise(ea, PMD, MADV_DONTNEED);
+			vlog("  DONTNEED all");
+			break;
+		case 2: {	/* write a few pages */
+			for (int k = 0, n = 1 + rnd(&r, 8); k < n; k++) {
+				size_t i = e * PMD_PAGES + rnd(&r, PMD_PAGES);
+
+				if (in_file(t, m, i))
+					krs_fill_page(m->addr + i * PAGE, pat_seed(seed, version),
+						      m->off + i);
+			}
+			vlog("  wrote a few pages");
+			break;
+		}
+		case 3: {	/* punch a hole: split the huge page */
+			size_t i = m->off + e * PMD_PAGES + rnd(&r, PMD_PAGES), n = 1 + rnd(&r, 4);
+
+			punch(t->fd, i, n);
+			vlog("  punch file pages [%zu, +%zu)", i, n);
+			break;
+		}
+		default:
+			break;
+		}
+	}
+
+	/* Extra mappings. */
+	nextra = rnd(&r, MAX_MAPS);
+	for (int k = 0; k < nextra; k++) {
+		bool shared = chance(&r, 55), writable = !shared || chance(&r, 60);
+		size_t off = 0, n = npages;
+		struct map *x;
+
+		if (chance(&r, 40)) {
+			size_t e0 = rnd(&r, nr_ext);
+
+			off = e0 * PMD_PAGES;
+			n = (1 + rnd(&r, nr_ext - e0)) * PMD_PAGES;
+		}
+		if (chance(&r, 8))
+			off += 1 + rnd(&r, 16);
+		if (add_map(t, 1 + k, off, n, shared, writable))
+			return -1;
+		x = &t->maps[t->nmaps - 1];
+		/* Populate some PTEs by reading; CoW some pages of a private one. */
+		if (chance(&r, 70)) {
+			size_t a, b;
+
+			pick_range(&r, n, &a, &b);
+			for (size_t i = a; i < b; i++)
+				if (in_file(t, x, i) && chance(&r, 80))
+					touch_read(x->addr + i * PAGE);
+			vlog("  map %d: read pages in [%zu, %zu)", t->nmaps - 1, a, b);
+		}
+		if (!shared && chance(&r, 60)) {
+			for (int c = 0, nc = 1 + rnd(&r, 64); c < nc; c++) {
+				size_t i = rnd(&r, n);
+
+				if (in_file(t, x, i))
+					krs_fill_page(x->addr + i * PAGE, pat_seed(seed, 100 + k),
+						      x->off + i);
+			}
+			vlog("  map %d: CoW'd some pages", t->nmaps - 1);
+		}
+	}
+
+	/* Swap out pages mapped by the main mapping only. */
+	if (chance(&r, 35)) {
+		size_t a, b;
+
+		pick_range(&r, npages, &a, &b);
+		for (size_t i = a; i < b && !in_file(t, m, i); i++)
+			a = i + 1;
+		while (b > a && !in_file(t, m, b - 1))
+			b--;
+		if (b > a) {
+			int ret = madvise(m->addr + a * PAGE, (b - a) * PAGE, MADV_PAGEOUT);
+
+			vlog("PAGEOUT main pages [%zu, %zu): %s", a, b, ret ? strerror(errno) : "ok");
+		}
+	}
+
+	/* mlock, NOHUGEPAGE, uffd: per mapping. */
+	for (int k = 0; k < t->nmaps; k++) {
+		struct map *x = &t->maps[k];
+		size_t lim = x->npages, a, b;
+
+		while (lim && !in_file(t, x, lim - 1))
+			lim--;
+		if (lim && chance(&r, k ? 10 : 15)) {
+			bool onfault = chance(&r, 50);
+			int ret;
+
+			pick_range(&r, lim, &a, &b);
+			ret = syscall(SYS_mlock2, x->addr + a * PAGE, (b - a) * PAGE,
+				      onfault ? MLOCK_ONFAULT : 0);
+			vlog("mlock%s map %d pages [%zu, %zu): %s", onfault ? "(onfault)" : "", k,
+			     a, b, ret ? strerror(errno) : "ok");
+		}
+		if (chance(&r, 5)) {
+			pick_range(&r, x->npages, &a, &b);
+			madvise(x->addr + a * PAGE, (b - a) * PAGE, MADV_NOHUGEPAGE);
+			vlog("NOHUGEPAGE map %d pages [%zu, %zu)", k, a, b);
+		}
+		if (chance(&r, k ? 20 : 30)) {
+			unsigned int mode = 1 + rnd(&r, 7);
+
+			if (!x->shared && (mode & UF_MINOR) && chance(&r, 50))
+				mode &= ~UF_MINOR;
+			if (!mode)
+				mode = UF_MISSING;
+			pick_range(&r, x->npages, &a, &b);
+			if (chance(&r, 60)) {
+				a = 0;
+				b = x->npages;
+			}
+			uffd_register_map(t, x, a, b - a, mode, &r);
+		}
+	}
+	return 0;
+}
+
+static void destroy(struct twin *t)
+{
+	for (int k = 0; k < t->nmaps; k++) {
+		if (t->maps[k].uslot >= 0)
+			uslot_del(t->maps[k].uslot);
+		munmap(t->maps[k].addr, t->maps[k].npages * PAGE);
+	}
+	t->nmaps = 0;
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+}
+
+/* ---- snapshots --------------------------------------------------------- */
+
+/* Growing text buffer. */
+struct sbuf {
+	char *s;
+	size_t len, cap;
+};
+
+static void __attribute__((format(printf, 2, 3))) sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (b->s && b->len + n < b->cap) {
+			b->len += n;
+			return;
+		}
+		b->cap = (b->cap + n + 1) * 2;
+		b->s = realloc(b->s, b->cap);
+		if (!b->s)
+			abort();
+	}
+}
+
+static char *smaps_buf;
+#define SMAPS_SIZE (4 << 20)
+
+static const char *const smaps_skip[] = { "Referenced", "KSM", "KernelPageSize", "MMUPageSize", NULL };
+
+/* Append the smaps of the VMAs inside map @m, addresses relative to it. */
+static void snap_smaps(struct sbuf *b, const struct map *m)
+{
+	unsigned long base = (unsigned long)m->addr, end = base + m->npages * PAGE;
+	char *line, *save, *copy;
+	bool in = false;
+
+	copy = strdup(smaps_buf);
+	if (!copy)
+		abort();
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long s, e;
+		char name[64];
+		bool skip = false;
+		int n = 0;
+
+		if (sscanf(line, "%lx-%lx %n", &s, &e, &n) == 2 && n > 0) {
+			in = s >= base && e <= end;
+			if (in)
+				sb_add(b, " vma[%lx-%lx]", s - base, e - base);
+			continue;
+		}
+		if (!in || sscanf(line, "%63[^:]:", name) != 1)
+			continue;
+		for (int i = 0; smaps_skip[i]; i++)
+			skip |= !strcmp(name, smaps_skip[i]);
+		if (skip)
+			continue;
+		if (!strcmp(name, "VmFlags")) {
+			sb_add(b, " %s", line);
+		} else {
+			long v = strtol(strchr(line, ':') + 1, NULL, 10);
+
+			if (v)
+				sb_add(b, " %s=%ld", name, v);
+		}
+	}
+	free(copy);
+}
+
+/* Pagemap flags (bits 55-63; PFN/swap entry masked) and mincore of each page of @m. */
+static void snap_pages(struct sbuf *b, int pagemap, const struct map *m)
+{
+	size_t n = m->npages;
+	uint64_t *pm = calloc(n, sizeof(*pm));
+	unsigned char *mc = calloc(n, 1);
+	size_t i = 0;
+
+	if (!pm || !mc)
+		abort();
+	if (pread(pagemap, pm, n * sizeof(*pm), (off_t)((unsigned long)m->addr / PAGE * 8)) !=
+	    (ssize_t)(n * sizeof(*pm)))
+		sb_add(b, " pagemap-error");
+	if (mincore(m->addr, n * PAGE, mc))
+		sb_add(b, " mincore-error=%d", errno);
+	/* Run-length: "i+len:flags/mincore". */
+	while (i < n) {
+		uint64_t f = pm[i] >> 55;
+		unsigned int c = mc[i] & 1;
+		size_t j = i + 1;
+
+		while (j < n && pm[j] >> 55 == f && (mc[j] & 1) == c)
+			j++;
+		sb_add(b, " %zu+%zu:%" PRIx64 "/%u", i, j - i, f, c);
+		i = j;
+	}
+	free(pm);
+	free(mc);
+}
+
+static void snap_uffd(struct sbuf *b, const struct map *m)
+{
+	if (m->uslot < 0)
+		return;
+	pthread_mutex_lock(&ulock);
+	sb_add(b, " uffd(missing=%u wp=%u minor=%u errors=%u)", uslots[m->uslot].missing,
+	       uslots[m->uslot].wp, uslots[m->uslot].minor, uslots[m->uslot].errors);
+	pthread_mutex_unlock(&ulock);
+}
+
+/* The state of a twin, as text: one line per item compared. */
+static void snapshot(struct twin *t, struct sbuf *b)
+{
+	struct stat st;
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (krs_read_file("/proc/self/smaps", smaps_buf, SMAPS_SIZE) < 0)
+		smaps_buf[0] = '\0';
+	if (fstat(t->fd, &st))
+		memset(&st, 0, sizeof(st));
+	sb_add(b, "file: size=%lld blocks=%lld\n", (long long)st.st_size, (long long)st.st_blocks);
+	for (int k = 0; k < t->nmaps; k++) {
+		sb_add(b, "map %d smaps:", k);
+		snap_smaps(b, &t->maps[k]);
+		sb_add(b, "\nmap %d pages:", k);
+		snap_pages(b, pagemap, &t->maps[k]);
+		snap_uffd(b, &t->maps[k]);
+		sb_add(b, "\n");
+	}
+	if (pagemap >= 0)
+		close(pagemap);
+}
+
+static uint64_t hash_page(const void *p)
+{
+	const volatile uint64_t *w = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < PAGE / 8; i++)
+		h = (h ^ w[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Contents: every file page (pread), then every page of every mapping (in the file). */
+static void contents(struct twin *t, struct sbuf *b)
+{
+	static uint64_t buf[PAGE / 8];
+
+	sb_add(b, "file pages:");
+	for (size_t i = 0; i < t->fpages; i++) {
+		ssize_t n = pread(t->fd, buf, PAGE, i * PAGE);
+
+		if (n != (ssize_t)PAGE)
+			sb_add(b, " %zu:pread=%zd", i, n);
+		else
+			sb_add(b, " %" PRIx64, hash_page(buf) >> 32);
+	}
+	sb_add(b, "\n");
+	for (int k = 0; k < t->nmaps; k++) {
+		struct map *m = &t->maps[k];
+
+		sb_add(b, "map %d pages:", k);
+		for (size_t i = 0; i < m->npages && in_file(t, m, i); i++)
+			sb_add(b, " %" PRIx64, hash_page(m->addr + i * PAGE) >> 32);
+		sb_add(b, "\n");
+	}
+}
+
+/* ---- the request ------------------------------------------------------- */
+
+struct request {
+	int map;		/* which mapping the range is in */
+	size_t first, npages;	/* page range relative to it (may run past its end) */
+	bool twice;		/* collapse the same range again afterwards */
+};
+
+static void pick_request(uint64_t seed, const struct twin *t, struct request *q)
+{
+	struct rng r = { seed ^ 0x5eed5eed5eedULL };
+	const struct map *m;
+	size_t n;
+
+	q->map = chance(&r, 80) || t->nmaps == 1 ? 0 : 1 + rnd(&r, t->nmaps - 1);
+	m = &t->maps[q->map];
+	n = m->npages;
+	switch (rnd(&r, 5)) {
+	case 0:
+	case 1:
+		q->first = 0;
+		q->npages = n;
+		break;
+	case 2:		/* one extent */
+		q->first = rnd(&r, n / PMD_PAGES) * PMD_PAGES;
+		q->npages = PMD_PAGES;
+		break;
+	case 3:		/* unaligned start and length */
+		q->first = rnd(&r, PMD_PAGES);
+		q->npages = 1 + rnd(&r, n + PMD_PAGES - q->first);
+		break;
+	default:	/* past the end of the mapping (a gap follows it) */
+		q->first = rnd(&r, n / PMD_PAGES) * PMD_PAGES;
+		q->npages = n - q->first + (1 + rnd(&r, 2)) * PMD_PAGES;
+		break;
+	}
+	q->twice = chance(&r, 10);
+}
+
+/*
+ * How the request lies in the VMAs of @t (before the collapse):
+ * KIND_ONE: the whole range inside one VMA; KIND_EDGE: its whole extents
+ * inside one VMA, but the range also covers another VMA or a gap outside
+ * them; KIND_CROSS: its whole extents span VMAs or gaps. *@gap: part of the
+ * range is not mapped; *@whole: the range holds at least one whole extent.
+ */
+enum kind { KIND_ONE, KIND_EDGE, KIND_CROSS };
+
+static enum kind request_kind(struct twin *t, const struct request *q, bool *gap, bool *whole)
+{
+	unsigned long s = (unsigned long)t->maps[q->map].addr + q->first * PAGE;
+	unsigned long e = s + q->npages * PAGE, covered = s;
+	unsigned long hs = (s + PMD - 1) & ~(PMD - 1), he = e & ~(PMD - 1);
+	char *buf = malloc(1 << 20), *line, *save;
+	bool range = false, ext = hs >= he;
+
+	*whole = hs < he;
+	*gap = true;
+	if (!buf || krs_read_file("/proc/self/maps", buf, 1 << 20) < 0) {
+		free(buf);
+		return KIND_CROSS;
+	}
+	/* /proc/self/maps is sorted: the range is covered if no VMA leaves a hole. */
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long vs, ve;
+
+		if (sscanf(line, "%lx-%lx", &vs, &ve) != 2)
+			continue;
+		range |= vs <= s && e <= ve;
+		ext |= vs <= hs && he <= ve;
+		if (vs <= covered && ve > covered)
+			covered = ve;
+	}
+	*gap = covered < e;
+	free(buf);
+	return range ? KIND_ONE : ext ? KIND_EDGE : KIND_CROSS;
+}
+
+static int do_madvise(unsigned long addr, size_t len)
+{
+	for (int attempt = 0; ; attempt++) {
+		if (!madvise((void *)addr, len, MADV_COLLAPSE))
+			return 0;
+		if (errno != EAGAIN || attempt == 4)
+			return -errno;
+		usleep(50 * 1000);
+	}
+}
+
+static int do_module(int cfd, unsigned long addr, size_t len, char *report, size_t size)
+{
+	char cmd[128];
+	ssize_t n;
+
+	snprintf(cmd, sizeof(cmd), "addr=%lx len=%zu", addr, len);
+	n = krs_collapse_cmd(cfd, cmd);
+	if (krs_collapse_report(cfd, report, size) < 0)
+		report[0] = '\0';
+	return n == (ssize_t)strlen(cmd) ? 0 : n < 0 ? (int)n : -EIO;
+}
+
+static const char *errname(int r)
+{
+	const char *name = r ? strerrorname_np(-r) : "success";
+
+	return name ? name : "unknown errno";
+}
+
+/* Print the lines that differ between two snapshots. */
+static void print_diff(const char *what, const char *a, const char *b)
+{
+	const char *pa = a, *pb = b;
+	int shown = 0;
+
+	while (*pa || *pb) {
+		const char *ea = strchrnul(pa, '\n'), *eb = strchrnul(pb, '\n');
+
+		if (ea - pa != eb - pb || memcmp(pa, pb, ea - pa)) {
+			if (shown++ < 6) {
+				printf("#   %s MADV_COLLAPSE: %.*s\n", what, (int)(ea - pa) > 900 ? 900 : (int)(ea - pa), pa);
+				printf("#   %s khugepaged_rs: %.*s\n", what, (int)(eb - pb) > 900 ? 900 : (int)(eb - pb), pb);
+			}
+		}
+		pa = *ea ? ea + 1 : ea;
+		pb = *eb ? eb + 1 : eb;
+	}
+}
+
+static const char *const kind_name[] = {
+	[KIND_ONE] = "range in one VMA",
+	[KIND_EDGE] = "extents in one VMA, range not",
+	[KIND_CROSS] = "extents not in one VMA",
+};
+static uint64_t nkind[3];	/* seeds whose twins differed, by kind */
+static bool allow_gap;
+
+enum seed_result { SEED_SAME, SEED_DIVERGED, SEED_EXPECTED, SEED_UNSTABLE, SEED_ERROR };
+
+static const char *prog = "khugepaged_rs_diff";
+
+static enum seed_result run_seed(uint64_t seed, int cfd)
+{
+	static char report[8192], report2[8192];
+	struct twin tw[2];
+	struct sbuf pre[2] = { 0 }, post[2] = { 0 }, cont[2] = { 0 }, after[2] = { 0 };
+	struct request q;
+	int ret[2] = { 0 }, ret2[2] = { 0 };
+	enum seed_result res = SEED_SAME;
+	bool same_out, same_file, same_state;
+	enum kind kind;
+	bool uffd_missing = false, gap, whole;
+
+	cur_seed = seed;
+	alarm(SEED_TIMEOUT);
+	memset(tw, 0, sizeof(tw));
+	for (int i = 0; i < 2; i++) {
+		tw[i].id = i;
+		tw[i].fd = -1;
+		log_twin = i;
+		if (build(&tw[i], seed)) {
+			res = SEED_ERROR;
+			goto out;
+		}
+	}
+	log_twin = -1;
+	for (int i = 0; i < 2; i++)
+		snapshot(&tw[i], &pre[i]);
+	if (strcmp(pre[0].s, pre[1].s)) {
+		if (verbose) {
+			printf("# seed %" PRIu64 ": twins differ before the collapse\n", seed);
+			print_diff("before", pre[0].s, pre[1].s);
+		}
+		res = SEED_UNSTABLE;
+		goto out;
+	}
+	pick_request(seed, &tw[0], &q);
+	kind = request_kind(&tw[0], &q, &gap, &whole);
+	for (int k = 0; k < tw[0].nmaps; k++)
+		uffd_missing |= tw[0].maps[k].uslot >= 0 && (tw[0].maps[k].umode & UF_MISSING);
+	for (int i = 0; i < 2; i++) {
+		unsigned long addr = (unsigned long)tw[i].maps[q.map].addr + q.first * PAGE;
+		size_t len = q.npages * PAGE;
+
+		if (i == 0) {
+			ret[0] = do_madvise(addr, len);
+			if (q.twice)
+				ret2[0] = do_madvise(addr, len);
+		} else {
+			ret[1] = do_module(cfd, addr, len, report, sizeof(report));
+			if (q.twice)
+				ret2[1] = do_module(cfd, addr, len, report2, sizeof(report2));
+		}
+	}
+	if (verbose) {
+		printf("# seed %" PRIu64 ": map %d pages [%zu, +%zu)%s, %s: MADV_COLLAPSE %s",
+		       seed, q.map, q.first, q.npages, q.twice ? " twice" : "",
+		       kind_name[kind], errname(ret[0]));
+		printf(", khugepaged_rs %s\n", errname(ret[1]));
+		if (q.twice)
+			printf("#   again: MADV_COLLAPSE %s, khugepaged_rs %s\n", errname(ret2[0]),
+			       errname(ret2[1]));
+		printf("#   report:\n%s", report);
+		if (q.twice)
+			printf("#   report of the second:\n%s", report2);
+	}
+	for (int i = 0; i < 2; i++) {
+		snapshot(&tw[i], &post[i]);
+		contents(&tw[i], &cont[i]);
+		snapshot(&tw[i], &after[i]);
+	}
+	same_out = ret[0] == ret[1] && ret2[0] == ret2[1];
+	/* The first line of contents: the file through pread. */
+	same_file = !strncmp(cont[0].s, cont[1].s, strchrnul(cont[0].s, '\n') - cont[0].s + 1);
+	same_state = !strcmp(post[0].s, post[1].s) && !strcmp(cont[0].s, cont[1].s) &&
+		     !strcmp(after[0].s, after[1].s);
+	if (!same_out || !same_state) {
+		const char *why;
+
+		/*
+		 * Whatever the walk did, data never changes: a file page that
+		 * reads differently is always a divergence, and so is a mapped
+		 * page unless a MISSING userfault filled a hole.
+		 */
+		if (!same_file || (!uffd_missing && strcmp(cont[0].s, cont[1].s))) {
+			res = SEED_DIVERGED;
+			why = "DIVERGENCE (data)";
+		} else if (gap && (ret[1] != -ENOMEM || (q.twice && ret2[1] != -ENOMEM)) &&
+			   !allow_gap) {
+			/* The ABI: "Part of the range not mapped at all: ENOMEM". */
+			res = SEED_DIVERGED;
+			why = "DIVERGENCE (gap: part of the range unmapped, no ENOMEM)";
+		} else if (!whole && same_state && ret[0] == -EINVAL && !ret[1] &&
+			   (!q.twice || (ret2[0] == -EINVAL && !ret2[1])) && !gap && !strict) {
+			/* The ABI: "a range holding no whole 2 MiB extent succeeds doing nothing". */
+			res = SEED_EXPECTED;
+			why = "expected (no whole extent: nothing to do)";
+		} else if (kind == KIND_ONE || strict) {
+			res = SEED_DIVERGED;
+			why = "DIVERGENCE";
+		} else {
+			res = SEED_EXPECTED;
+			why = "expected (walk crosses VMAs)";
+		}
+		nkind[kind]++;
+		if (res == SEED_DIVERGED || verbose) {
+			printf("# %s seed %" PRIu64 ": map %d pages [%zu, +%zu)%s, %s\n", why,
+			       seed, q.map, q.first, q.npages, q.twice ? " twice" : "", kind_name[kind]);
+			if (!same_out)
+				printf("#   outcome: MADV_COLLAPSE %s%s%s, khugepaged_rs %s%s%s\n",
+				       errname(ret[0]), q.twice ? " then " : "",
+				       q.twice ? errname(ret2[0]) : "", errname(ret[1]),
+				       q.twice ? " then " : "", q.twice ? errname(ret2[1]) : "");
+			else
+				printf("#   outcome: both %s\n", errname(ret[0]));
+			print_diff("after collapse", post[0].s, post[1].s);
+			print_diff("contents", cont[0].s, cont[1].s);
+			print_diff("after reading", after[0].s, after[1].s);
+			if (!verbose) {
+				for (char *l = report; *l; ) {
+					char *nl = strchrnul(l, '\n');
+
+					printf("#   report: %.*s\n", (int)(nl - l), l);
+					l = *nl ? nl + 1 : nl;
+				}
+			}
+			printf("#   reproduce: %s --seed %" PRIu64 " -v\n", prog, seed);
+		}
+	}
+out:
+	log_twin = -1;
+	for (int i = 0; i < 2; i++) {
+		destroy(&tw[i]);
+		free(pre[i].s);
+		free(post[i].s);
+		free(cont[i].s);
+		free(after[i].s);
+	}
+	alarm(0);
+	return res;
+}
+
+static void on_alarm(int sig)
+{
+	char msg[160];
+	int n = snprintf(msg, sizeof(msg),
+			 "# seed %" PRIu64 " timed out after %d s\n# reproduce: %s --seed %" PRIu64
+			 " -v\nBail out! timeout\n", cur_seed, SEED_TIMEOUT, prog, cur_seed);
+
+	if (write(1, msg, n) < 0) {
+		/* nothing more to do */
+	}
+	_exit(KSFT_FAIL);
+}
+
+static uint64_t env_u64(const char *name, uint64_t def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoull(v, NULL, 0) : def;
+}
+
+static void usage(void)
+{
+	printf("usage: %s [--seeds N] [--start S] [--seed N] [--batch N] [-v] [--strict]\n"
+	       "       [--allow-gap]\n", prog);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t start = env_u64("KRS_DIFF_START", 1), nseeds = env_u64("KRS_DIFF_SEEDS", 150);
+	uint64_t batch = 50, counts[5] = { 0 };
+	struct timespec t0, t1;
+	cpu_set_t cpus;
+	double secs;
+	int cfd, ret;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			verbose = true;
+		} else if (!strcmp(a, "--allow-gap")) {
+			allow_gap = true;
+		} else if (!strcmp(a, "--strict")) {
+			strict = true;
+		} else if (!strcmp(a, "--seeds") && v) {
+			nseeds = strtoull(v, NULL, 0);
+			i++;
+		} else if (!strcmp(a, "--start") && v) {
+			start = strtoull(v, NULL, 0);
+			i++;
+		} else if (!strcmp(a, "--seed") && v) {
+			start = strtoull(v, NULL, 0);
+			nseeds = 1;
+			i++;
+		} else if (!strcmp(a, "--batch") && v) {
+			batch = strtoull(v, NULL, 0);
+			i++;
+		} else {
+			usage();
+			return !strcmp(a, "-h") || !strcmp(a, "--help") ? 0 : KSFT_FAIL;
+		}
+	}
+	if (!batch)
+		batch = 1;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	ksft_print_header();
+	if (!krs_module_path())
+		ksft_exit_skip("khugepaged_rs.ko not found (set KHUGEPAGED_RS_KO)\n");
+	ret = krs_ensure_loaded();
+	if (ret)
+		ksft_exit_fail_msg("loading khugepaged_rs: %s\n", strerror(-ret));
+	cfd = krs_collapse_open();
+	if (cfd < 0)
+		ksft_exit_fail_msg("open %s: %s\n", KRS_COLLAPSE, strerror(-cfd));
+	/* One CPU: MADV_PAGEOUT sees the pages of the local LRU batch only. */
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+	smaps_buf = malloc(SMAPS_SIZE);
+	for (int i = 0; i < MAX_USLOTS; i++)
+		uslots[i].fd = -1;
+	if (!smaps_buf || pipe2(uwake, O_CLOEXEC) || pthread_create(&uthread, NULL, uthread_fn, NULL))
+		ksft_exit_fail_msg("set-up: %s\n", strerror(errno));
+	signal(SIGALRM, on_alarm);
+
+	ksft_set_plan((nseeds + batch - 1) / batch);
+	ksft_print_msg("seeds %" PRIu64 "..%" PRIu64 "; reproduce one with: %s --seed N -v\n",
+		       start, start + nseeds - 1, prog);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint64_t b = 0; b < nseeds; b += batch) {
+		uint64_t first = start + b, last = first + (nseeds - b < batch ? nseeds - b : batch) - 1;
+		uint64_t c[5] = { 0 };
+
+		for (uint64_t s = first; s <= last; s++)
+			c[run_seed(s, cfd)]++;
+		for (int i = 0; i < 5; i++)
+			counts[i] += c[i];
+		ksft_test_result(!c[SEED_DIVERGED] && !c[SEED_ERROR],
+				 "seeds %" PRIu64 "..%" PRIu64 ": %" PRIu64 " divergences, %" PRIu64
+				 " expected, %" PRIu64 " unstable, %" PRIu64 " errors\n", first, last,
+				 c[SEED_DIVERGED], c[SEED_EXPECTED], c[SEED_UNSTABLE], c[SEED_ERROR]);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ksft_print_msg("%" PRIu64 " seeds in %.1f s (%.2f seeds/s): %" PRIu64 " same, %" PRIu64
+		       " divergences, %" PRIu64 " expected differences, %" PRIu64 " unstable, %"
+		       PRIu64 " errors\n", nseeds, secs, secs > 0 ? nseeds / secs : 0.0,
+		       counts[SEED_SAME], counts[SEED_DIVERGED], counts[SEED_EXPECTED],
+		       counts[SEED_UNSTABLE], counts[SEED_ERROR]);
+	ksft_print_msg("seeds whose twins differed: %" PRIu64 " with the range in one VMA, %" PRIu64
+		       " with the extents in one VMA (edge), %" PRIu64 " with extents across VMAs\n",
+		       nkind[KIND_ONE], nkind[KIND_EDGE], nkind[KIND_CROSS]);
+	if (write(uwake[1], "q", 1) == 1)
+		pthread_join(uthread, NULL);
+	close(cfd);
+	ksft_finished();
+}
