@@ -16,6 +16,12 @@
 #                     goes to build/bench/result.txt
 #   make vm           a shell in the test VM, module and selftests in /krs
 #   make mutants      remove each protection in turn; a selftest must fail
+#   make soak         the differential tester for SEEDS=N seeds (default 2000)
+#   make fuzz         cargo fuzz (libFuzzer, ASan) of the debugfs command
+#                     parsers on the host, FUZZ_SECONDS=N per target (default 60)
+#   make stress       a multi-process workload racing collapses and injection
+#                     points in a VM, every page checked against a model
+#                     (DURATION=N seconds, default 180)
 #   make selftests    build the kselftests only
 #   make hosttest     run the host-side (cargo) tests only
 #   make clean
@@ -24,7 +30,7 @@
 
 export KDIR LLVM CLIPPY
 
-.PHONY: all module setup check check-debug demo bench vm selftests hosttest clean
+.PHONY: all module setup check check-debug demo bench vm selftests hosttest fuzz stress soak clean
 
 all: module
 
@@ -57,6 +63,16 @@ hosttest:
 
 mutants: module selftests
 	@python3 tools/mutants/mutants.py
+
+fuzz:
+	@tools/fuzz/run
+
+stress: module
+	@tools/stress/run
+
+SEEDS ?= 2000
+soak: module selftests
+	@tools/vm/run --timeout $$(( $(SEEDS) + 600 )) -- sh -c 'selftests/khugepaged_rs_diff --seeds $(SEEDS)'
 
 clean:
 	@tools/build/module clean
