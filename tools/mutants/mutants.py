@@ -43,6 +43,15 @@ MUTANTS = [
     ("no-refcount-check", "rust/collapse_file.rs",
      "if refs != 2 + nr as i32 {", "if false && refs != 2 + nr as i32 {",
      "khugepaged_rs_race", "collapse despite extra folio references"),
+    ("rollback-skips-lru-putback", "rust/guards.rs",
+     "            bindings::krs_folio_putback_lru(self.as_ptr());\n", "",
+     "khugepaged_rs_race", "a rolled-back folio left off the LRU (typed rollback)"),
+    # shmem_uncharge() only recalculates lazily (7.2): the rollback that
+    # matters is the nrpages decrement before it.
+    ("rollback-keeps-hole-charge", "rust/collapse_file.rs",
+     "unsafe { bindings::krs_mapping_sub_nrpages(self.mapping, self.nr) };",
+     "let _ = self.nr;",
+     "khugepaged_rs_race", "shmem accounting (nrpages, blocks) not restored on rollback"),
     ("no-swapin", "rust/collapse_file.rs",
      "if unsafe { bindings::krs_shmem_get_folio(mapping, index as usize, &mut folio) } != 0 {",
      "if true {",
