@@ -255,22 +255,19 @@ unsafe extern "C" fn collapse_write(
     count: usize,
     _ppos: *mut i64,
 ) -> isize {
-    let mut buf = [0u8; MAX_COMMAND];
-    let input = match read_command(&mut buf, ubuf, count) {
-        Ok(input) => input,
-        Err(e) => return e.to_errno() as isize,
-    };
-    let report = request::run(input, count);
-    let mut text = Text::new();
-    if report.render(&mut text).is_err() {
-        // Out of memory for the text: keep at least the status line.
-        text.clear();
-        let _ = report.render_status(&mut text);
-    }
-    // SAFETY: `file` is an open collapse file.
-    let state = unsafe { collapse_state(file) };
-    *state.lock() = text;
-    report.status()
+    with_command(ubuf, count, |input| {
+        let report = request::run(input, count);
+        let mut text = Text::new();
+        if report.render(&mut text).is_err() {
+            // Out of memory for the text: keep at least the status line.
+            text.clear();
+            let _ = report.render_status(&mut text);
+        }
+        // SAFETY: `file` is an open collapse file.
+        let state = unsafe { collapse_state(file) };
+        *state.lock() = text;
+        report.status()
+    })
 }
 
 /// `read` of `collapse`: the report of the last write through this file.
@@ -319,17 +316,22 @@ unsafe extern "C" fn inject_write(
     count: usize,
     _ppos: *mut i64,
 ) -> isize {
-    let mut buf = [0u8; MAX_COMMAND];
-    let input = match read_command(&mut buf, ubuf, count) {
-        Ok(input) => input,
-        Err(e) => return e.to_errno() as isize,
-    };
-    match crate::inject_cmd::parse(input) {
+    with_command(ubuf, count, |input| match crate::inject_cmd::parse(input) {
         Ok(cmd) => {
             crate::inject::apply(cmd);
             count as isize
         }
         Err(e) => -(e as isize),
+    })
+}
+
+/// Runs `f` on the command written (`count` bytes at `ubuf`), or returns
+/// the errno of copying it in.
+fn with_command(ubuf: *const u8, count: usize, f: impl FnOnce(&[u8]) -> isize) -> isize {
+    let mut buf = [0u8; MAX_COMMAND];
+    match read_command(&mut buf, ubuf, count) {
+        Ok(input) => f(input),
+        Err(e) => e.to_errno() as isize,
     }
 }
 
@@ -354,28 +356,25 @@ unsafe extern "C" fn notifier_write(
     count: usize,
     _ppos: *mut i64,
 ) -> isize {
-    let mut buf = [0u8; MAX_COMMAND];
-    let input = match read_command(&mut buf, ubuf, count) {
-        Ok(input) => input,
-        Err(e) => return e.to_errno() as isize,
-    };
-    let text = core::str::from_utf8(input).unwrap_or("").trim();
-    let result = match text {
-        "stop" => {
-            crate::notifier::stop();
-            Ok(())
+    with_command(ubuf, count, |input| {
+        let text = core::str::from_utf8(input).unwrap_or("").trim();
+        let result = match text {
+            "stop" => {
+                crate::notifier::stop();
+                Ok(())
+            }
+            "clear" => {
+                crate::notifier::clear();
+                Ok(())
+            }
+            _ => match text.strip_prefix("pid=").map(str::parse::<u32>) {
+                Some(Ok(pid)) if pid > 0 && pid <= i32::MAX as u32 => crate::notifier::start(pid),
+                _ => Err(EINVAL),
+            },
+        };
+        match result {
+            Ok(()) => count as isize,
+            Err(e) => e.to_errno() as isize,
         }
-        "clear" => {
-            crate::notifier::clear();
-            Ok(())
-        }
-        _ => match text.strip_prefix("pid=").map(str::parse::<u32>) {
-            Some(Ok(pid)) if pid > 0 && pid <= i32::MAX as u32 => crate::notifier::start(pid),
-            _ => Err(EINVAL),
-        },
-    };
-    match result {
-        Ok(()) => count as isize,
-        Err(e) => e.to_errno() as isize,
-    }
+    })
 }
