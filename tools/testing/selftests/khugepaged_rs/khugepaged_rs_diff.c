@@ -35,9 +35,9 @@
  * Classes, from the VMAs the request covers before the collapse:
  *  - data: a file page (pread) differs, or a mapped page does while no
  *    MISSING userfault could have filled a hole: always a divergence.
- *  - gap: part of the range is unmapped and the module did not fail with
- *    ENOMEM, which its ABI promises ("Part of the range not mapped at all:
- *    ENOMEM, like madvise(2)").
+ *  - gap: part of the range is unmapped and the module's errno is not
+ *    MADV_COLLAPSE's (the ABI: the errno is madvise(2)'s for the range,
+ *    ENOMEM for an unmapped part unless a VMA before it fails).
  *  - range in one VMA: anything that differs is a divergence, except
  *    MADV_COLLAPSE's EINVAL for an ineligible VMA when the range holds no
  *    whole extent (the ABI: such a range "succeeds doing nothing").
@@ -1056,11 +1056,13 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 		if (!same_file || (!uffd_missing && strcmp(cont[0].s, cont[1].s))) {
 			res = SEED_DIVERGED;
 			why = "DIVERGENCE (data)";
-		} else if (gap && (ret[1] != -ENOMEM || (q.twice && ret2[1] != -ENOMEM)) &&
-			   !allow_gap) {
-			/* The ABI: "Part of the range not mapped at all: ENOMEM". */
+		} else if (gap && !same_out && !allow_gap) {
+			/*
+			 * The ABI: the errno is madvise(2)'s for the range (ENOMEM
+			 * for an unmapped part, unless a VMA before it fails).
+			 */
 			res = SEED_DIVERGED;
-			why = "DIVERGENCE (gap: part of the range unmapped, no ENOMEM)";
+			why = "DIVERGENCE (gap: part of the range unmapped, errno differs)";
 		} else if (!whole && same_state && ret[0] == -EINVAL && !ret[1] &&
 			   (!q.twice || (ret2[0] == -EINVAL && !ret2[1])) && !gap && !strict) {
 			/* The ABI: "a range holding no whole 2 MiB extent succeeds doing nothing". */
