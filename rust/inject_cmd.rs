@@ -122,7 +122,11 @@ pub(crate) const MAX_PAUSE_MS: u32 = 60_000;
 const MAX_DELAY_MS: u32 = 10_000;
 
 fn number(s: &str, max: u64) -> Result<u64, i32> {
-    let n: u64 = s.parse().map_err(|_| errno::EINVAL)?;
+    // Plain decimal digits only, as in the collapse grammar (no sign).
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(errno::EINVAL);
+    }
+    let n: u64 = s.parse().map_err(|_| errno::ERANGE)?;
     if n > max {
         return Err(errno::ERANGE);
     }
@@ -264,6 +268,9 @@ mod tests {
         assert_eq!(p("release x"), Err(errno::EINVAL));
         assert_eq!(p("clear now"), Err(errno::EINVAL));
         assert_eq!(p("pause=scan_index pid=1 bogus=1"), Err(errno::EINVAL));
+        assert_eq!(p("pause=scan_index pid=+1"), Err(errno::EINVAL));
+        assert_eq!(p("fail=alloc pid=1 count=+5"), Err(errno::EINVAL));
+        assert_eq!(p("fail=alloc ino=99999999999999999999"), Err(errno::ERANGE));
     }
 
     #[test]

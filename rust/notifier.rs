@@ -118,10 +118,9 @@ pub(crate) fn stop() {
     PID.store(0, SeqCst);
 }
 
-/// Registers on `pid`'s mm (replacing any registration), log emptied.
+/// Registers on `pid`'s mm (replacing any registration), log emptied. A
+/// pid that cannot be inspected leaves the current registration alone.
 pub(crate) fn start(pid: u32) -> Result {
-    stop();
-    clear();
     let mut err = 0;
     // SAFETY: Returns an mm with an mm_users reference after a
     // PTRACE_MODE_READ check, or null with the errno in `err`.
@@ -129,6 +128,8 @@ pub(crate) fn start(pid: u32) -> Result {
     if mm.is_null() {
         return Err(Error::from_errno(err));
     }
+    stop();
+    clear();
     // SAFETY: `mm` is live (mm_users); mmgrab keeps the struct for unregister.
     unsafe { bindings::mmgrab(mm) };
     let reg = KBox::new(
