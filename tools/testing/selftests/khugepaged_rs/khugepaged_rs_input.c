@@ -26,19 +26,6 @@
 #define STATS_SIZE 16384
 #define SEED 31
 
-/* The names of 7.2's enum scan_result, each a line of stats. */
-static const char *const scan_names[] = {
-	"SCAN_FAIL", "SCAN_SUCCEED", "SCAN_NO_PTE_TABLE", "SCAN_PMD_MAPPED",
-	"SCAN_EXCEED_NONE_PTE", "SCAN_EXCEED_SWAP_PTE", "SCAN_EXCEED_SHARED_PTE",
-	"SCAN_PTE_NON_PRESENT", "SCAN_PTE_UFFD_WP", "SCAN_PTE_MAPPED_HUGEPAGE",
-	"SCAN_LACK_REFERENCED_PAGE", "SCAN_PAGE_NULL", "SCAN_SCAN_ABORT", "SCAN_PAGE_COUNT",
-	"SCAN_PAGE_LRU", "SCAN_PAGE_LOCK", "SCAN_PAGE_ANON", "SCAN_PAGE_LAZYFREE",
-	"SCAN_PAGE_COMPOUND", "SCAN_ANY_PROCESS", "SCAN_VMA_NULL", "SCAN_VMA_CHECK",
-	"SCAN_ADDRESS_RANGE", "SCAN_DEL_PAGE_LRU", "SCAN_ALLOC_HUGE_PAGE_FAIL",
-	"SCAN_CGROUP_CHARGE_FAIL", "SCAN_TRUNCATED", "SCAN_PAGE_HAS_PRIVATE",
-	"SCAN_STORE_FAILED", "SCAN_COPY_MC", "SCAN_PAGE_FILLED",
-	"SCAN_PAGE_DIRTY_OR_WRITEBACK",
-};
 
 static const char *const total_names[] = {
 	"extents_collapsed", "pages_copied", "holes_filled", "vmas_retracted", "notifier_ranges",
@@ -565,8 +552,8 @@ TEST_F(input, stats_format)
 	unsigned long long v;
 	int n;
 
-	for (size_t i = 0; i < sizeof(scan_names) / sizeof(scan_names[0]); i++) {
-		EXPECT_LE(0, krs_stat(self->stats0, scan_names[i])) TH_LOG("no %s", scan_names[i]);
+	for (size_t i = 0; i < KRS_NR_SCAN_RESULTS; i++) {
+		EXPECT_LE(0, krs_stat(self->stats0, krs_scan_names[i])) TH_LOG("no %s", krs_scan_names[i]);
 	}
 	for (size_t i = 0; i < sizeof(total_names) / sizeof(total_names[0]); i++) {
 		EXPECT_LE(0, krs_stat(self->stats0, total_names[i])) TH_LOG("no %s", total_names[i]);
@@ -577,9 +564,9 @@ TEST_F(input, stats_format)
 		n = 0;
 		ASSERT_EQ(2, sscanf(line, "%63s %llu%n", name, &v, &n)) TH_LOG("line '%s'", line);
 		EXPECT_EQ(strlen(line), (size_t)n) TH_LOG("line '%s'", line);
-		for (size_t i = 0; i < sizeof(scan_names) / sizeof(scan_names[0]); i++) {
-			if (!strcmp(name, scan_names[i]) ||
-			    (!strncmp(name, "rollback_", 9) && !strcmp(name + 9, scan_names[i])))
+		for (size_t i = 0; i < KRS_NR_SCAN_RESULTS; i++) {
+			if (!strcmp(name, krs_scan_names[i]) ||
+			    (!strncmp(name, "rollback_", 9) && !strcmp(name + 9, krs_scan_names[i])))
 				known = true;
 		}
 		for (size_t i = 0; i < sizeof(total_names) / sizeof(total_names[0]); i++)

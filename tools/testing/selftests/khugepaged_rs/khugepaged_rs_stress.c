@@ -102,19 +102,6 @@ static const char *const source_names[NR_SOURCES] = {
 	"addr= (worker, then checked)", "addr=/fd= (forked child)",
 };
 
-static const char *const scan_names[] = {
-	"SCAN_FAIL", "SCAN_SUCCEED", "SCAN_NO_PTE_TABLE", "SCAN_PMD_MAPPED",
-	"SCAN_EXCEED_NONE_PTE", "SCAN_EXCEED_SWAP_PTE", "SCAN_EXCEED_SHARED_PTE",
-	"SCAN_PTE_NON_PRESENT", "SCAN_PTE_UFFD_WP", "SCAN_PTE_MAPPED_HUGEPAGE",
-	"SCAN_LACK_REFERENCED_PAGE", "SCAN_PAGE_NULL", "SCAN_SCAN_ABORT", "SCAN_PAGE_COUNT",
-	"SCAN_PAGE_LRU", "SCAN_PAGE_LOCK", "SCAN_PAGE_ANON", "SCAN_PAGE_LAZYFREE",
-	"SCAN_PAGE_COMPOUND", "SCAN_ANY_PROCESS", "SCAN_VMA_NULL", "SCAN_VMA_CHECK",
-	"SCAN_ADDRESS_RANGE", "SCAN_DEL_PAGE_LRU", "SCAN_ALLOC_HUGE_PAGE_FAIL",
-	"SCAN_CGROUP_CHARGE_FAIL", "SCAN_TRUNCATED", "SCAN_PAGE_HAS_PRIVATE",
-	"SCAN_STORE_FAILED", "SCAN_COPY_MC", "SCAN_PAGE_FILLED",
-	"SCAN_PAGE_DIRTY_OR_WRITEBACK",
-};
-#define NR_RESULTS (sizeof(scan_names) / sizeof(scan_names[0]))
 
 static const char *const pause_points[] = {
 	"scan_index", "before_copy", "before_recheck", "before_store", "retract_vma",
@@ -142,7 +129,7 @@ struct shared {
 	uint64_t ops[NR_OPS];
 	uint64_t writes_by_source[NR_SOURCES];
 	uint64_t write_errno[NR_SOURCES][134];	/* [0]: write succeeded */
-	uint64_t results[NR_RESULTS];
+	uint64_t results[KRS_NR_SCAN_RESULTS];
 	uint64_t inj[NR_INJ];
 	uint64_t pages_checked_map, pages_checked_pread, full_passes, bad_pages;
 	uint64_t uffd_faults, collapse_checked_pmd;
@@ -379,10 +366,10 @@ static void count_results(const char *report)
 {
 	for (const char *r = report; (r = strstr(r, "result=")); ) {
 		r += 7;
-		for (size_t k = 0; k < NR_RESULTS; k++) {
-			size_t n = strlen(scan_names[k]);
+		for (size_t k = 0; k < KRS_NR_SCAN_RESULTS; k++) {
+			size_t n = strlen(krs_scan_names[k]);
 
-			if (!strncmp(r, scan_names[k], n) && (r[n] == ' ' || r[n] == '\n')) {
+			if (!strncmp(r, krs_scan_names[k], n) && (r[n] == ' ' || r[n] == '\n')) {
 				ADD(sh->results[k], 1);
 				break;
 			}
@@ -966,9 +953,9 @@ static void summary(unsigned int seconds, const char *stats0, const char *stats1
 	}
 	printf("#   %-30s %llu\n", "total", (unsigned long long)writes);
 	printf("# extents by result (reports):\n");
-	for (size_t k = 0; k < NR_RESULTS; k++)
+	for (size_t k = 0; k < KRS_NR_SCAN_RESULTS; k++)
 		if (sh->results[k])
-			printf("#   %-30s %llu\n", scan_names[k], (unsigned long long)sh->results[k]);
+			printf("#   %-30s %llu\n", krs_scan_names[k], (unsigned long long)sh->results[k]);
 	printf("# injections:\n");
 	for (int k = 0; k < NR_INJ; k++)
 		printf("#   %-30s %llu\n", inj_names[k], (unsigned long long)sh->inj[k]);

@@ -217,4 +217,8 @@ int krs_bg_collapse_start(struct krs_bg_collapse *c, const char *fmt, ...)
 /* Wait up to @timeout_ms for it to finish and join it; 0 or -ETIMEDOUT. */
 int krs_bg_collapse_join(struct krs_bg_collapse *c, int timeout_ms);
 
+/* The names of 7.2's enum scan_result, in order (each a line of stats). */
+#define KRS_NR_SCAN_RESULTS 32
+extern const char *const krs_scan_names[KRS_NR_SCAN_RESULTS];
+
 #endif
