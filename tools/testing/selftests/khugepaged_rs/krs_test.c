@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Helpers shared by the khugepaged_rs selftests. */
 #include "krs_test.h"
+#include "kselftest.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/module.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <signal.h>
@@ -28,7 +30,9 @@ const char *krs_module_path(void)
 	static char path[512];
 	const char *env = getenv("KHUGEPAGED_RS_KO");
 	struct utsname u;
-	const char *dirs[] = { "extra", "updates" };
+	/* Where modules_install puts it, compressed as the kernel's config says. */
+	const char *dirs[] = { "updates", "extra" };
+	const char *exts[] = { "", ".xz", ".zst", ".gz" };
 
 	if (env && !access(env, R_OK))
 		return env;
@@ -39,11 +43,22 @@ const char *krs_module_path(void)
 	if (uname(&u))
 		return NULL;
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, sizeof(path), "/lib/modules/%s/%s/khugepaged_rs.ko", u.release, dirs[i]);
-		if (!access(path, R_OK))
-			return path;
+		for (size_t j = 0; j < sizeof(exts) / sizeof(exts[0]); j++) {
+			snprintf(path, sizeof(path), "/lib/modules/%s/%s/khugepaged_rs.ko%s",
+				 u.release, dirs[i], exts[j]);
+			if (!access(path, R_OK))
+				return path;
+		}
 	}
 	return NULL;
+}
+
+/* A module file the kernel must decompress (finit_module's flag). */
+static bool krs_compressed(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	return dot && (!strcmp(dot, ".xz") || !strcmp(dot, ".zst") || !strcmp(dot, ".gz"));
 }
 
 bool krs_module_loaded(void)
@@ -61,10 +76,30 @@ int krs_load(const char *params)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = syscall(SYS_finit_module, fd, params ? params : "", 0);
+	ret = syscall(SYS_finit_module, fd, params ? params : "",
+		      krs_compressed(path) ? MODULE_INIT_COMPRESSED_FILE : 0);
 	ret = ret ? -errno : 0;
 	close(fd);
 	return ret;
+}
+
+/*
+ * Every program here needs root and the module: without either it is
+ * skipped as a whole before main() runs (KTAP "1..0 # SKIP", exit status
+ * KSFT_SKIP), so a kselftest runner reports SKIP, not FAIL.
+ */
+__attribute__((constructor)) static void krs_require_root_and_module(void)
+{
+	const char *why = NULL;
+
+	if (geteuid())
+		why = "not root (loading the module and debugfs need it)";
+	else if (!krs_module_loaded() && !krs_module_path())
+		why = "khugepaged_rs.ko is not loaded and not found (set KHUGEPAGED_RS_KO or run make modules_install)";
+	if (!why)
+		return;
+	ksft_print_header();
+	ksft_exit_skip("%s\n", why);
 }
 
 int krs_unload(void)

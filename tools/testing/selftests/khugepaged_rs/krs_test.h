@@ -12,7 +12,13 @@
 #define KRS_DEBUGFS "/sys/kernel/debug/khugepaged_rs"
 #define KRS_MODNAME "khugepaged_rs"
 
-/* Path of khugepaged_rs.ko ($KHUGEPAGED_RS_KO, ., /krs, /lib/modules); NULL if none. */
+/*
+ * Path of khugepaged_rs.ko: $KHUGEPAGED_RS_KO, ./, /krs/, or where
+ * modules_install puts it (/lib/modules/$(uname -r)/{updates,extra}/, as
+ * .ko or compressed .ko.xz, .ko.zst, .ko.gz); NULL if none. A program
+ * linking krs_test.c is skipped as a whole (KSFT_SKIP) before main() when
+ * not run as root, or when the module is neither loaded nor found.
+ */
 const char *krs_module_path(void);
 bool krs_module_loaded(void);
 /* finit_module() with @params; 0 or -errno. */
