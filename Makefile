@@ -22,6 +22,12 @@
 #   make stress       a multi-process workload racing collapses and injection
 #                     points in a VM, every page checked against a model
 #                     (DURATION=N seconds, default 180)
+#   make stress-debug the same on the debug kernel, with kmemleak and
+#                     free-pages checks after rmmod (tools/endurance/run)
+#   make soak-debug   make soak on the debug kernel, with the same checks
+#   make faults       collapses with the kernel's allocations failed under
+#                     the module (fault injection, debug kernel), data and
+#                     rollbacks checked, leak checks
 #   make selftests    build the kselftests only
 #   make hosttest     run the host-side (cargo) tests only
 #   make clean
@@ -30,7 +36,7 @@
 
 export KDIR LLVM CLIPPY
 
-.PHONY: all module setup check check-debug demo bench vm selftests hosttest fuzz stress soak clean
+.PHONY: all module setup check check-debug demo bench vm selftests hosttest fuzz stress soak stress-debug soak-debug faults clean
 
 all: module
 
@@ -73,6 +79,15 @@ stress: module
 SEEDS ?= 2000
 soak: module selftests
 	@tools/vm/run --timeout $$(( $(SEEDS) + 600 )) -- sh -c 'selftests/khugepaged_rs_diff --seeds $(SEEDS)'
+
+stress-debug:
+	@tools/endurance/run stress
+
+soak-debug:
+	@SEEDS=$(SEEDS) tools/endurance/run soak
+
+faults:
+	@tools/endurance/run faults
 
 clean:
 	@tools/build/module clean

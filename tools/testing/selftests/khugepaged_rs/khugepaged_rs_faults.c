@@ -1,0 +1,1193 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Kernel fault injection into collapses. The kernel's own allocations made
+ * on the module's behalf (slab: xarray nodes, the module's vectors and its
+ * report; pages: the huge folio, pages swapped back in) are failed, and every
+ * failure must end in a clean rollback or a documented errno, with the data
+ * intact. Not a kselftest: it needs the debug kernel's FAILSLAB,
+ * FAIL_PAGE_ALLOC and FAULT_INJECTION_STACKTRACE_FILTER and takes minutes;
+ * `make faults` (tools/endurance/run faults) runs it in the debug VM, with
+ * the module loaded.
+ *
+ *   khugepaged_rs_faults [--phase nth|rates|all] [--nth-max N] [--rounds N]
+ *                        [--seed S] [--no-trace] [-v]
+ *
+ * Failures go only to the collapsing task and only to allocations whose call
+ * chain passes through the module's text: failslab and fail_page_alloc both
+ * get require-start/require-end = the module's text (from /proc/kallsyms),
+ * ignore-gfp-wait=N (sleeping allocations too), and fail_page_alloc
+ * min-order=0 and ignore-gfp-highmem=N (user pages too); verbose=0.
+ *
+ * Phase "nth" (systematic, one failure per collapse): for each scenario and
+ * n = 1, 2, ...: build the scenario, write n to /proc/thread-self/fail-nth,
+ * write the collapse and read its report. fail-nth reads 0 when the n-th
+ * allocation was failed; otherwise the collapse made fewer than n, that
+ * clean run must have succeeded, and the scenario is done.
+ *
+ * Phase "rates": task-filter=Y, /proc/thread-self/make-it-fail=1 around each
+ * collapse write and report read, and a sweep of settings: probability 1, 5,
+ * 20, 50 and 100 %; interval 3 and 7 (probability 100); times=1 after a
+ * random space budget; --rounds collapses each, over the scenarios in turn.
+ *
+ * After every collapse write, whatever was failed:
+ *  - write() returned the command's length or a documented errno (ENOMEM,
+ *    EINVAL, EAGAIN, EBUSY: the ABI's collapse errnos for failed extents);
+ *  - the report is well formed and its status is write()'s result, or it
+ *    holds the status line alone (rendering the extents ran out of memory);
+ *  - st_blocks is unchanged unless an extent collapsed (the shmem charge of
+ *    the holes was undone);
+ *  - every page reads as the model says, through pread() and through every
+ *    mapping;
+ *  - with injection off, the same collapse succeeds (the rollback left no
+ *    folio locked, isolated or referenced: an extra reference would make it
+ *    fail with EAGAIN), addr= targets are then PMD-mapped, and the data are
+ *    checked again.
+ *
+ * Failures per site: a kretprobe event on should_fail_ex() (kprobe_events,
+ * filter ret != 0) with a stacktrace trigger records the call chain of every
+ * injected failure; a site is the first caller outside the allocators and
+ * the first frames of the module under it. Per attribute, the counts also
+ * come from the debugfs "times" counter. The module's stats give the
+ * rollbacks by reason. Exit status 0 only if every check held.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "krs_test.h"
+
+#define PAGE KRS_PAGE_SIZE
+#define PMD KRS_PMD_SIZE
+#define PMD_PAGES KRS_PMD_PAGES
+#define MAX_EXTENTS 4
+#define MAX_MAPS 2
+#define REPORT_SIZE 8192
+#define STATS_SIZE 16384
+#define DEBUGFS "/sys/kernel/debug/"
+#define TRACING "/sys/kernel/tracing"
+#define EVENT_DIR TRACING "/events/krs_faults/fail"
+#define TIMES_BUDGET 1000000000LL
+#define ITER_TIMEOUT 300	/* seconds: a hang, not slowness */
+
+/* ---- options, failures, randomness -------------------------------------- */
+
+static bool verbose, use_trace = true;
+static unsigned int nth_max = 400, rounds = 40;
+static int failures;
+static char first_failure[512];
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void fail(const char *fmt, ...)
+{
+	char msg[sizeof(first_failure)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!failures++)
+		memcpy(first_failure, msg, sizeof(msg));
+	if (failures <= 40)
+		printf("# FAIL %s\n", msg);
+	else if (failures == 41)
+		printf("# FAIL (further failures are counted, not printed)\n");
+}
+
+/* random(3), seeded from --seed: the scenarios' data and the space budgets. */
+static uint64_t rnd(void)
+{
+	return (uint64_t)random() << 31 ^ (uint64_t)random();
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* ---- small file helpers ------------------------------------------------- */
+
+static int put(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Write a formatted value to @path (one write); 0 or -errno. */
+static int put(const char *path, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int fd, len, ret = 0;
+
+	va_start(ap, fmt);
+	len = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, buf, len) != len)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static void must_put(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void must_put(const char *path, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	ret = put(path, "%s", buf);
+	if (ret) {
+		printf("# cannot write \"%s\" to %s: %s\n", buf, path, strerror(-ret));
+		exit(2);
+	}
+}
+
+static long long get_ll(const char *path)
+{
+	char buf[64];
+
+	if (krs_read_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	return strtoll(buf, NULL, 0);
+}
+
+/* ---- the fault attributes ----------------------------------------------- */
+
+enum attr { ATTR_SLAB, ATTR_PAGE, NR_ATTRS };
+
+static const char *const attr_dir[NR_ATTRS] = { DEBUGFS "failslab/", DEBUGFS "fail_page_alloc/" };
+static const char *const attr_name[NR_ATTRS] = { "failslab", "fail_page_alloc" };
+static unsigned long text_start, text_end;
+
+static void attr_put(enum attr a, const char *knob, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void attr_put(enum attr a, const char *knob, const char *fmt, ...)
+{
+	char path[128], val[64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(val, sizeof(val), fmt, ap);
+	va_end(ap);
+	snprintf(path, sizeof(path), "%s%s", attr_dir[a], knob);
+	must_put(path, "%s", val);
+}
+
+static long long attr_times(enum attr a)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%stimes", attr_dir[a]);
+	return get_ll(path);
+}
+
+/* The module's text: [lowest, highest + 64 KiB) of its text symbols. */
+static int find_module_text(void)
+{
+	FILE *f = fopen("/proc/kallsyms", "re");
+	char line[1024];
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long addr;
+		char type;
+
+		if (!strstr(line, "[" KRS_MODNAME "]") ||
+		    sscanf(line, "%lx %c", &addr, &type) != 2 || !addr)
+			continue;
+		if (type != 't' && type != 'T')
+			continue;
+		if (!text_start || addr < text_start)
+			text_start = addr;
+		if (addr >= text_end)
+			text_end = addr + 1;
+	}
+	fclose(f);
+	if (!text_start)
+		return -ENOENT;
+	/* The last function's length is not in kallsyms; no other module is loaded. */
+	text_end += 64 << 10;
+	return 0;
+}
+
+/* Everything off but the filters shared by both phases. */
+static void attrs_base(void)
+{
+	for (int a = 0; a < NR_ATTRS; a++) {
+		attr_put(a, "probability", "0");
+		attr_put(a, "interval", "1");
+		attr_put(a, "times", "%lld", TIMES_BUDGET);
+		attr_put(a, "space", "0");
+		attr_put(a, "verbose", "0");
+		attr_put(a, "task-filter", "Y");
+		attr_put(a, "ignore-gfp-wait", "N");
+		attr_put(a, "stacktrace-depth", "32");
+		attr_put(a, "require-start", "%#lx", text_start);
+		attr_put(a, "require-end", "%#lx", text_end);
+		attr_put(a, "reject-start", "0");
+		attr_put(a, "reject-end", "0");
+	}
+	attr_put(ATTR_PAGE, "min-order", "0");
+	attr_put(ATTR_PAGE, "ignore-gfp-highmem", "N");
+}
+
+static void attrs_off(void)
+{
+	for (int a = 0; a < NR_ATTRS; a++) {
+		char path[128];
+
+		snprintf(path, sizeof(path), "%sprobability", attr_dir[a]);
+		put(path, "0");
+		snprintf(path, sizeof(path), "%stask-filter", attr_dir[a]);
+		put(path, "N");
+		snprintf(path, sizeof(path), "%stimes", attr_dir[a]);
+		put(path, "1");
+	}
+	put("/proc/thread-self/fail-nth", "0");
+	put("/proc/thread-self/make-it-fail", "0");
+}
+
+/* ---- sites: the call chain of each injected failure (tracing) ----------- */
+
+#define MAX_SITES 96
+#define MAX_OUTCOMES 10
+#define SITE_LEN 240
+
+struct site {
+	char key[SITE_LEN];
+	unsigned long n[NR_ATTRS];
+	unsigned long total;
+	char outcome[MAX_OUTCOMES][48];
+	unsigned long outcome_n[MAX_OUTCOMES];
+};
+
+static struct site sites[MAX_SITES];
+static unsigned int nr_sites;
+static int trace_fd = -1;
+static unsigned long attr_addr[NR_ATTRS];
+static char trace_buf[1 << 16];
+static size_t trace_len;
+
+/* Sites of the failures of the current collapse (for the outcome). */
+static int pending_sites[64];
+static unsigned int nr_pending;
+
+/* Rust v0 symbols, shortened: the last two identifiers (crate hash dropped). */
+static void demangle_short(const char *sym, char *out, size_t size)
+{
+	char ids[8][64];
+	int n = 0;
+
+	if (strncmp(sym, "_R", 2)) {
+		snprintf(out, size, "%s", sym);
+		return;
+	}
+	for (const char *p = sym + 2; *p; ) {
+		if ((p[0] == 'C' || p[0] == 'M') && p[1] == 's') {
+			/* disambiguator s<base62>_ */
+			p += 2;
+			while (*p && *p != '_')
+				p++;
+			if (*p)
+				p++;
+			continue;
+		}
+		if (p[0] == 'B') {	/* back-reference B<base62>_ */
+			p++;
+			while (*p && *p != '_')
+				p++;
+			if (*p)
+				p++;
+			continue;
+		}
+		if (isdigit((unsigned char)*p) && *p != '0') {
+			char *end;
+			unsigned long len = strtoul(p, &end, 10);
+
+			if (*end == '_')	/* punycode separator */
+				end++;
+			if (len < 64 && strlen(end) >= len &&
+			    (isalpha((unsigned char)end[0]) ||
+			     (end[0] == '_' && !isdigit((unsigned char)end[1])))) {
+				memcpy(ids[n % 8], end, len);
+				ids[n % 8][len] = '\0';
+				n++;
+				p = end + len;
+				continue;
+			}
+		}
+		p++;
+	}
+	if (n >= 2)
+		snprintf(out, size, "%s::%s", ids[(n - 2) % 8], ids[(n - 1) % 8]);
+	else if (n == 1)
+		snprintf(out, size, "%s", ids[0]);
+	else
+		snprintf(out, size, "%s", sym);
+}
+
+/* Frames of the allocators and of the probe itself, left out of a site. */
+static bool internal_frame(const char *f)
+{
+	static const char *const prefixes[] = {
+		"should_fail", "__should_fail", "slab_pre_alloc_hook", "slab_alloc", "__slab_alloc",
+		"___slab_alloc", "kmem_cache_alloc", "__kmem_cache_alloc", "kmalloc", "__kmalloc",
+		"__do_kmalloc", "krealloc", "__krealloc", "kvmalloc", "__kvmalloc", "kvrealloc",
+		"__kvrealloc", "alloc_pages", "__alloc_pages", "alloc_frozen_pages",
+		"__alloc_frozen_pages", "prepare_alloc_pages", "folio_alloc", "__folio_alloc",
+		"alloc_pages_mpol", "folio_alloc_mpol", "vma_alloc_folio", "alloc_slab_page",
+		"allocate_slab", "new_slab", "___kmalloc", "kmalloc_large", "__kmalloc_large",
+		"___kmalloc_large", "kretprobe", "__kretprobe", "trampoline_handler",
+		"arch_rethook", "rethook", "__rethook", "kprobe", "__kprobe", "trace_", "__trace",
+		"ftrace", "stack_trace", "arch_stack_walk", "event_triggers", "stacktrace_trigger",
+		"<stack trace>",
+	};
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (!strncmp(f, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
+}
+
+#define MAX_FRAMES 48
+
+struct failure {
+	bool open;
+	int attr;
+	unsigned int nframes;
+	char frame[MAX_FRAMES][160];
+	bool module[MAX_FRAMES];
+};
+
+static struct failure cur;
+
+static int site_index(const char *key)
+{
+	for (unsigned int i = 0; i < nr_sites; i++)
+		if (!strcmp(sites[i].key, key))
+			return i;
+	if (nr_sites == MAX_SITES)
+		return MAX_SITES - 1;	/* the last one collects the rest */
+	snprintf(sites[nr_sites].key, SITE_LEN, "%s", key);
+	return nr_sites++;
+}
+
+/* One injected failure with its stack: count it at its site. */
+static void failure_done(void)
+{
+	char key[SITE_LEN] = "", name[128];
+	unsigned int kernel = 0, modframes = 0;
+	size_t len = 0;
+	int attr = cur.attr, s;
+
+	if (!cur.open)
+		return;
+	cur.open = false;
+	for (unsigned int i = 0; i < cur.nframes; i++) {
+		if (attr < 0 && !strncmp(cur.frame[i], "should_failslab", 15))
+			attr = ATTR_SLAB;
+		if (attr < 0 && !strncmp(cur.frame[i], "should_fail_alloc_page", 22))
+			attr = ATTR_PAGE;
+	}
+	for (unsigned int i = 0; i < cur.nframes && modframes < 2; i++) {
+		if (!cur.module[i] && (internal_frame(cur.frame[i]) || (!kernel && !modframes &&
+								   !strcmp(cur.frame[i], "0x0"))))
+			continue;
+		if (cur.module[i]) {
+			demangle_short(cur.frame[i], name, sizeof(name));
+			modframes++;
+		} else {
+			if (modframes || kernel == 3)
+				continue;	/* kernel frames above the module, or too deep */
+			snprintf(name, sizeof(name), "%s", cur.frame[i]);
+			kernel++;
+		}
+		len += snprintf(key + len, sizeof(key) - len, "%s%s%s", len ? " < " : "",
+				cur.module[i] ? "[krs] " : "", name);
+		if (len >= sizeof(key))
+			break;
+	}
+	if (!modframes)
+		len += snprintf(key + len, sizeof(key) - len, "%s(no module frame)", len ? " < " : "");
+	s = site_index(key);
+	if (attr >= 0 && attr < NR_ATTRS)
+		sites[s].n[attr]++;
+	sites[s].total++;
+	if (nr_pending < sizeof(pending_sites) / sizeof(pending_sites[0]))
+		pending_sites[nr_pending++] = s;
+}
+
+static void trace_line(char *line)
+{
+	char *p;
+
+	if (strstr(line, " fail: (")) {
+		failure_done();
+		memset(&cur, 0, sizeof(cur));
+		cur.open = true;
+		cur.attr = -1;
+		p = strstr(line, "attr=");
+		if (p) {
+			unsigned long a = strtoul(p + 5, NULL, 16);
+
+			for (int i = 0; i < NR_ATTRS; i++)
+				if (a && a == attr_addr[i])
+					cur.attr = i;
+		}
+		return;
+	}
+	if (strstr(line, "<stack trace>"))
+		return;
+	p = line;
+	while (*p == ' ')
+		p++;
+	if (!strncmp(p, "=> ", 3) && cur.open && cur.nframes < MAX_FRAMES) {
+		char *f = cur.frame[cur.nframes];
+		char *mod;
+
+		snprintf(f, sizeof(cur.frame[0]), "%s", p + 3);
+		mod = strstr(f, " [" KRS_MODNAME "]");
+		cur.module[cur.nframes] = mod != NULL;
+		if (mod)
+			*mod = '\0';
+		f[strcspn(f, "+ ")] = '\0';
+		cur.nframes++;
+		return;
+	}
+	if (*p)
+		failure_done();
+}
+
+/* Consume what the probe recorded since the last call. */
+static void trace_collect(void)
+{
+	ssize_t n;
+
+	if (trace_fd < 0)
+		return;
+	for (;;) {
+		char *nl;
+
+		n = read(trace_fd, trace_buf + trace_len, sizeof(trace_buf) - 1 - trace_len);
+		if (n <= 0)
+			break;
+		trace_len += n;
+		trace_buf[trace_len] = '\0';
+		while ((nl = strchr(trace_buf, '\n'))) {
+			*nl = '\0';
+			trace_line(trace_buf);
+			memmove(trace_buf, nl + 1, trace_len - (nl + 1 - trace_buf) + 1);
+			trace_len -= nl + 1 - trace_buf;
+		}
+		if (trace_len == sizeof(trace_buf) - 1)
+			trace_len = 0;	/* an absurd line: drop it */
+	}
+	failure_done();
+}
+
+static unsigned long kallsyms_addr(const char *name)
+{
+	FILE *f = fopen("/proc/kallsyms", "re");
+	char line[512], sym[256];
+	unsigned long addr, found = 0;
+	char type;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx %c %255s", &addr, &type, sym) == 3 && !strcmp(sym, name) &&
+		    !strchr(line, '['))
+			found = addr;
+	fclose(f);
+	return found;
+}
+
+static void trace_teardown(void)
+{
+	if (trace_fd >= 0)
+		close(trace_fd);
+	trace_fd = -1;
+	put(EVENT_DIR "/enable", "0");
+	put(EVENT_DIR "/trigger", "!stacktrace if ret != 0");
+	{
+		int fd = open(TRACING "/kprobe_events", O_WRONLY | O_APPEND | O_CLOEXEC);
+
+		if (fd >= 0) {
+			if (write(fd, "-:krs_faults/fail\n", 18) < 0) {
+				/* not there */
+			}
+			close(fd);
+		}
+	}
+}
+
+static int append(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* A kretprobe on should_fail_ex() that records the stack when it returns true. */
+static int trace_setup(void)
+{
+	int ret;
+
+	if (access(TRACING "/kprobe_events", F_OK))
+		mount("nodev", TRACING, "tracefs", 0, NULL);
+	trace_teardown();
+	attr_addr[ATTR_SLAB] = kallsyms_addr("failslab");
+	attr_addr[ATTR_PAGE] = kallsyms_addr("fail_page_alloc");
+	ret = append(TRACING "/kprobe_events",
+		     "r:krs_faults/fail should_fail_ex ret=$retval:u8 attr=$arg1:x64\n");
+	if (ret)
+		ret = append(TRACING "/kprobe_events", "r:krs_faults/fail should_fail_ex ret=$retval:u8\n");
+	if (ret)
+		return ret;
+	if ((ret = put(EVENT_DIR "/filter", "ret != 0")) ||
+	    (ret = put(EVENT_DIR "/trigger", "stacktrace if ret != 0")) ||
+	    (ret = put(EVENT_DIR "/enable", "1")))
+		return ret;
+	put(TRACING "/tracing_on", "1");
+	trace_fd = open(TRACING "/trace_pipe", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (trace_fd < 0)
+		return -errno;
+	trace_collect();	/* anything from before */
+	memset(sites, 0, sizeof(sites));
+	nr_sites = 0;
+	nr_pending = 0;
+	return 0;
+}
+
+static void site_outcome(int s, const char *outcome)
+{
+	struct site *st = &sites[s];
+	int i;
+
+	for (i = 0; i < MAX_OUTCOMES - 1 && st->outcome[i][0]; i++)
+		if (!strcmp(st->outcome[i], outcome))
+			break;
+	if (!st->outcome[i][0])
+		snprintf(st->outcome[i], sizeof(st->outcome[i]), "%s", outcome);
+	st->outcome_n[i]++;
+}
+
+/* ---- scenarios ---------------------------------------------------------- */
+
+enum target { T_ADDR, T_PID, T_FD };
+
+struct scenario {
+	const char *name;
+	const char *what;
+	unsigned int extents;
+	unsigned int hole_every;	/* page p is a hole when p % hole_every == 1 (0: none) */
+	unsigned int pageout;		/* pages of each extent swapped out through map 0 */
+	unsigned int maps;		/* shared mappings of the whole file */
+	enum target target;
+};
+
+static const struct scenario scenarios[] = {
+	{ "full", "one extent, every page present, addr= (retract, PMD)", 1, 0, 0, 1, T_ADDR },
+	{ "holes", "one extent, every 4th page a hole, addr=", 1, 4, 0, 1, T_ADDR },
+	{ "swapped", "one extent, 16 pages swapped out (zram), addr=", 1, 0, 16, 1, T_ADDR },
+	{ "fd", "two extents, every 8th page a hole, no mapping, fd=", 2, 8, 0, 0, T_FD },
+	{ "pid-2vma", "one extent mapped twice, pid=<self> addr= of one", 1, 16, 0, 2, T_PID },
+	{ "multi", "four extents in one write, holes, addr=", 4, 32, 0, 1, T_ADDR },
+};
+
+#define NR_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
+
+struct inst {
+	const struct scenario *sc;
+	int fd;
+	char *map[MAX_MAPS];
+	size_t npages;
+	unsigned int seed;
+	char cmd[160];
+	size_t len;
+};
+
+static bool swap_works = true;
+static unsigned long long pages_checked, swapped_total;
+
+static bool is_hole(const struct inst *in, size_t p)
+{
+	return in->sc->hole_every && p % in->sc->hole_every == 1;
+}
+
+static int build(struct inst *in, const struct scenario *sc)
+{
+	memset(in, 0, sizeof(*in));
+	in->sc = sc;
+	in->npages = sc->extents * PMD_PAGES;
+	in->seed = rnd();
+	in->len = sc->extents * PMD;
+	in->fd = krs_memfd("krs_faults", in->len);
+	if (in->fd < 0) {
+		fail("%s: memfd: %s", sc->name, strerror(-in->fd));
+		return -1;
+	}
+	for (size_t p = 0; p < in->npages; p++) {
+		if (is_hole(in, p))
+			continue;
+		if (krs_pwrite_page(in->fd, in->seed, p)) {
+			fail("%s: pwrite of page %zu failed", sc->name, p);
+			return -1;
+		}
+	}
+	for (unsigned int m = 0; m < sc->maps; m++) {
+		in->map[m] = krs_map_aligned(in->len, PROT_READ | PROT_WRITE, MAP_SHARED, in->fd, 0);
+		if (in->map[m] == MAP_FAILED) {
+			in->map[m] = NULL;
+			fail("%s: mmap: %s", sc->name, strerror(errno));
+			return -1;
+		}
+		/* Map every present page by a PTE (retraction has work to do). */
+		for (size_t p = 0; p < in->npages; p++)
+			if (!is_hole(in, p))
+				(void)*(volatile char *)(in->map[m] + p * PAGE);
+	}
+	if (sc->pageout && swap_works) {
+		for (unsigned int e = 0; e < sc->extents; e++)
+			madvise(in->map[0] + e * PMD + 64 * PAGE, sc->pageout * PAGE, MADV_PAGEOUT);
+		long kb = krs_smaps_kb(0, (unsigned long)in->map[0], "Swap");
+
+		if (kb <= 0) {
+			printf("# %s: MADV_PAGEOUT swapped nothing out (no swap?): the scenario "
+			       "runs without swapped pages\n", sc->name);
+			swap_works = false;
+		} else {
+			swapped_total += kb / 4;
+		}
+	}
+	switch (sc->target) {
+	case T_ADDR:
+		snprintf(in->cmd, sizeof(in->cmd), "addr=%lx len=%zu", (unsigned long)in->map[0],
+			 in->len);
+		break;
+	case T_PID:
+		snprintf(in->cmd, sizeof(in->cmd), "pid=%d addr=%lx len=%zu", getpid(),
+			 (unsigned long)in->map[0], in->len);
+		break;
+	case T_FD:
+		snprintf(in->cmd, sizeof(in->cmd), "fd=%d len=%zu", in->fd, in->len);
+		break;
+	}
+	return 0;
+}
+
+static void teardown(struct inst *in)
+{
+	for (unsigned int m = 0; m < MAX_MAPS; m++)
+		if (in->map[m])
+			munmap(in->map[m], in->len);
+	if (in->fd >= 0)
+		close(in->fd);
+	in->fd = -1;
+}
+
+/* Every page through pread() and every mapping; the number of bad pages. */
+static unsigned int verify(struct inst *in, const char *when)
+{
+	unsigned int bad = 0;
+
+	for (size_t p = 0; p < in->npages; p++) {
+		bool hole = is_hole(in, p);
+		int r = hole ? krs_pread_zero(in->fd, p) : krs_pread_check(in->fd, in->seed, p);
+
+		pages_checked++;
+		if (r && bad++ < 4)
+			fail("%s (%s): page %zu via pread: %s", in->sc->name, when, p,
+			     r < 0 ? strerror(-r) : hole ? "not zero" : "wrong contents");
+		for (unsigned int m = 0; m < in->sc->maps; m++) {
+			const char *pg = in->map[m] + p * PAGE;
+			bool ok = hole ? krs_page_is_zero(pg) : !krs_check_page(pg, in->seed, p);
+
+			pages_checked++;
+			if (!ok && bad++ < 4)
+				fail("%s (%s): page %zu via mapping %u: %s", in->sc->name, when, p,
+				     m, hole ? "not zero" : "wrong contents");
+		}
+	}
+	return bad;
+}
+
+/* ---- one collapse under injection --------------------------------------- */
+
+static int cfd = -1;
+static char report[REPORT_SIZE];
+
+/* Outcomes: write() result by errno, extents by result. */
+static unsigned long by_errno[134], by_result[KRS_NR_SCAN_RESULTS], empty_reports,
+	status_only_reports, recollapses, collapses;
+
+static const char *errname(long ret)
+{
+	if (ret >= 0)
+		return "ok";
+	return strerrorname_np(-ret) ? strerrorname_np(-ret) : "?";
+}
+
+static bool documented_errno(long err)
+{
+	return err == ENOMEM || err == EINVAL || err == EAGAIN || err == EBUSY;
+}
+
+static int result_index(const char *name)
+{
+	for (int k = 0; k < KRS_NR_SCAN_RESULTS; k++)
+		if (!strcmp(name, krs_scan_names[k]))
+			return k;
+	return -1;
+}
+
+enum arm { ARM_NONE, ARM_NTH, ARM_TASK };
+
+/*
+ * Write @in's collapse with injection armed as @arm (fail-nth = @n), check
+ * everything, collapse again clean. Returns 1 if a failure was injected (for
+ * ARM_NTH: fail-nth went to 0), 0 if not, -1 if a check failed.
+ */
+static int run_one(struct inst *in, enum arm arm, unsigned int n)
+{
+	struct krs_extent ext[MAX_EXTENTS];
+	bool collapsed = false, injected = false;
+	char outcome[48];
+	struct stat st0, st1;
+	long status = 0;
+	ssize_t ret, rn;
+	int next, nth_left = 0, bad_before = failures;
+
+	if (fstat(in->fd, &st0)) {
+		fail("fstat: %s", strerror(errno));
+		return -1;
+	}
+	trace_collect();
+	nr_pending = 0;
+	alarm(ITER_TIMEOUT);
+	if (arm == ARM_NTH)
+		must_put("/proc/thread-self/fail-nth", "%u", n);
+	else if (arm == ARM_TASK)
+		must_put("/proc/thread-self/make-it-fail", "1");
+	ret = krs_collapse_write(cfd, in->cmd, strlen(in->cmd));
+	rn = krs_collapse_report(cfd, report, sizeof(report));
+	if (arm == ARM_NTH) {
+		nth_left = get_ll("/proc/thread-self/fail-nth");
+		must_put("/proc/thread-self/fail-nth", "0");
+		injected = nth_left == 0;
+	} else if (arm == ARM_TASK) {
+		must_put("/proc/thread-self/make-it-fail", "0");
+	}
+	alarm(0);
+	trace_collect();
+	if (arm == ARM_TASK)
+		injected = nr_pending > 0;	/* only known with tracing */
+	collapses++;
+	by_errno[ret < 0 ? (-ret < 134 ? -ret : 133) : 0]++;
+
+	if (ret >= 0 && (size_t)ret != strlen(in->cmd))
+		fail("%s: \"%s\" returned %zd, not the command's length", in->sc->name, in->cmd, ret);
+	else if (ret < 0 && !documented_errno(-ret))
+		fail("%s: \"%s\" failed with %s, not a collapse errno of the ABI", in->sc->name,
+		     in->cmd, errname(ret));
+	next = -1;
+	if (rn < 0) {
+		fail("%s: reading the report: %s", in->sc->name, strerror(-rn));
+	} else if (!rn) {
+		empty_reports++;
+		fail("%s: \"%s\" (%s) left an empty report", in->sc->name, in->cmd, errname(ret));
+	} else if ((next = krs_report_parse(report, ext, MAX_EXTENTS, &status)) < 0 ||
+		   status != ret) {
+		fail("%s: report of \"%s\" (%zd) malformed or wrong:\n%s", in->sc->name, in->cmd,
+		     ret, report);
+		next = -1;
+	} else if (next == 0 && in->sc->extents) {
+		status_only_reports++;
+	}
+	snprintf(outcome, sizeof(outcome), "%s", errname(ret));
+	for (int i = 0; i < next && i < MAX_EXTENTS; i++) {
+		int k = result_index(ext[i].result);
+
+		if (k >= 0)
+			by_result[k]++;
+		if (k == 1 /* SCAN_SUCCEED */ || k == 9 /* SCAN_PTE_MAPPED_HUGEPAGE */ ||
+		    k == 3 /* SCAN_PMD_MAPPED */)
+			collapsed = true;
+		else if (!strcmp(outcome, errname(ret)))
+			snprintf(outcome, sizeof(outcome), "%s %s", errname(ret), ext[i].result + 5);
+	}
+	if (ret >= 0)
+		collapsed = true;
+	for (unsigned int i = 0; i < nr_pending; i++)
+		site_outcome(pending_sites[i], outcome);
+	if (verbose)
+		printf("#   %s n=%u: %s%s\n", in->sc->name, n, outcome,
+		       injected ? "" : " (nothing injected)");
+
+	/* Holes charged by shmem_charge() must be uncharged by a rollback. */
+	if (fstat(in->fd, &st1))
+		fail("fstat: %s", strerror(errno));
+	else if (!collapsed && st1.st_blocks != st0.st_blocks)
+		fail("%s: \"%s\" failed (%s) but st_blocks went from %lld to %lld", in->sc->name,
+		     in->cmd, outcome, (long long)st0.st_blocks, (long long)st1.st_blocks);
+	verify(in, "after the injected collapse");
+
+	/* Clean: the same collapse without injection must succeed. */
+	alarm(ITER_TIMEOUT);
+	ret = krs_collapse_cmd(cfd, in->cmd);
+	alarm(0);
+	recollapses++;
+	if (ret < 0 || (size_t)ret != strlen(in->cmd)) {
+		krs_collapse_report(cfd, report, sizeof(report));
+		fail("%s: after \"%s\" ended %s, the clean collapse failed (%s):\n%s", in->sc->name,
+		     in->cmd, outcome, errname(ret), report);
+	} else if (in->sc->target != T_FD) {
+		long kb = krs_smaps_kb(0, (unsigned long)in->map[0], "ShmemPmdMapped");
+
+		if (kb < (long)(in->len >> 10))
+			fail("%s: clean collapse succeeded but ShmemPmdMapped is %ld kB", in->sc->name,
+			     kb);
+	}
+	verify(in, "after the clean collapse");
+	if (failures != bad_before)
+		return -1;
+	return injected ? 1 : 0;
+}
+
+/* ---- summaries ---------------------------------------------------------- */
+
+static char stats0[STATS_SIZE], stats1[STATS_SIZE];
+
+static void print_stats_delta(const char *prefix, const char *title)
+{
+	const char *line = stats1;
+	unsigned long long total = 0;
+
+	printf("# %s:\n", title);
+	while (line && *line) {
+		char name[64];
+		long long v, d;
+
+		if (sscanf(line, "%63s %lld", name, &v) == 2 && !strncmp(name, prefix, strlen(prefix))) {
+			d = v - (krs_stat(stats0, name) > 0 ? krs_stat(stats0, name) : 0);
+			if (d) {
+				printf("#   %-40s %lld\n", name + strlen(prefix), d);
+				total += d;
+			}
+		}
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	printf("#   %-40s %llu\n", "total", total);
+}
+
+static void print_outcomes(void)
+{
+	printf("# collapse writes under injection: %lu\n", collapses);
+	for (int e = 0; e < 134; e++)
+		if (by_errno[e])
+			printf("#   %-40s %lu\n", e ? errname(-e) : "ok (length)", by_errno[e]);
+	printf("# extents by result (reports):\n");
+	for (int k = 0; k < KRS_NR_SCAN_RESULTS; k++)
+		if (by_result[k])
+			printf("#   %-40s %lu\n", krs_scan_names[k], by_result[k]);
+	printf("# reports with the status line only (out of memory rendering the extents): %lu\n",
+	       status_only_reports);
+}
+
+static void print_sites(const char *title)
+{
+	unsigned long total = 0;
+
+	printf("# failures injected per site (%s; \"[krs]\" frames are the module's):\n", title);
+	if (trace_fd < 0) {
+		printf("#   (no tracing: per-attribute counts only)\n");
+		return;
+	}
+	for (unsigned int i = 0; i < nr_sites; i++) {
+		char outs[512] = "";
+		size_t len = 0;
+
+		for (int o = 0; o < MAX_OUTCOMES && sites[i].outcome[o][0]; o++)
+			len += snprintf(outs + len, sizeof(outs) - len, "%s%s x%lu", o ? ", " : "",
+					sites[i].outcome[o], sites[i].outcome_n[o]);
+		printf("#   %6lu  %s%s\n", sites[i].total,
+		       sites[i].n[ATTR_SLAB] && !sites[i].n[ATTR_PAGE] ? "slab: " :
+		       sites[i].n[ATTR_PAGE] && !sites[i].n[ATTR_SLAB] ? "page: " : "", sites[i].key);
+		printf("#           -> %s\n", outs);
+		total += sites[i].total;
+	}
+	printf("#   %6lu  total\n", total);
+}
+
+static void reset_counts(void)
+{
+	memset(by_errno, 0, sizeof(by_errno));
+	memset(by_result, 0, sizeof(by_result));
+	memset(sites, 0, sizeof(sites));
+	nr_sites = 0;
+	collapses = status_only_reports = empty_reports = 0;
+	krs_stats_read(stats0, sizeof(stats0));
+}
+
+static void phase_summary(const char *name, const long long injected[NR_ATTRS], double t0)
+{
+	krs_stats_read(stats1, sizeof(stats1));
+	printf("# ---- phase %s: %.0f s ----\n", name, now_s() - t0);
+	for (int a = 0; a < NR_ATTRS; a++)
+		printf("# failures injected by %-16s %lld (its \"times\" counter)\n", attr_name[a],
+		       injected[a]);
+	print_sites(name);
+	print_outcomes();
+	print_stats_delta("rollback_", "rollbacks by reason (stats)");
+	print_stats_delta("SCAN_", "extent results (stats)");
+}
+
+/* ---- the phases --------------------------------------------------------- */
+
+static void phase_nth(void)
+{
+	long long injected[NR_ATTRS];
+	double t0 = now_s();
+
+	reset_counts();
+	for (int a = 0; a < NR_ATTRS; a++)
+		attr_put(a, "times", "%lld", TIMES_BUDGET);
+	printf("# ---- phase nth: fail the n-th allocation of each collapse, n = 1, 2, ... ----\n");
+	for (size_t s = 0; s < NR_SCENARIOS; s++) {
+		const struct scenario *sc = &scenarios[s];
+		unsigned int n, injected = 0;
+		struct inst in;
+		int r = 0;
+
+		for (n = 1; n <= nth_max; n++) {
+			if (build(&in, sc)) {
+				teardown(&in);
+				break;
+			}
+			r = run_one(&in, ARM_NTH, n);
+			teardown(&in);
+			if (!(n % 50))
+				printf("#   %s: n = %u\n", sc->name, n);
+			if (r == 0)
+				break;
+			if (r > 0)
+				injected++;
+		}
+		if (n > nth_max)
+			printf("# %-9s %s: still allocating at n = %u (--nth-max): %u failures injected\n",
+			       sc->name, sc->what, nth_max, injected);
+		else
+			printf("# %-9s %s: %u allocations through the module, each failed once%s\n",
+			       sc->name, sc->what, n - 1, r < 0 ? " (a check failed)" : "");
+	}
+	for (int a = 0; a < NR_ATTRS; a++)
+		injected[a] = TIMES_BUDGET - attr_times(a);
+	phase_summary("nth", injected, t0);
+}
+
+struct rate {
+	const char *name;
+	unsigned int probability;
+	unsigned int interval;
+	long long times;	/* per collapse; 0: unlimited */
+	bool space;		/* a random budget before the first failure */
+};
+
+static const struct rate rates[] = {
+	{ "probability=1", 1, 1, 0, false },
+	{ "probability=5", 5, 1, 0, false },
+	{ "probability=20", 20, 1, 0, false },
+	{ "probability=50", 50, 1, 0, false },
+	{ "probability=100", 100, 1, 0, false },
+	{ "interval=3", 100, 3, 0, false },
+	{ "interval=7", 100, 7, 0, false },
+	{ "times=1 space=random", 100, 1, 1, true },
+};
+
+static void phase_rates(void)
+{
+	long long injected[NR_ATTRS] = { 0 };
+	double t0 = now_s();
+	size_t next = 0;
+
+	reset_counts();
+	printf("# ---- phase rates: task-filter + make-it-fail, %u collapses per setting ----\n",
+	       rounds);
+	for (size_t r = 0; r < sizeof(rates) / sizeof(rates[0]); r++) {
+		const struct rate *rt = &rates[r];
+		unsigned long hit = 0, before_collapses = collapses;
+		long long spent = 0;
+
+		for (int a = 0; a < NR_ATTRS; a++) {
+			attr_put(a, "interval", "%u", rt->interval);
+			attr_put(a, "probability", "%u", rt->probability);
+		}
+		for (unsigned int i = 0; i < rounds; i++) {
+			const struct scenario *sc = &scenarios[next++ % NR_SCENARIOS];
+			long long t[NR_ATTRS], round = 0;
+			struct inst in;
+
+			for (int a = 0; a < NR_ATTRS; a++) {
+				t[a] = rt->times ? rt->times : TIMES_BUDGET;
+				attr_put(a, "times", "%lld", t[a]);
+				/* space counts bytes for slab, pages for page allocations */
+				attr_put(a, "space", "%llu", rt->space ?
+					 (unsigned long long)(rnd() % (a == ATTR_SLAB ? 65536 : 1024)) : 0ULL);
+			}
+			if (!build(&in, sc))
+				run_one(&in, ARM_TASK, 0);
+			teardown(&in);
+			for (int a = 0; a < NR_ATTRS; a++) {
+				long long n = t[a] - attr_times(a);
+
+				round += n;
+				injected[a] += n;
+				attr_put(a, "space", "0");
+			}
+			spent += round;
+			hit += round > 0;
+		}
+		printf("# %-22s %lu collapses, %lu with a failure injected, %lld failures\n", rt->name,
+		       collapses - before_collapses, hit, spent);
+	}
+	for (int a = 0; a < NR_ATTRS; a++) {
+		attr_put(a, "probability", "0");
+		attr_put(a, "interval", "1");
+		attr_put(a, "times", "%lld", TIMES_BUDGET);
+	}
+	phase_summary("rates", injected, t0);
+}
+
+static void on_alarm(int sig)
+{
+	static const char msg[] = "# FAIL a collapse or check took over 300 s\n";
+
+	if (write(1, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more to do */
+	}
+	attrs_off();
+	_exit(1);
+}
+
+static void usage(const char *argv0)
+{
+	fprintf(stderr, "usage: %s [--phase nth|rates|all] [--nth-max N] [--rounds N] [--seed S] "
+		"[--no-trace] [-v]\n", argv0);
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *phase = "all";
+	uint64_t seed = (uint64_t)time(NULL) ^ getpid();
+	double t0 = now_s();
+	int ret;
+
+	static const struct option opts[] = {
+		{ "phase", required_argument, NULL, 'p' },
+		{ "nth-max", required_argument, NULL, 'n' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "no-trace", no_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': phase = optarg; break;
+		case 'n': nth_max = strtoul(optarg, NULL, 0); break;
+		case 'r': rounds = strtoul(optarg, NULL, 0); break;
+		case 's': seed = strtoull(optarg, NULL, 0); break;
+		case 't': use_trace = false; break;
+		case 'v': verbose = true; break;
+		default: usage(argv[0]);
+		}
+	}
+	if (optind != argc)
+		usage(argv[0]);
+	if (strcmp(phase, "nth") && strcmp(phase, "rates") && strcmp(phase, "all"))
+		usage(argv[0]);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	srandom(seed ^ seed >> 32);
+	signal(SIGALRM, on_alarm);
+	memset(report, 1, sizeof(report));	/* no page fault inside the report read */
+	if (!krs_module_loaded()) {
+		printf("# khugepaged_rs is not loaded\n");
+		return 2;
+	}
+	if (access(DEBUGFS "failslab/probability", W_OK) ||
+	    access(DEBUGFS "fail_page_alloc/require-start", W_OK) ||
+	    access("/proc/thread-self/fail-nth", W_OK)) {
+		printf("# this kernel lacks FAILSLAB, FAIL_PAGE_ALLOC, FAULT_INJECTION_DEBUG_FS or "
+		       "FAULT_INJECTION_STACKTRACE_FILTER (use the debug kernel)\n");
+		return 2;
+	}
+	ret = find_module_text();
+	if (ret) {
+		printf("# cannot find the module's text in /proc/kallsyms: %s\n", strerror(-ret));
+		return 2;
+	}
+	cfd = krs_collapse_open();
+	if (cfd < 0) {
+		printf("# cannot open the collapse file: %s\n", strerror(-cfd));
+		return 2;
+	}
+	printf("# khugepaged_rs faults: seed %#llx, module text [%#lx, %#lx), phase %s\n",
+	       (unsigned long long)seed, text_start, text_end, phase);
+	attrs_base();
+	if (use_trace) {
+		ret = trace_setup();
+		if (ret) {
+			printf("# tracing unavailable (%s): failures per attribute only\n", strerror(-ret));
+			trace_teardown();
+		}
+	}
+	if (!strcmp(phase, "nth") || !strcmp(phase, "all"))
+		phase_nth();
+	if (!strcmp(phase, "rates") || !strcmp(phase, "all"))
+		phase_rates();
+	attrs_off();
+	trace_teardown();
+	printf("# ---- summary: %.0f s ----\n", now_s() - t0);
+	printf("# scenarios: %zu; collapses checked with a clean collapse after: %lu\n", NR_SCENARIOS,
+	       recollapses);
+	printf("# pages checked (pread and mappings): %llu; pages swapped out before collapses: %llu\n",
+	       pages_checked, swapped_total);
+	if (failures) {
+		printf("# FAILED: %d check(s) failed; first: %s\n", failures, first_failure);
+		printf("# replay: khugepaged_rs_faults --phase %s --seed %#llx\n", phase,
+		       (unsigned long long)seed);
+		return 1;
+	}
+	printf("# PASSED: every injected failure ended in a clean rollback or a documented errno\n");
+	return 0;
+}
