@@ -72,6 +72,7 @@ enum krs_pmd_state {
 	KRS_PMD_MIGRATION,	/* a PMD migration entry */
 	KRS_PMD_NOT_PRESENT,	/* another non-present entry */
 	KRS_PMD_HUGE,		/* maps a huge page */
+	KRS_PMD_BAD,		/* pmd_bad(): not a valid table pointer */
 	KRS_PMD_TABLE,		/* points to a PTE table */
 };
 
@@ -80,9 +81,7 @@ bool krs_folio_trylock(struct folio *folio);
 void krs_folio_unlock(struct folio *folio);
 void krs_folio_get(struct folio *folio);
 void krs_folio_put(struct folio *folio);
-void krs_folio_put_refs(struct folio *folio, int refs);
 int krs_folio_ref_count(struct folio *folio);
-void krs_folio_ref_add(struct folio *folio, int nr);
 void krs_folio_ref_sub(struct folio *folio, int nr);
 int krs_folio_expected_ref_count(struct folio *folio);
 bool krs_folio_try_get(struct folio *folio);
@@ -90,10 +89,7 @@ long krs_folio_nr_pages(struct folio *folio);
 unsigned int krs_folio_order(struct folio *folio);
 unsigned long krs_folio_index(struct folio *folio);
 bool krs_folio_test_uptodate(struct folio *folio);
-bool krs_folio_test_dirty(struct folio *folio);
-bool krs_folio_test_writeback(struct folio *folio);
 bool krs_folio_test_lru(struct folio *folio);
-bool krs_folio_test_locked(struct folio *folio);
 bool krs_folio_mapped(struct folio *folio);
 struct address_space *krs_folio_mapping(struct folio *folio);
 struct page *krs_folio_page(struct folio *folio, unsigned long n);
@@ -102,6 +98,7 @@ void krs_folio_unmap(struct folio *folio);
 /* Allocate a PMD-order folio the way alloc_charge_folio() does. */
 struct folio *krs_folio_alloc_pmd(void);
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm);
+void krs_count_collapse_alloc_failed(void);
 /* Prepare a new folio for @mapping at @index (locked, swapbacked if shmem). */
 void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
 			unsigned long index, bool shmem);
@@ -125,7 +122,6 @@ void *krs_xas_next_entry(struct xa_state *xas, unsigned long max);
 void *krs_xas_find(struct xa_state *xas, unsigned long max);
 void *krs_xas_reload(struct xa_state *xas);
 void krs_xas_reset(struct xa_state *xas);
-void krs_xas_pause(struct xa_state *xas);
 unsigned int krs_xas_get_order(struct xa_state *xas);
 void krs_xas_store(struct xa_state *xas, void *entry);
 bool krs_xas_error(struct xa_state *xas);
@@ -150,6 +146,7 @@ struct file *krs_get_file(struct file *file);
 int krs_shmem_get_folio(struct address_space *mapping, unsigned long index, struct folio **foliop);
 bool krs_shmem_charge(struct address_space *mapping, long pages);
 void krs_shmem_uncharge(struct address_space *mapping, long pages);
+bool krs_file_shmem_pmd_allowed(struct file *file);
 void krs_i_mmap_lock_read(struct address_space *mapping);
 void krs_i_mmap_unlock_read(struct address_space *mapping);
 struct vm_area_struct *krs_vma_first(struct address_space *mapping, unsigned long first, unsigned long last);
@@ -179,6 +176,7 @@ void krs_mmap_read_lock(struct mm_struct *mm);
 void krs_mmap_read_unlock(struct mm_struct *mm);
 struct mm_struct *krs_current_mm_get(void);
 struct mm_struct *krs_pid_mm_get(int pid, int *err);
+bool krs_remote_mm_needs_nice(struct mm_struct *mm);
 void krs_mmput(struct mm_struct *mm);
 unsigned long krs_task_size(void);
 void krs_cond_resched(void);

@@ -5,8 +5,8 @@
 //!
 //! The state of a collapse in progress is owned by typed values whose
 //! `Drop` is the rollback: the new folio ([`NewFolio`]), the old folios
-//! isolated so far ([`IsolatedFolio`]) and the shmem charge for the holes
-//! ([`HoleCharge`]). Every failure returns early and drops them, in the
+//! isolated so far with their deferred TLB flush ([`OldFolios`]) and the
+//! shmem charge for the holes ([`HoleCharge`]). Every failure returns early and drops them, in the
 //! order collapse_file()'s `rollback:` label undoes things; the success
 //! path consumes them explicitly.
 
@@ -54,6 +54,9 @@ impl NewFolio {
         shmem: bool,
     ) -> Result<Self, ScanResult> {
         if inject::hit(Point::Alloc, Target::of(mapping)) {
+            // Counted as a real allocation failure is (THP_COLLAPSE_ALLOC_FAILED).
+            // SAFETY: Bumps a vm event counter; no preconditions.
+            unsafe { bindings::krs_count_collapse_alloc_failed() };
             return Err(ScanResult::AllocHugePageFail);
         }
         // SAFETY: Allocation has no preconditions.
@@ -91,6 +94,32 @@ impl Drop for NewFolio {
     }
 }
 
+/// The old folios isolated so far, in index order, and the TLB flush that
+/// `try_to_unmap(TTU_BATCH_FLUSH)` deferred while unmapping them.
+///
+/// `Drop` flushes first, then puts every folio back (rollback): upstream
+/// flushes on every exit of the scan loop ("Do it anyway, to clear the
+/// state"), because a CPU may still hold a writable TLB entry for an old
+/// page, and that page must not go back to the LRU (to be swapped out,
+/// migrated or freed) while such a write can still land in it.
+struct OldFolios(KVec<IsolatedFolio>);
+
+impl OldFolios {
+    /// `try_to_unmap_flush()`: flushes the TLB entries batched so far.
+    fn flush_tlb(&self) {
+        // SAFETY: Flushes the current task's batch; may wait for other
+        // CPUs, so no spinlock may be held: callers hold none.
+        unsafe { bindings::krs_try_to_unmap_flush() };
+    }
+}
+
+impl Drop for OldFolios {
+    fn drop(&mut self) {
+        // Before the folios (the field) are unlocked and put back.
+        self.flush_tlb();
+    }
+}
+
 /// `shmem_charge()` of the holes, which also raised `mapping->nrpages`.
 /// `Drop` undoes both (rollback); a committed collapse forgets it.
 struct HoleCharge {
@@ -114,10 +143,12 @@ impl Drop for HoleCharge {
 }
 
 /// `collapse_file()` for the shmem extent `[start, start + 512)` of
-/// `mapping`; `mm` (possibly null) is charged for the new folio. On
-/// success the result is `SCAN_PTE_MAPPED_HUGEPAGE`, as for MADV_COLLAPSE:
-/// the page cache is huge and the page tables are retracted; mapping it by
-/// a PMD in the requesting mm is `install_pmd`'s job.
+/// `mapping`; `mm` (possibly null) is charged for the new folio. The result
+/// is `SCAN_SUCCEED` only when this call committed a new huge folio (the
+/// page tables are then retracted; the `addr=` caller turns it into
+/// `SCAN_PTE_MAPPED_HUGEPAGE`, as collapse_file() does for MADV_COLLAPSE,
+/// and maps it by a PMD). `SCAN_PTE_MAPPED_HUGEPAGE` from here means a huge
+/// folio was already in the page cache: nothing was collapsed.
 pub(crate) fn collapse_file(
     mm: *mut bindings::mm_struct,
     mapping: *mut bindings::address_space,
@@ -131,7 +162,7 @@ pub(crate) fn collapse_file(
         Err(r) => return Outcome::failed(r),
     };
     let mut old = match KVec::<IsolatedFolio>::with_capacity(HPAGE_PMD_NR, GFP_KERNEL) {
-        Ok(v) => v,
+        Ok(v) => OldFolios(v),
         Err(_) => return rollback(ScanResult::Fail),
     };
 
@@ -153,13 +184,12 @@ pub(crate) fn collapse_file(
         }
     };
 
-    let nr_none = match isolate_old_folios(xa, mapping, target, start, end, &mut old) {
+    // On failure `old` drops on return: TLB flush, then the folios go back.
+    let nr_none = match isolate_old_folios(xa, mapping, target, start, end, &mut old.0) {
         Ok(n) => n,
         Err(r) => return rollback(r),
     };
-
-    // SAFETY: Flushes the TLBs that try_to_unmap() batched; no locks held.
-    unsafe { bindings::krs_try_to_unmap_flush() };
+    old.flush_tlb();
 
     let charge = if nr_none > 0 {
         let charged = !inject::hit(Point::ShmemCharge, target)
@@ -178,7 +208,7 @@ pub(crate) fn collapse_file(
 
     inject::hit(Point::BeforeCopy, target);
     // The old folios are locked, so they won't change any more.
-    let copied = match copy_into(&new, &old, start, target) {
+    let copied = match copy_into(&new, &old.0, start, target) {
         Ok(n) => n,
         Err(r) => return rollback(r),
     };
@@ -209,7 +239,7 @@ pub(crate) fn collapse_file(
         bindings::krs_xas_store(xa.xas(), new.as_ptr().cast());
     }
     // SAFETY: Reads our state.
-    kernel::warn_on!(unsafe { bindings::krs_xas_error(xa.xas()) });
+    warn_on_once!(unsafe { bindings::krs_xas_error(xa.xas()) });
     drop(xa);
     if let Some(c) = charge {
         // The holes now belong to the huge folio: keep the charge.
@@ -223,12 +253,12 @@ pub(crate) fn collapse_file(
     // SAFETY: The page cache owns the folio now; we only drop our lock.
     unsafe { bindings::krs_folio_unlock(new.as_ptr()) };
 
-    for folio in old.drain_all() {
+    for folio in old.0.drain_all() {
         folio.retire(true);
     }
     crate::stats::count_collapse(copied, nr_none);
     Outcome {
-        result: ScanResult::PteMappedHugepage,
+        result: ScanResult::Succeed,
         copied,
         holes: nr_none,
     }

@@ -150,6 +150,11 @@ impl XaState {
         &mut self.0
     }
 
+    /// The index the state is at (`xas.xa_index`).
+    pub(crate) fn index(&self) -> u64 {
+        self.0.xa_index as u64
+    }
+
     pub(crate) fn lock_irq(&mut self) -> XaLockIrq<'_> {
         XaLockIrq::lock(self)
     }
@@ -275,6 +280,13 @@ impl FileRef {
     pub(crate) fn is_shmem(&self) -> bool {
         // SAFETY: The file is live while referenced.
         unsafe { bindings::krs_file_is_shmem(self.as_ptr()) }
+    }
+
+    /// A shmem file whose THP policy allows a PMD-sized folio for a forced
+    /// collapse (`shmem_allowable_huge_orders(..., shmem_huge_force)`).
+    pub(crate) fn shmem_pmd_allowed(&self) -> bool {
+        // SAFETY: The file is live while referenced.
+        unsafe { bindings::krs_file_shmem_pmd_allowed(self.as_ptr()) }
     }
 }
 

@@ -33,6 +33,9 @@ pub(crate) enum Point {
     RetractVma,
     /// Before re-taking the mmap lock to install the PMD.
     BeforeInstall,
+    /// After the lockless scan said yes, before `collapse_file()` locks
+    /// anything: the page cache may change in between.
+    AfterScan,
     /// Fail points: the huge folio allocation,
     Alloc,
     /// its memcg charge,
@@ -46,13 +49,14 @@ pub(crate) enum Point {
 }
 
 impl Point {
-    pub(crate) const ALL: [Point; 11] = [
+    pub(crate) const ALL: [Point; 12] = [
         Point::ScanIndex,
         Point::BeforeCopy,
         Point::BeforeRecheck,
         Point::BeforeStore,
         Point::RetractVma,
         Point::BeforeInstall,
+        Point::AfterScan,
         Point::Alloc,
         Point::Charge,
         Point::CopyMc,
@@ -68,6 +72,7 @@ impl Point {
             Point::BeforeStore => "before_store",
             Point::RetractVma => "retract_vma",
             Point::BeforeInstall => "before_install",
+            Point::AfterScan => "after_scan",
             Point::Alloc => "alloc",
             Point::Charge => "charge",
             Point::CopyMc => "copy_mc",

@@ -10,6 +10,19 @@
 
 use kernel::prelude::*;
 
+/// `WARN_ON_ONCE(cond)`: warns the first time `cond` holds at this call
+/// site (a `static` per expansion), and evaluates to `cond`.
+macro_rules! warn_on_once {
+    ($cond:expr) => {{
+        static WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+        let cond: bool = $cond;
+        if cond && !WARNED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+            kernel::warn_on!(true);
+        }
+        cond
+    }};
+}
+
 mod collapse_file;
 mod command;
 mod debugfs;
@@ -45,7 +58,8 @@ module! {
 }
 
 struct KhugepagedRs {
-    _debugfs: debugfs::Files,
+    /// Removed first at exit: no write can start a notifier afterwards.
+    debugfs: Option<debugfs::Files>,
 }
 
 impl kernel::Module for KhugepagedRs {
@@ -57,16 +71,22 @@ impl kernel::Module for KhugepagedRs {
         };
         let resolved = symbols::resolve_all(extra)?;
         status::set(resolved);
+        // SAFETY: Once, before the debugfs files (the only callers) exist.
+        unsafe { notifier::init() };
         let files = debugfs::Files::new(module)?;
         pr_info!("loaded, {} kernel symbols resolved\n", resolved.count);
-        Ok(Self { _debugfs: files })
+        Ok(Self {
+            debugfs: Some(files),
+        })
     }
 }
 
 impl Drop for KhugepagedRs {
     fn drop(&mut self) {
-        // No collapse can be running (open files pin the module); clear
-        // any armed point anyway.
+        // No collapse can be running (open files pin the module); remove
+        // the files anyway before the last stop, so that no write can
+        // register a notifier after it, and clear any armed point.
+        drop(self.debugfs.take());
         inject::shutdown();
         notifier::stop();
     }

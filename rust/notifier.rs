@@ -11,8 +11,8 @@
 
 use crate::sys::bindings;
 use core::fmt;
-use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use kernel::prelude::*;
 
 const CAPACITY: usize = 4096;
@@ -36,8 +36,49 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// Records fully written (the reader shows only those).
 static DONE: AtomicUsize = AtomicUsize::new(0);
 static PID: AtomicU64 = AtomicU64::new(0);
-/// The current registration, if any.
-static CURRENT: AtomicPtr<Registration> = AtomicPtr::new(ptr::null_mut());
+
+kernel::sync::global_lock! {
+    // SAFETY: `init` runs in module init, before the debugfs files that
+    // reach `start`/`stop` exist.
+    unsafe(uninit) static CURRENT: Mutex<Option<Registered>> = None;
+}
+
+/// Initialises the lock serialising `start` and `stop`: two writers must
+/// not both register (one registration would never be unregistered, and
+/// its ops would point into the module after rmmod).
+///
+/// # Safety
+///
+/// Called once, before `start` or `stop` can be called.
+pub(crate) unsafe fn init() {
+    // SAFETY: Called once, before first use (function contract).
+    unsafe { CURRENT.init() };
+}
+
+/// The registration in place, owned by [`CURRENT`]: a `KBox::into_raw`
+/// allocation registered on its `mm`, which holds an `mmgrab`.
+struct Registered(NonNull<Registration>);
+
+// SAFETY: The pointer is only used under the `CURRENT` mutex, from any
+// task: the registration belongs to no thread.
+unsafe impl Send for Registered {}
+
+impl Registered {
+    /// Unregisters and frees it.
+    fn unregister(self) {
+        let reg = self.0.as_ptr();
+        // SAFETY: `reg` came from `KBox::into_raw` in `start` and was
+        // registered on `mm`, which we hold with mmgrab (type invariant);
+        // unregistering waits for running callbacks, after which it can
+        // be freed.
+        unsafe {
+            let mm = (*reg).mm;
+            bindings::mmu_notifier_unregister(&mut (*reg).mn, mm);
+            bindings::mmdrop(mm);
+            drop(KBox::from_raw(reg));
+        }
+    }
+}
 
 const END_BIT: u64 = 1 << 63;
 
@@ -103,24 +144,18 @@ pub(crate) fn clear() {
 
 /// Unregisters the current notifier, if any.
 pub(crate) fn stop() {
-    let reg = CURRENT.swap(ptr::null_mut(), SeqCst);
-    if let Some(reg) = NonNull::new(reg) {
-        // SAFETY: `reg` came from `KBox::into_raw` in `start` and was
-        // registered on `mm`, which we hold with mmgrab; unregistering
-        // waits for running callbacks, after which it can be freed.
-        unsafe {
-            let mm = (*reg.as_ptr()).mm;
-            bindings::mmu_notifier_unregister(&mut (*reg.as_ptr()).mn, mm);
-            bindings::mmdrop(mm);
-            drop(KBox::from_raw(reg.as_ptr()));
-        }
+    let mut current = CURRENT.lock();
+    if let Some(reg) = current.take() {
+        reg.unregister();
     }
     PID.store(0, SeqCst);
 }
 
 /// Registers on `pid`'s mm (replacing any registration), log emptied. A
 /// pid that cannot be inspected leaves the current registration alone.
+/// The whole replacement runs under [`CURRENT`]'s lock.
 pub(crate) fn start(pid: u32) -> Result {
+    let mut current = CURRENT.lock();
     let mut err = 0;
     // SAFETY: Returns an mm with an mm_users reference after a
     // PTRACE_MODE_READ check, or null with the errno in `err`.
@@ -128,7 +163,10 @@ pub(crate) fn start(pid: u32) -> Result {
     if mm.is_null() {
         return Err(Error::from_errno(err));
     }
-    stop();
+    if let Some(reg) = current.take() {
+        reg.unregister();
+    }
+    PID.store(0, SeqCst);
     clear();
     // SAFETY: `mm` is live (mm_users); mmgrab keeps the struct for unregister.
     unsafe { bindings::mmgrab(mm) };
@@ -165,7 +203,8 @@ pub(crate) fn start(pid: u32) -> Result {
         }
         return Err(Error::from_errno(ret));
     }
-    CURRENT.store(reg, SeqCst);
+    // SAFETY: `reg` is the non-null `KBox::into_raw` allocation above.
+    *current = Some(Registered(unsafe { NonNull::new_unchecked(reg) }));
     PID.store(u64::from(pid), SeqCst);
     Ok(())
 }

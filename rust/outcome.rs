@@ -30,12 +30,22 @@ pub(crate) enum Segment {
     },
 }
 
+/// One extent the walk tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tried {
+    /// Its start address.
+    pub(crate) addr: u64,
+    pub(crate) result: ScanResult,
+    /// The end of the VMA its checks passed on, if they passed:
+    /// madvise_collapse() clips its range to it after each revalidation
+    /// (`hend = min(hend, vma->vm_end & HPAGE_PMD_MASK)`), so a VMA that
+    /// shrank during the walk asks for fewer extents.
+    pub(crate) vma_end: Option<u64>,
+}
+
 /// The errno (positive) of the request, given the segments of the range in
-/// order and the result of every extent tried (start address, result).
-pub(crate) fn request_errno(
-    segments: &[Segment],
-    extents: &[(u64, ScanResult)],
-) -> Result<(), i32> {
+/// order and every extent tried, in address order.
+pub(crate) fn request_errno(segments: &[Segment], extents: &[Tried]) -> Result<(), i32> {
     let mut unmapped = false;
     for seg in segments {
         match *seg {
@@ -50,25 +60,32 @@ pub(crate) fn request_errno(
                 ineligible: None,
             } => {
                 let hstart = (start + HPAGE - 1) & !(HPAGE - 1);
-                let hend = end & !(HPAGE - 1);
+                let mut hend = end & !(HPAGE - 1);
                 if hstart >= hend {
                     continue;
                 }
-                let mut wanted = (hend - hstart) / HPAGE;
+                let mut thps = 0u64;
                 let mut last_fail = ScanResult::Fail;
                 // madvise_collapse(): the extents of this VMA, in order,
-                // until one fails in a way that stops it.
-                for &(_, r) in extents.iter().filter(|(a, _)| (hstart..hend).contains(a)) {
-                    if r.is_done() {
-                        wanted -= 1;
+                // while below its (clipped) end, until one fails in a way
+                // that stops it.
+                for t in extents.iter().filter(|t| t.addr >= hstart) {
+                    if t.addr >= hend {
+                        break;
+                    }
+                    if let Some(vma_end) = t.vma_end {
+                        hend = hend.min(vma_end & !(HPAGE - 1));
+                    }
+                    if t.result.is_done() {
+                        thps += 1;
                         continue;
                     }
-                    last_fail = r;
-                    if !r.continues() {
+                    last_fail = t.result;
+                    if !t.result.continues() {
                         break;
                     }
                 }
-                if wanted != 0 {
+                if thps != hend.saturating_sub(hstart) / HPAGE {
                     return Err(last_fail.errno());
                 }
             }
@@ -89,6 +106,14 @@ mod tests {
     /// 1 MiB: extents start at multiples of 2 * M.
     const M: u64 = 1 << 20;
 
+    fn t(addr: u64, result: ScanResult) -> Tried {
+        Tried {
+            addr,
+            result,
+            vma_end: None,
+        }
+    }
+
     fn vma(start: u64, end: u64) -> Segment {
         Segment::Vma {
             start,
@@ -101,10 +126,10 @@ mod tests {
     fn all_done_is_success() {
         let segs = [vma(0, 8 * M)];
         let ext = [
-            (0, Succeed),
-            (2 * M, PmdMapped),
-            (4 * M, Succeed),
-            (6 * M, Succeed),
+            t(0, Succeed),
+            t(2 * M, PmdMapped),
+            t(4 * M, Succeed),
+            t(6 * M, Succeed),
         ];
         assert_eq!(request_errno(&segs, &ext), Ok(()));
     }
@@ -114,7 +139,7 @@ mod tests {
         // The range runs 1 MiB past the end of a 2 MiB mapping (seed 90 of
         // the differential tester).
         let segs = [vma(0, 2 * M), Segment::Gap];
-        assert_eq!(request_errno(&segs, &[(0, Succeed)]), Err(errno::ENOMEM));
+        assert_eq!(request_errno(&segs, &[t(0, Succeed)]), Err(errno::ENOMEM));
     }
 
     #[test]
@@ -144,10 +169,10 @@ mod tests {
     fn last_failure_of_the_first_failing_vma() {
         let segs = [vma(0, 4 * M), vma(4 * M, 8 * M)];
         let ext = [
-            (0, Succeed),
-            (2 * M, PageLock),
-            (4 * M, ExceedNonePte),
-            (6 * M, Succeed),
+            t(0, Succeed),
+            t(2 * M, PageLock),
+            t(4 * M, ExceedNonePte),
+            t(6 * M, Succeed),
         ];
         assert_eq!(request_errno(&segs, &ext), Err(errno::EAGAIN));
     }
@@ -155,7 +180,11 @@ mod tests {
     #[test]
     fn stop_at_a_non_continuable_failure() {
         let segs = [vma(0, 6 * M)];
-        let ext = [(0, AllocHugePageFail), (2 * M, PageLock), (4 * M, Succeed)];
+        let ext = [
+            t(0, AllocHugePageFail),
+            t(2 * M, PageLock),
+            t(4 * M, Succeed),
+        ];
         assert_eq!(request_errno(&segs, &ext), Err(errno::ENOMEM));
     }
 
@@ -163,7 +192,26 @@ mod tests {
     fn straddling_extents_do_not_count() {
         // A VMA boundary at 3 MiB: the extent [2M, 4M) belongs to neither.
         let segs = [vma(0, 3 * M), vma(3 * M, 6 * M)];
-        let ext = [(0, Succeed), (2 * M, AddressRange), (4 * M, Succeed)];
+        let ext = [t(0, Succeed), t(2 * M, AddressRange), t(4 * M, Succeed)];
         assert_eq!(request_errno(&segs, &ext), Ok(()));
+    }
+
+    #[test]
+    fn a_vma_shrunk_during_the_walk_asks_for_fewer_extents() {
+        // [0, 8M) shrank to [0, 4M) after the first extent: the revalidation
+        // of the second sees the new end; the extents above are not asked.
+        let segs = [vma(0, 8 * M)];
+        let mut second = t(2 * M, Succeed);
+        second.vma_end = Some(4 * M);
+        let ext = [t(0, Succeed), second, t(4 * M, VmaNull), t(6 * M, VmaNull)];
+        assert_eq!(request_errno(&segs, &ext), Ok(()));
+    }
+
+    #[test]
+    fn a_vma_gone_at_revalidation_is_its_failure() {
+        // Unmapped before the second extent was revalidated.
+        let segs = [vma(0, 8 * M)];
+        let ext = [t(0, Succeed), t(2 * M, VmaNull), t(4 * M, VmaNull)];
+        assert_eq!(request_errno(&segs, &ext), Err(errno::EINVAL));
     }
 }

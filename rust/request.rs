@@ -6,15 +6,15 @@
 
 use crate::collapse_file::{collapse_file, Outcome};
 use crate::command::{self, errno, Target};
-use crate::guards::{FileRef, MmRef};
+use crate::guards::{FileRef, MmRef, MmapRead};
 use crate::inject;
 use crate::inject_cmd::Point;
 use crate::install_pmd::try_collapse_pte_mapped_thp;
-use crate::outcome::{self, Segment};
+use crate::outcome::{self, Segment, Tried};
 use crate::result::ScanResult;
 use crate::scan::scan_file;
 use crate::sys::bindings;
-use crate::vma::{Vma, HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SHIFT};
+use crate::vma::{Vma, HPAGE_PMD_SIZE, PAGE_SHIFT};
 use crate::{pmd, stats};
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
@@ -105,8 +105,10 @@ fn execute(input: &[u8], extents: &mut KVec<Extent>) -> Result<(), i32> {
     }
 }
 
-/// The writer's own mm, or `pid`'s after a PTRACE_MODE_READ check (as
-/// process_madvise() does): ESRCH or EPERM otherwise.
+/// The writer's own mm, or `pid`'s as process_madvise(2) gets it: ESRCH
+/// for no such process, `mm_access()`'s error (EACCES when the
+/// PTRACE_MODE_READ check fails), then EPERM for another process's mm
+/// without CAP_SYS_NICE.
 fn target_mm(pid: Option<u32>) -> Result<MmRef, i32> {
     let mut err = 0;
     let mm = match pid {
@@ -116,12 +118,17 @@ fn target_mm(pid: Option<u32>) -> Result<MmRef, i32> {
         // the errno in `err`.
         Some(pid) => unsafe { bindings::krs_pid_mm_get(pid as i32, &mut err) },
     };
-    match NonNull::new(mm) {
+    let mm = match NonNull::new(mm) {
         // SAFETY: The reference is transferred to the guard.
-        Some(mm) => Ok(unsafe { MmRef::from_raw(mm) }),
-        None if err != 0 => Err(-err),
-        None => Err(errno::EINVAL),
+        Some(mm) => unsafe { MmRef::from_raw(mm) },
+        None if err != 0 => return Err(-err),
+        None => return Err(errno::EINVAL),
+    };
+    // SAFETY: Compares with current's mm and checks a capability.
+    if pid.is_some() && unsafe { bindings::krs_remote_mm_needs_nice(mm.as_ptr()) } {
+        return Err(errno::EPERM);
     }
+    Ok(mm)
 }
 
 /// The writer's open file `fd`: EBADF if none; EINVAL unless a regular
@@ -160,10 +167,22 @@ fn collapse_mm(
     let segments = vma_segments(mm, start, end)?;
     // SAFETY: Drains every CPU's LRU caches; may sleep, no locks held.
     unsafe { bindings::krs_lru_add_drain_all() };
+    let mut tried = KVec::new();
+    let mut entered = None;
     let mut addr = align_up(start);
     while addr < align_down(end) {
-        let (pgoff, outcome) = collapse_extent(mm, addr, dry_run);
+        let (pgoff, outcome, vma_end) = collapse_extent(mm, addr, dry_run, &mut entered);
         push(extents, addr, pgoff, outcome)?;
+        tried
+            .push(
+                Tried {
+                    addr,
+                    result: outcome.result,
+                    vma_end,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| errno::ENOMEM)?;
         let r = outcome.result;
         let per_vma = matches!(
             r,
@@ -176,13 +195,7 @@ fn collapse_mm(
         // SAFETY: No locks held.
         unsafe { bindings::krs_cond_resched() };
     }
-    let mut results = KVec::with_capacity(extents.len(), GFP_KERNEL).map_err(|_| errno::ENOMEM)?;
-    for e in extents.iter() {
-        results
-            .push((e.start, e.result), GFP_KERNEL)
-            .map_err(|_| errno::ENOMEM)?;
-    }
-    outcome::request_errno(&segments, &results)
+    outcome::request_errno(&segments, &tried)
 }
 
 /// The layout of `[start, end)` as madvise(2) would walk it, reduced to
@@ -253,17 +266,19 @@ fn outcome(result: ScanResult) -> Outcome {
 /// `hugepage_vma_revalidate()` + `collapse_single_pmd()` for the file
 /// extent at `addr`. The mmap lock is taken for the VMA checks, dropped for
 /// the page-cache work, and re-taken (and everything re-checked, seed 001)
-/// for the PMD installation.
-fn collapse_extent(mm: &MmRef, addr: u64, dry_run: bool) -> (u64, Outcome) {
-    let (file, pgoff) = {
+/// for the PMD installation. Also returns the end of the VMA the checks
+/// passed on (madvise_collapse() clips its range to it).
+fn collapse_extent(
+    mm: &MmRef,
+    addr: u64,
+    dry_run: bool,
+    entered: &mut Option<u64>,
+) -> (u64, Outcome, Option<u64>) {
+    let (file, pgoff, vma_end) = {
         let lock = mm.read_lock();
-        if let Err(r) = revalidate(mm, addr) {
-            return (0, outcome(r));
-        }
-        // SAFETY: mmap lock held; `revalidate` found a VMA at `addr`.
-        let vma = unsafe { Vma::from_raw(bindings::krs_find_vma(lock.mm(), addr as usize)) };
-        let Some(vma) = vma else {
-            return (0, outcome(ScanResult::VmaNull));
+        let vma = match revalidate(&lock, addr, entered) {
+            Ok(vma) => vma,
+            Err(r) => return (0, outcome(r), None),
         };
         let pgoff = vma.pgoff_of(addr);
         // SAFETY: The VMA's file is live while the mmap lock is held;
@@ -272,9 +287,9 @@ fn collapse_extent(mm: &MmRef, addr: u64, dry_run: bool) -> (u64, Outcome) {
             FileRef::from_raw(NonNull::new_unchecked(bindings::krs_get_file(vma.file())))
         };
         if !file.is_shmem() {
-            return (pgoff, outcome(ScanResult::VmaCheck));
+            return (pgoff, outcome(ScanResult::VmaCheck), None);
         }
-        (file, pgoff)
+        (file, pgoff, Some(vma.end()))
     };
 
     let target = inject::Target::of(file.mapping());
@@ -282,7 +297,7 @@ fn collapse_extent(mm: &MmRef, addr: u64, dry_run: bool) -> (u64, Outcome) {
     let mut done = outcome(result);
     if dry_run {
         done.copied = count.present;
-        done.holes = HPAGE_PMD_NR - count.present - count.swap;
+        done.holes = count.holes;
         if result == ScanResult::PteMappedHugepage {
             let lock = mm.read_lock();
             // SAFETY: mmap lock held.
@@ -290,10 +305,16 @@ fn collapse_extent(mm: &MmRef, addr: u64, dry_run: bool) -> (u64, Outcome) {
                 done.result = ScanResult::PmdMapped;
             }
         }
-        return (pgoff, done);
+        return (pgoff, done, vma_end);
     }
     if result == ScanResult::Succeed {
+        inject::hit(Point::AfterScan, target);
         done = collapse_file(mm.as_ptr(), file.mapping(), pgoff);
+        // "If MADV_COLLAPSE, adjust result to call
+        // try_collapse_pte_mapped_thp()".
+        if done.result == ScanResult::Succeed {
+            done.result = ScanResult::PteMappedHugepage;
+        }
         result = done.result;
     }
     if result == ScanResult::PteMappedHugepage {
@@ -317,30 +338,51 @@ fn collapse_extent(mm: &MmRef, addr: u64, dry_run: bool) -> (u64, Outcome) {
             }
         };
     }
-    (pgoff, done)
+    (pgoff, done, vma_end)
 }
 
-/// `hugepage_vma_revalidate()` for a user-requested collapse (with the mmap
-/// lock held): the mm is not exiting, a VMA covers the extent, it is
-/// suitably aligned and allows a forced collapse. Anonymous VMAs are not
-/// collapsed by this module (`SCAN_VMA_CHECK`).
-fn revalidate(mm: &MmRef, addr: u64) -> Result<(), ScanResult> {
-    let m = mm.as_ptr();
-    // SAFETY: mm_users held.
-    if unsafe { bindings::krs_mm_exiting(m) || bindings::krs_mm_thp_disabled(m) } {
+/// The checks before the extent at `addr`, under the mmap lock; returns
+/// the VMA to collapse in.
+///
+/// The first extent tried inside a VMA is where madvise(2) enters
+/// `madvise_collapse()` for that VMA: its check is `collapse_possible()`
+/// (`SCAN_VMA_CHECK`, which covers prctl(PR_SET_THP_DISABLE) and
+/// VM_NOHUGEPAGE), with no revalidation. Every later extent comes after the
+/// mmap lock was dropped: it gets `hugepage_vma_revalidate()`'s checks, in
+/// its order (`SCAN_ANY_PROCESS` for an exiting or THP-disabled mm,
+/// `SCAN_VMA_NULL` when no VMA ends above `addr`, `SCAN_ADDRESS_RANGE` when
+/// the VMA found does not cover the aligned extent — also a gap below a
+/// later VMA — then `SCAN_VMA_CHECK`). An extent outside every VMA (the
+/// module walks across gaps) gets revalidation's answer. `entered` is the
+/// start of the VMA whose entry check passed last.
+fn revalidate<'a>(
+    lock: &'a MmapRead<'_>,
+    addr: u64,
+    entered: &mut Option<u64>,
+) -> Result<Vma<'a>, ScanResult> {
+    let m = lock.mm();
+    // SAFETY: The caller holds the mmap lock for the lifetime of `lock`.
+    let vma = unsafe { Vma::from_raw(bindings::krs_find_vma(m, addr as usize)) };
+    let entry = match vma {
+        Some(v) => v.contains(addr, addr + HPAGE_PMD_SIZE) && *entered != Some(v.start()),
+        None => false,
+    };
+    // SAFETY: mm_users held by the caller's `MmRef`.
+    if !entry && unsafe { bindings::krs_mm_exiting(m) || bindings::krs_mm_thp_disabled(m) } {
         return Err(ScanResult::AnyProcess);
     }
-    // SAFETY: The caller holds the mmap lock.
-    let vma = unsafe { Vma::from_raw(bindings::krs_find_vma(m, addr as usize)) };
-    let vma = match vma {
-        Some(v) if v.start() <= addr => v,
-        _ => return Err(ScanResult::VmaNull),
-    };
-    vma_eligible(vma)?;
+    let vma = vma.ok_or(ScanResult::VmaNull)?;
+    if entry {
+        vma_eligible(vma)?;
+        *entered = Some(vma.start());
+    }
     if !vma.suitable_for_pmd(addr) {
         return Err(ScanResult::AddressRange);
     }
-    Ok(())
+    if !entry {
+        vma_eligible(vma)?;
+    }
+    Ok(vma)
 }
 
 /// `collapse_possible(vma, TVA_FORCED_COLLAPSE)` as `madvise_collapse()`
@@ -363,7 +405,10 @@ fn vma_eligible(vma: Vma<'_>) -> Result<(), ScanResult> {
 /// The `fd=` form: collapse the page cache of `file` over `[start, end)`
 /// without any mapping. An extent already huge in the page cache counts as
 /// done (`SCAN_PTE_MAPPED_HUGEPAGE`); one collapsed now is `SCAN_SUCCEED`.
-/// The new folio is charged to the writer's memcg.
+/// The new folio is charged to the writer's memcg. The THP policy applies
+/// as it does to MADV_COLLAPSE of a shmem mapping (`shmem_enabled=deny`,
+/// THP disabled by hardware: `SCAN_VMA_CHECK`, EINVAL), checked per extent
+/// as revalidation would.
 fn collapse_fd(
     file: &FileRef,
     start: u64,
@@ -377,17 +422,23 @@ fn collapse_fd(
     let mut off = align_up(start);
     while off < align_down(end) {
         let pgoff = off >> PAGE_SHIFT;
-        let (result, count) = scan_file(file.mapping(), pgoff);
-        let mut done = outcome(result);
-        if dry_run {
-            done.copied = count.present;
-            done.holes = HPAGE_PMD_NR - count.present - count.swap;
-        } else if result == ScanResult::Succeed {
-            done = collapse_file(core::ptr::null_mut(), file.mapping(), pgoff);
-            if done.result == ScanResult::PteMappedHugepage {
-                done.result = ScanResult::Succeed;
+        let done = if !file.shmem_pmd_allowed() {
+            outcome(ScanResult::VmaCheck)
+        } else {
+            let (result, count) = scan_file(file.mapping(), pgoff);
+            if dry_run {
+                Outcome {
+                    result,
+                    copied: count.present,
+                    holes: count.holes,
+                }
+            } else if result == ScanResult::Succeed {
+                inject::hit(Point::AfterScan, inject::Target::of(file.mapping()));
+                collapse_file(core::ptr::null_mut(), file.mapping(), pgoff)
+            } else {
+                outcome(result)
             }
-        }
+        };
         push(extents, off, pgoff, done)?;
         let r = done.result;
         if !(r.is_done() || r == ScanResult::PteMappedHugepage) {

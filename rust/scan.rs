@@ -8,13 +8,29 @@ use crate::result::ScanResult;
 use crate::sys::bindings;
 use crate::vma::{HPAGE_PMD_NR, HPAGE_PMD_ORDER};
 
-/// What the scan saw.
+/// What the scan saw, up to where it stopped.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct ScanCount {
-    /// Pages present in the page cache.
+    /// Small pages present in the page cache (a huge folio is not counted:
+    /// there is nothing to copy).
     pub(crate) present: usize,
     /// Swap entries.
     pub(crate) swap: usize,
+    /// Indices without an entry among those looked at: all 512 when the
+    /// scan went through, those before the entry that stopped it otherwise.
+    pub(crate) holes: usize,
+}
+
+impl ScanCount {
+    /// Sets `holes` for a scan that looked at `[start, stop)`. The counts
+    /// are racy (the scan is lockless), so nothing here may underflow.
+    fn stopped_at(mut self, start: u64, stop: u64) -> Self {
+        let looked = usize::try_from(stop.saturating_sub(start)).unwrap_or(HPAGE_PMD_NR);
+        self.holes = looked
+            .min(HPAGE_PMD_NR)
+            .saturating_sub(self.present.saturating_add(self.swap));
+        self
+    }
 }
 
 /// Scans `[start, start + 512)` of `mapping`. MADV_COLLAPSE's limits apply:
@@ -71,11 +87,11 @@ pub(crate) fn scan_file(
                 // SAFETY: See above.
                 entry = unsafe { bindings::krs_xas_find(xas.raw(), max as usize) };
             }
-            Some(r) => return (r, count),
+            Some(r) => return (r, count.stopped_at(start, xas.index())),
             None => entry = next(&mut xas),
         }
     }
-    (ScanResult::Succeed, count)
+    (ScanResult::Succeed, count.stopped_at(start, max + 1))
 }
 
 /// The per-folio checks of `collapse_scan_file()`. `None`: keep going;

@@ -5,6 +5,7 @@
  * operation and decides nothing. Wrappers that call a function the kernel
  * does not export live in rust/helpers/symbols.c, next to the pointers.
  */
+#include <linux/capability.h>
 #include <linux/fdtable.h>
 #include <linux/file.h>
 #include <linux/fs.h>
@@ -30,9 +31,7 @@ bool krs_folio_trylock(struct folio *folio) { return folio_trylock(folio); }
 void krs_folio_unlock(struct folio *folio) { folio_unlock(folio); }
 void krs_folio_get(struct folio *folio) { folio_get(folio); }
 void krs_folio_put(struct folio *folio) { folio_put(folio); }
-void krs_folio_put_refs(struct folio *folio, int refs) { folio_put_refs(folio, refs); }
 int krs_folio_ref_count(struct folio *folio) { return folio_ref_count(folio); }
-void krs_folio_ref_add(struct folio *folio, int nr) { folio_ref_add(folio, nr); }
 void krs_folio_ref_sub(struct folio *folio, int nr) { folio_ref_sub(folio, nr); }
 int krs_folio_expected_ref_count(struct folio *folio) { return folio_expected_ref_count(folio); }
 bool krs_folio_try_get(struct folio *folio) { return folio_try_get(folio); }
@@ -40,10 +39,7 @@ long krs_folio_nr_pages(struct folio *folio) { return folio_nr_pages(folio); }
 unsigned int krs_folio_order(struct folio *folio) { return folio_order(folio); }
 unsigned long krs_folio_index(struct folio *folio) { return folio->index; }
 bool krs_folio_test_uptodate(struct folio *folio) { return folio_test_uptodate(folio); }
-bool krs_folio_test_dirty(struct folio *folio) { return folio_test_dirty(folio); }
-bool krs_folio_test_writeback(struct folio *folio) { return folio_test_writeback(folio); }
 bool krs_folio_test_lru(struct folio *folio) { return folio_test_lru(folio); }
-bool krs_folio_test_locked(struct folio *folio) { return folio_test_locked(folio); }
 bool krs_folio_mapped(struct folio *folio) { return folio_mapped(folio); }
 struct address_space *krs_folio_mapping(struct folio *folio) { return folio_mapping(folio); }
 struct page *krs_folio_page(struct folio *folio, unsigned long n) { return folio_page(folio, n); }
@@ -62,6 +58,9 @@ struct folio *krs_folio_alloc_pmd(void)
 	count_vm_event(folio ? THP_COLLAPSE_ALLOC : THP_COLLAPSE_ALLOC_FAILED);
 	return folio;
 }
+
+/* The alloc fail point fails as __folio_alloc() would: counted the same. */
+void krs_count_collapse_alloc_failed(void) { count_vm_event(THP_COLLAPSE_ALLOC_FAILED); }
 
 void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
 			unsigned long index, bool shmem)
@@ -136,7 +135,6 @@ void *krs_xas_next_entry(struct xa_state *xas, unsigned long max) { return xas_n
 void *krs_xas_find(struct xa_state *xas, unsigned long max) { return xas_find(xas, max); }
 void *krs_xas_reload(struct xa_state *xas) { return xas_reload(xas); }
 void krs_xas_reset(struct xa_state *xas) { xas_reset(xas); }
-void krs_xas_pause(struct xa_state *xas) { xas_pause(xas); }
 unsigned int krs_xas_get_order(struct xa_state *xas) { return xas_get_order(xas); }
 void krs_xas_store(struct xa_state *xas, void *entry) { xas_store(xas, entry); }
 bool krs_xas_error(struct xa_state *xas) { return xas_error(xas) != 0; }
@@ -213,6 +211,11 @@ bool krs_mm_thp_disabled(struct mm_struct *mm)
 void krs_mmap_read_lock(struct mm_struct *mm) { mmap_read_lock(mm); }
 void krs_mmap_read_unlock(struct mm_struct *mm) { mmap_read_unlock(mm); }
 struct mm_struct *krs_current_mm_get(void) { return get_task_mm(current); }
+bool krs_remote_mm_needs_nice(struct mm_struct *mm)
+{
+	/* process_madvise(): a remote mm also needs CAP_SYS_NICE. */
+	return mm != current->mm && !capable(CAP_SYS_NICE);
+}
 void krs_mmput(struct mm_struct *mm) { mmput(mm); }
 unsigned long krs_task_size(void) { return TASK_SIZE; }
 void krs_cond_resched(void) { cond_resched(); }
@@ -231,6 +234,8 @@ enum krs_pmd_state krs_pmd_state(pmd_t *pmd)
 		return KRS_PMD_NOT_PRESENT;
 	if (pmd_trans_huge(pmde))
 		return KRS_PMD_HUGE;
+	if (pmd_bad(pmde))
+		return KRS_PMD_BAD;
 	return KRS_PMD_TABLE;
 }
 spinlock_t *krs_pmd_lockptr(struct mm_struct *mm, pmd_t *pmd) { return pmd_lockptr(mm, pmd); }

@@ -86,10 +86,24 @@ unsigned long krs_kallsyms_lookup(const char *name)
 
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm)
 {
+	int ret;
+
 	/* mem_cgroup_charge(), include/linux/memcontrol.h */
 	if (mem_cgroup_disabled())
 		return 0;
-	return KRS_CALL(__mem_cgroup_charge)(folio, mm, GFP_TRANSHUGE);
+	ret = KRS_CALL(__mem_cgroup_charge)(folio, mm, GFP_TRANSHUGE);
+	if (ret)
+		return ret;
+	/*
+	 * alloc_charge_folio(): count_memcg_folio_events(folio,
+	 * THP_COLLAPSE_ALLOC, 1), include/linux/memcontrol.h.
+	 */
+	if (folio_memcg_charged(folio)) {
+		rcu_read_lock();
+		KRS_CALL(count_memcg_events)(folio_memcg(folio), THP_COLLAPSE_ALLOC, 1);
+		rcu_read_unlock();
+	}
+	return 0;
 }
 
 void krs_folio_unmap(struct folio *folio)
@@ -105,6 +119,19 @@ bool krs_shmem_charge(struct address_space *mapping, long pages)
 void krs_shmem_uncharge(struct address_space *mapping, long pages)
 {
 	KRS_CALL(shmem_uncharge)(mapping->host, pages);
+}
+
+bool krs_file_shmem_pmd_allowed(struct file *file)
+{
+	/*
+	 * What __thp_vma_allowable_orders() asks of a shmem VMA for
+	 * MADV_COLLAPSE, without a VMA: shmem_allowable_huge_orders(...,
+	 * shmem_huge_force=true) refuses when shmem_enabled is "deny", when
+	 * the hardware has THP disabled, or when PMD order exceeds
+	 * MAX_PAGECACHE_ORDER.
+	 */
+	return KRS_CALL(shmem_allowable_huge_orders)(file_inode(file), NULL, 0, 0, true) &
+	       BIT(HPAGE_PMD_ORDER);
 }
 
 struct vm_area_struct *krs_vma_first(struct address_space *mapping, unsigned long first,
@@ -128,7 +155,11 @@ bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma)
 
 struct mm_struct *krs_pid_mm_get(int pid, int *err)
 {
-	/* Like process_madvise(): the target mm only with PTRACE_MODE_READ. */
+	/*
+	 * process_madvise(): the target mm only with PTRACE_MODE_READ, and
+	 * mm_access()'s error as it is (EACCES for a failed ptrace check,
+	 * ESRCH for a task without an mm, EINTR when killed while waiting).
+	 */
 	struct task_struct *task = KRS_CALL(find_get_task_by_vpid)(pid);
 	struct mm_struct *mm;
 
@@ -139,8 +170,7 @@ struct mm_struct *krs_pid_mm_get(int pid, int *err)
 	mm = KRS_CALL(mm_access)(task, PTRACE_MODE_READ_FSCREDS);
 	put_task_struct(task);
 	if (IS_ERR_OR_NULL(mm)) {
-		/* process_madvise() reports a failed ptrace check as EPERM. */
-		*err = !mm ? -ESRCH : PTR_ERR(mm) == -EACCES ? -EPERM : PTR_ERR(mm);
+		*err = mm ? PTR_ERR(mm) : -ESRCH;
 		return NULL;
 	}
 	return mm;

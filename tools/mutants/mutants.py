@@ -17,7 +17,9 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # name, file, original text (must occur exactly once), replacement,
-# selftest program, what it proves.
+# selftest program, what it proves. A mutant that needs more than one edit
+# to compile gives tuples of originals and replacements (applied in order).
+# A mutant that does not build proves nothing: it counts as a failure.
 MUTANTS = [
     ("no-uffd-missing-check", "rust/collapse_file.rs",
      "if v.uffd_missing() {", "if false && v.uffd_missing() {",
@@ -74,6 +76,56 @@ MUTANTS = [
     ("no-notifier-in-retract", "rust/retract.rs",
      "let range = NotifierRange::start(mm, addr, addr + HPAGE_PMD_SIZE);", "let range = ();",
      "khugepaged_rs_race", "secondary MMUs not told about the PMD clear (seed 002)"),
+    # Review fixes: each protection removed again.
+    ("no-tlb-flush-on-rollback", "rust/collapse_file.rs",
+     "        // Before the folios (the field) are unlocked and put back.\n        self.flush_tlb();\n",
+     "",
+     "khugepaged_rs_race", "a failed scan leaves its batched TLB flush pending (tlb.*)"),
+    ("notifier-start-unserialised", "rust/notifier.rs",
+     ("    PID.store(0, SeqCst);\n    clear();\n", "    *current = Some(Registered("),
+     ("    PID.store(0, SeqCst);\n    clear();\n    drop(current);\n",
+      "    *CURRENT.lock() = Some(Registered("),
+     "khugepaged_rs_module", "racing notifier writers leak a registration that outlives rmmod"),
+    ("fd-ignores-thp-policy", "rust/request.rs",
+     "let done = if !file.shmem_pmd_allowed() {", "let done = if false && !file.shmem_pmd_allowed() {",
+     "khugepaged_rs_collapse", "fd= builds a huge folio under shmem_enabled=deny"),
+    ("remote-pid-without-cap-sys-nice", "rust/request.rs",
+     "if pid.is_some() && unsafe { bindings::krs_remote_mm_needs_nice(mm.as_ptr()) } {",
+     "if false && unsafe { bindings::krs_remote_mm_needs_nice(mm.as_ptr()) } {",
+     "khugepaged_rs_collapse", "pid= on another process without CAP_SYS_NICE"),
+    ("ptrace-failure-as-eperm", "rust/helpers/symbols.c",
+     "*err = mm ? PTR_ERR(mm) : -ESRCH;",
+     "*err = !mm ? -ESRCH : PTR_ERR(mm) == -EACCES ? -EPERM : PTR_ERR(mm);",
+     "khugepaged_rs_collapse", "pid= reports EPERM where process_madvise reports EACCES"),
+    ("gap-below-vma-is-vma-null", "rust/request.rs",
+     "let vma = vma.ok_or(ScanResult::VmaNull)?;",
+     "let vma = vma.filter(|v| v.start() <= addr).ok_or(ScanResult::VmaNull)?;",
+     "khugepaged_rs_collapse", "hugepage_vma_revalidate(): find_vma() finds the VMA above"),
+    ("vma-check-before-address-range", "rust/request.rs",
+     "    if !vma.suitable_for_pmd(addr) {\n        return Err(ScanResult::AddressRange);\n    }\n    if !entry {",
+     "    vma_eligible(vma)?;\n    if !vma.suitable_for_pmd(addr) {\n        return Err(ScanResult::AddressRange);\n    }\n    if !entry {",
+     "khugepaged_rs_collapse", "hugepage_vma_revalidate(): SCAN_ADDRESS_RANGE before SCAN_VMA_CHECK"),
+    ("prctl-as-any-process", "rust/request.rs",
+     "if !entry && unsafe { bindings::krs_mm_exiting(m) || bindings::krs_mm_thp_disabled(m) } {",
+     "if unsafe { bindings::krs_mm_exiting(m) || bindings::krs_mm_thp_disabled(m) } {",
+     "khugepaged_rs_collapse", "prctl(PR_SET_THP_DISABLE) refused by collapse_possible(): SCAN_VMA_CHECK"),
+    ("fd-found-thp-as-collapsed", "rust/request.rs",
+     "collapse_file(core::ptr::null_mut(), file.mapping(), pgoff)\n",
+     "{ let mut o = collapse_file(core::ptr::null_mut(), file.mapping(), pgoff); if o.result == ScanResult::PteMappedHugepage { o.result = ScanResult::Succeed; } o }\n",
+     "khugepaged_rs_race", "fd= reports SCAN_SUCCEED for a huge folio it did not build"),
+    ("no-hend-clip", "rust/outcome.rs",
+     "hend = hend.min(vma_end & !(HPAGE - 1));", "let _ = vma_end;",
+     "khugepaged_rs_race", "madvise_collapse() clips its range to the revalidated VMA"),
+    ("dry-run-holes-unseen", "rust/scan.rs",
+     "Some(r) => return (r, count.stopped_at(start, xas.index())),",
+     "Some(r) => return (r, count.stopped_at(start, max + 1)),",
+     "khugepaged_rs_collapse", "dry_run counts holes it never looked at"),
+    ("alloc-failpoint-uncounted", "rust/collapse_file.rs",
+     "unsafe { bindings::krs_count_collapse_alloc_failed() };", "let _ = 0;",
+     "khugepaged_rs_race", "the alloc fail point skips THP_COLLAPSE_ALLOC_FAILED"),
+    ("no-memcg-collapse-event", "rust/helpers/symbols.c",
+     "KRS_CALL(count_memcg_events)(folio_memcg(folio), THP_COLLAPSE_ALLOC, 1);", "(void)0;",
+     "khugepaged_rs_collapse", "memory.stat thp_collapse_alloc not counted"),
 ]
 
 
@@ -87,15 +139,20 @@ def main(names):
     for name, path, old, new, prog, why in chosen:
         full = os.path.join(REPO, path)
         text = open(full).read()
-        if text.count(old) != 1:
+        olds, news = (old, new) if isinstance(old, tuple) else ((old,), (new,))
+        if any(text.count(o) != 1 for o in olds):
             print(f"{name}: STALE (pattern not found once in {path})")
             survived.append(name)
             continue
         try:
-            open(full, "w").write(text.replace(old, new))
+            mutated = text
+            for o, n in zip(olds, news):
+                mutated = mutated.replace(o, n)
+            open(full, "w").write(mutated)
             build = run(["tools/build/module"])
             if build.returncode != 0:
-                print(f"{name}: KILLED (does not build)")
+                print(f"{name}: BROKEN (does not build: a mutant must compile)")
+                survived.append(name)
                 continue
             vm = run(["tools/vm/run", "--timeout", "600", "--", f"selftests/{prog}"])
             out = vm.stdout + vm.stderr

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/userfaultfd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -924,51 +927,127 @@ static int unpriv_write(void *varg)
 	return n < 0 ? (int)-n : 0;
 }
 
-/* pid= on a root process from an unprivileged writer: EPERM (as process_madvise), nothing changes. */
-TEST_F(collapse, pid_mode_unprivileged)
+/*
+ * A child maps a memfd of @seed pages (PTE-mapped) and must find it
+ * untouched at the end (untouched_mapper_end()): for the pid= refusals.
+ * Returns the memfd; the child's address is in *@addr.
+ */
+static int untouched_mapper_start(struct __test_metadata *_metadata, struct krs_child *child,
+				  unsigned int seed, unsigned long *addr)
 {
-	struct mapper_arg arg = { .seed = 13, .untouched = true };
-	struct krs_child child = { .to_child = -1, .from_child = -1 };
-	struct unpriv_arg u = { .cfd = self->cfd };
-	unsigned long addr = 0;
+	struct mapper_arg arg = { .seed = seed, .untouched = true };
 	char msg[KRS_MSG_SIZE];
-	int fd, code;
+	int fd = krs_memfd("krs_pid_refused", LEN);
 
-	fd = krs_memfd("krs_pid_eacces", LEN);
-	ASSERT_LE(0, fd);
+	*addr = 0;
+	if (fd < 0)
+		return fd;
 	for (size_t i = 0; i < NPAGES; i++) {
-		ASSERT_EQ(0, krs_pwrite_page(fd, 13, i));
+		if (krs_pwrite_page(fd, seed, i))
+			return -EIO;
 	}
 	arg.memfd = fd;
-	ASSERT_EQ(0, krs_child_start(&child, mapper_child, &arg));
-	ASSERT_EQ(0, krs_recv(child.from_child, &addr, sizeof(addr), 10000));
-	if (!addr) {
-		krs_recv(child.from_child, msg, sizeof(msg), 1000);
-		krs_child_wait(&child);
-		ASSERT_NE(0UL, addr) TH_LOG("%s", msg);
+	if (krs_child_start(child, mapper_child, &arg) ||
+	    krs_recv(child->from_child, addr, sizeof(*addr), 10000))
+		return -ECHILD;
+	if (!*addr) {
+		krs_recv(child->from_child, msg, sizeof(msg), 1000);
+		krs_child_wait(child);
+		TH_LOG("%s", msg);
+		return -ECHILD;
 	}
+	return fd;
+}
+
+/* The child checks its mapping is untouched; no collapse happened (stats, file). */
+static void untouched_mapper_end(struct __test_metadata *_metadata, FIXTURE_DATA(collapse) *self,
+				 struct krs_child *child, int fd, unsigned int seed)
+{
+	char msg[KRS_MSG_SIZE] = { 0 };
+
+	ASSERT_EQ(0, krs_send(child->to_child, "g", 1));
+	EXPECT_EQ(0, krs_recv(child->from_child, msg, sizeof(msg), 20000));
+	EXPECT_STREQ("ok", msg);
+	EXPECT_EQ(0, krs_child_wait(child));
+	snap_stats(_metadata, self->stats1);
+	EXPECT_EQ(0, stat_delta(_metadata, self, "extents_collapsed"));
+	EXPECT_EQ(0, stat_delta(_metadata, self, "pages_copied"));
+	EXPECT_EQ(0, bad_file_page(fd, 0, seed, 1));
+	EXPECT_EQ(0, file_blocks(fd) - (long)(LEN / 512));
+	close(fd);
+}
+
+/*
+ * pid= on a root process from an unprivileged writer: EACCES, mm_access()'s
+ * answer to a failed PTRACE_MODE_READ check, as process_madvise(2) returns
+ * it; nothing changes.
+ */
+TEST_F(collapse, pid_mode_unprivileged)
+{
+	struct krs_child child = { .to_child = -1, .from_child = -1 };
+	struct unpriv_arg u = { .cfd = self->cfd };
+	unsigned long addr;
+	int fd, code;
+
+	fd = untouched_mapper_start(_metadata, &child, 13, &addr);
+	ASSERT_LE(0, fd) TH_LOG("mapper child: %s", strerror(-fd));
 	snap_stats(_metadata, self->stats0);
 
 	snprintf(u.cmd, sizeof(u.cmd), "pid=%d addr=%lx len=2M", child.pid, addr);
 	code = krs_as_nobody(unpriv_write, &u);
-	EXPECT_EQ(EPERM, code) TH_LOG("'%s' as nobody: %s", u.cmd,
-				       code ? strerror(code) : "accepted");
+	EXPECT_EQ(EACCES, code) TH_LOG("'%s' as nobody: %s", u.cmd,
+					code ? strerror(code) : "accepted");
 	snprintf(u.cmd, sizeof(u.cmd), "pid=1 addr=200000 len=2M");
 	code = krs_as_nobody(unpriv_write, &u);
-	EXPECT_EQ(EPERM, code) TH_LOG("'%s' as nobody: %s", u.cmd,
-				       code ? strerror(code) : "accepted");
+	EXPECT_EQ(EACCES, code) TH_LOG("'%s' as nobody: %s", u.cmd,
+					code ? strerror(code) : "accepted");
+	untouched_mapper_end(_metadata, self, &child, fd, 13);
+}
 
-	ASSERT_EQ(0, krs_send(child.to_child, "g", 1));
-	memset(msg, 0, sizeof(msg));
-	EXPECT_EQ(0, krs_recv(child.from_child, msg, sizeof(msg), 20000));
-	EXPECT_STREQ("ok", msg);
-	EXPECT_EQ(0, krs_child_wait(&child));
-	snap_stats(_metadata, self->stats1);
-	EXPECT_EQ(0, stat_delta(_metadata, self, "extents_collapsed"));
-	EXPECT_EQ(0, stat_delta(_metadata, self, "pages_copied"));
-	EXPECT_EQ(0, bad_file_page(fd, 0, 13, 1));
-	EXPECT_EQ(0, file_blocks(fd) - (long)(LEN / 512));
-	close(fd);
+/* In a child without CAP_SYS_NICE: map a memfd and collapse it with pid=<self>. */
+static int capless_self_collapse(void *varg)
+{
+	struct unpriv_arg *arg = varg;
+	int fd = krs_memfd("krs_pid_self", LEN);
+	char *p = fd < 0 ? MAP_FAILED : krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
+	ssize_t n;
+
+	if (p == MAP_FAILED)
+		return 100;
+	fill(p, 16, 1);
+	snprintf(arg->cmd, sizeof(arg->cmd), "pid=%d addr=%lx len=2M", getpid(), (unsigned long)p);
+	n = krs_collapse_write(arg->cfd, arg->cmd, strlen(arg->cmd));
+	if (n < 0)
+		return (int)-n;
+	return smaps(p, "ShmemPmdMapped") == 2048 && !bad_page(p, 16, 1) ? 0 : 101;
+}
+
+/*
+ * pid= on another process needs CAP_SYS_NICE after the ptrace check, as
+ * process_madvise(2): EPERM without it, nothing changes; on the writer's
+ * own mm it is not needed.
+ */
+TEST_F(collapse, pid_mode_needs_cap_sys_nice)
+{
+	struct krs_child child = { .to_child = -1, .from_child = -1 };
+	struct unpriv_arg u = { .cfd = self->cfd };
+	unsigned long addr;
+	int fd, code;
+
+	fd = untouched_mapper_start(_metadata, &child, 17, &addr);
+	ASSERT_LE(0, fd) TH_LOG("mapper child: %s", strerror(-fd));
+	snap_stats(_metadata, self->stats0);
+
+	snprintf(u.cmd, sizeof(u.cmd), "pid=%d addr=%lx len=2M", child.pid, addr);
+	code = krs_without_caps(1ULL << CAP_SYS_NICE, unpriv_write, &u);
+	EXPECT_EQ(EPERM, code) TH_LOG("'%s' without CAP_SYS_NICE: %s", u.cmd,
+				       code ? strerror(code) : "accepted");
+	code = krs_without_caps(1ULL << CAP_SYS_NICE, capless_self_collapse, &u);
+	EXPECT_EQ(0, code) TH_LOG("'%s' (own mm) without CAP_SYS_NICE: %s", u.cmd,
+				  code >= 100 ? "not collapsed" : code ? strerror(code) : "ok");
+	/* The second collapse was of another memfd: the child's is untouched. */
+	snap_stats(_metadata, self->stats0);
+	untouched_mapper_end(_metadata, self, &child, fd, 17);
 }
 
 /* pid= of a process that does not exist: ESRCH. */
@@ -1059,6 +1138,271 @@ TEST_F(collapse, dry_run_changes_nothing)
 	EXPECT_EQ(0, bad_page(p, 15, step));
 	munmap(p, LEN);
 	close(fd);
+}
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#define SHMEM_ENABLED "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+/* The selected value of shmem_enabled ("[deny]" -> "deny"); 0 or -errno. */
+static int shmem_enabled_get(char *out, size_t size)
+{
+	char buf[256], *open, *close_;
+	ssize_t n = krs_read_file(SHMEM_ENABLED, buf, sizeof(buf));
+
+	if (n < 0)
+		return (int)n;
+	open = strchr(buf, '[');
+	close_ = open ? strchr(open, ']') : NULL;
+	if (!close_ || (size_t)(close_ - open) > size)
+		return -EINVAL;
+	memcpy(out, open + 1, close_ - open - 1);
+	out[close_ - open - 1] = '\0';
+	return 0;
+}
+
+/* Write @s to the file @path; 0 or -errno. */
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -errno;
+}
+
+/*
+ * 13. The THP kill switch: with shmem_enabled=deny, MADV_COLLAPSE of a
+ * shmem mapping is EINVAL (shmem_allowable_huge_orders() refuses even a
+ * forced collapse), and so are addr= and fd= (SCAN_VMA_CHECK): no huge
+ * folio is built. Back to the previous setting, fd= collapses.
+ */
+TEST_F(collapse, thp_policy_deny)
+{
+	int fd = krs_memfd("krs_deny", LEN);
+	char prev[32];
+	ssize_t ret;
+	char *p;
+
+	ASSERT_LE(0, fd);
+	if (shmem_enabled_get(prev, sizeof(prev)))
+		SKIP(return, "no %s", SHMEM_ENABLED);
+	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 18, 1);
+	ASSERT_EQ(0, write_str(SHMEM_ENABLED, "deny"));
+
+	ret = do_collapse(_metadata, self, "fd=%d len=2M", fd);
+	EXPECT_EQ(-EINVAL, ret) TH_LOG("'%s' under deny: report:\n%s", self->cmd, self->report);
+	check_extent(_metadata, self, 0, 0, 0, "SCAN_VMA_CHECK", 0, 0);
+	ret = do_collapse(_metadata, self, "fd=%d len=2M dry_run", fd);
+	EXPECT_EQ(-EINVAL, ret) TH_LOG("'%s' under deny: report:\n%s", self->cmd, self->report);
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
+	EXPECT_EQ(-EINVAL, ret) TH_LOG("'%s' under deny: report:\n%s", self->cmd, self->report);
+	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_VMA_CHECK", 0, 0);
+	EXPECT_EQ(-1, madvise(p, LEN, MADV_COLLAPSE));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(0, smaps(p, "ShmemPmdMapped"));
+
+	ASSERT_EQ(0, write_str(SHMEM_ENABLED, prev));
+	/* The page cache is still small: the scan says it would collapse. */
+	ret = do_collapse(_metadata, self, "fd=%d len=2M dry_run", fd);
+	EXPECT_DONE(ret);
+	check_extent(_metadata, self, 0, 0, 0, "SCAN_SUCCEED", NPAGES, 0);
+	ret = do_collapse(_metadata, self, "fd=%d len=2M", fd);
+	EXPECT_DONE(ret);
+	check_extent(_metadata, self, 0, 0, 0, "SCAN_SUCCEED", NPAGES, 0);
+	EXPECT_EQ(0, bad_page(p, 18, 1));
+	munmap(p, LEN);
+	close(fd);
+}
+
+/*
+ * 14. dry_run counts what the scan saw: stopped at a page with an extra
+ * reference (SCAN_PAGE_COUNT), the pages before it, no holes; an extent
+ * already huge, nothing to copy and no holes.
+ */
+TEST_F(collapse, dry_run_counts_what_it_saw)
+{
+	const size_t pinned = 100;
+	int fd = krs_memfd("krs_dry_seen", LEN);
+	int pfd[2];
+	ssize_t ret;
+	char *p;
+
+	ASSERT_LE(0, fd);
+	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 19, 1);
+	ASSERT_EQ(0, krs_pin_page(p + pinned * PAGE, pfd));
+
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M dry_run", (unsigned long)p);
+	EXPECT_EQ(-EAGAIN, ret) TH_LOG("report:\n%s", self->report);
+	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_PAGE_COUNT", pinned, 0);
+	ret = do_collapse(_metadata, self, "fd=%d len=2M dry_run", fd);
+	EXPECT_EQ(-EAGAIN, ret) TH_LOG("report:\n%s", self->report);
+	check_extent(_metadata, self, 0, 0, 0, "SCAN_PAGE_COUNT", pinned, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
+	ASSERT_DONE(ret);
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M dry_run", (unsigned long)p);
+	EXPECT_DONE(ret);
+	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_PMD_MAPPED", 0, 0);
+	ret = do_collapse(_metadata, self, "fd=%d len=2M dry_run", fd);
+	EXPECT_DONE(ret);
+	check_extent(_metadata, self, 0, 0, 0, "SCAN_PTE_MAPPED_HUGEPAGE", 0, 0);
+	EXPECT_EQ(0, bad_page(p, 19, 1));
+	munmap(p, LEN);
+	close(fd);
+}
+
+/*
+ * 15. hugepage_vma_revalidate()'s order: an extent in a gap below a later
+ * VMA is SCAN_ADDRESS_RANGE (find_vma() found the VMA above), and an
+ * extent only partly covered by an ineligible VMA is SCAN_ADDRESS_RANGE
+ * before SCAN_VMA_CHECK.
+ */
+TEST_F(collapse, revalidate_order)
+{
+	int fd = krs_memfd("krs_revalidate", 2 * LEN);
+	ssize_t ret;
+	char *p;
+
+	ASSERT_LE(0, fd);
+	p = krs_map_aligned(2 * LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p + LEN, 22, 1);
+	ASSERT_EQ(0, munmap(p, LEN));
+
+	ret = do_collapse(_metadata, self, "addr=%lx len=4M", (unsigned long)p);
+	EXPECT_EQ(-ENOMEM, ret) TH_LOG("report:\n%s", self->report);
+	EXPECT_EQ(2, self->nr_ext);
+	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_ADDRESS_RANGE", 0, 0);
+	check_extent(_metadata, self, 1, (unsigned long)p + LEN, NPAGES, "SCAN_SUCCEED", NPAGES, 0);
+	EXPECT_EQ(0, bad_page(p + LEN, 22, 1));
+	munmap(p + LEN, LEN);
+
+	/* [p, p + 1M) VM_NOHUGEPAGE, [p + 1M, p + 4M) eligible. */
+	p = krs_map_aligned(2 * LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, madvise(p, LEN / 2, MADV_NOHUGEPAGE));
+	ret = do_collapse(_metadata, self, "addr=%lx len=4M", (unsigned long)p);
+	EXPECT_EQ(-EINVAL, ret) TH_LOG("report:\n%s", self->report);
+	EXPECT_EQ(2, self->nr_ext);
+	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_ADDRESS_RANGE", 0, 0);
+	/* The page cache is huge already (above): only the PMD is new. */
+	check_extent(_metadata, self, 1, (unsigned long)p + LEN, NPAGES, "SCAN_SUCCEED", 0, 0);
+	EXPECT_EQ(-1, madvise(p, 2 * LEN, MADV_COLLAPSE));
+	EXPECT_EQ(EINVAL, errno);
+	munmap(p, 2 * LEN);
+	close(fd);
+}
+
+/*
+ * 16. prctl(PR_SET_THP_DISABLE): MADV_COLLAPSE refuses the VMA
+ * (collapse_possible(), EINVAL); the module reports SCAN_VMA_CHECK, EINVAL.
+ */
+TEST_F(collapse, prctl_thp_disable)
+{
+	int fd = krs_memfd("krs_prctl", LEN);
+	ssize_t ret;
+	char *p;
+
+	ASSERT_LE(0, fd);
+	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 23, 1);
+	ASSERT_EQ(0, prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0));
+
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
+	EXPECT_EQ(-EINVAL, ret) TH_LOG("report:\n%s", self->report);
+	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_VMA_CHECK", 0, 0);
+	EXPECT_EQ(-1, madvise(p, LEN, MADV_COLLAPSE));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(0, smaps(p, "ShmemPmdMapped"));
+
+	ASSERT_EQ(0, prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0));
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
+	EXPECT_DONE(ret);
+	EXPECT_EQ(2048, smaps(p, "ShmemPmdMapped"));
+	EXPECT_EQ(0, bad_page(p, 23, 1));
+	munmap(p, LEN);
+	close(fd);
+}
+
+#define CGROUP "/sys/fs/cgroup"
+
+/* thp_collapse_alloc of a cgroup's memory.stat, once it moved from @old (up to 5 s). */
+static long memcg_collapse_allocs(const char *cg, long old)
+{
+	char path[128], buf[16384], *line;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "%s/memory.stat", cg);
+	for (int i = 0; i < 50; i++) {
+		if (krs_read_file(path, buf, sizeof(buf)) < 0)
+			return -1;
+		line = strstr(buf, "\nthp_collapse_alloc ");
+		if (!line)
+			return -1;
+		v = strtol(line + strlen("\nthp_collapse_alloc "), NULL, 10);
+		if (v != old)
+			break;
+		usleep(100 * 1000);
+	}
+	return v;
+}
+
+/*
+ * 17. The memcg event of alloc_charge_folio(): a collapse counts
+ * thp_collapse_alloc in the memory.stat of the cgroup charged for the new
+ * folio, as MADV_COLLAPSE does.
+ */
+TEST_F(collapse, memcg_collapse_event)
+{
+	char cg[64], pid[16];
+	int fd = krs_memfd("krs_memcg", 2 * LEN);
+	long a0, a1, a2;
+	ssize_t ret;
+	char *p;
+
+	ASSERT_LE(0, fd);
+	if (access(CGROUP "/cgroup.controllers", F_OK))
+		mount("none", CGROUP, "cgroup2", 0, NULL);
+	if (write_str(CGROUP "/cgroup.subtree_control", "+memory"))
+		SKIP(return, "no cgroup2 memory controller");
+	snprintf(cg, sizeof(cg), CGROUP "/krs_memcg_%d", getpid());
+	ASSERT_EQ(0, mkdir(cg, 0755));
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	snprintf(self->cmd, sizeof(self->cmd), "%s/cgroup.procs", cg);
+	ASSERT_EQ(0, write_str(self->cmd, pid));
+
+	p = krs_map_aligned(2 * LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 24, 1);
+	fill(p + LEN, 25, 1);
+	a0 = memcg_collapse_allocs(cg, -1);
+	ASSERT_LE(0, a0);
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
+	EXPECT_DONE(ret);
+	a1 = memcg_collapse_allocs(cg, a0);
+	EXPECT_EQ(a0 + 1, a1) TH_LOG("the module's collapse");
+	EXPECT_EQ(0, madvise(p + LEN, LEN, MADV_COLLAPSE));
+	a2 = memcg_collapse_allocs(cg, a1);
+	EXPECT_EQ(a1 + 1, a2) TH_LOG("MADV_COLLAPSE");
+	EXPECT_EQ(0, bad_page(p, 24, 1));
+	EXPECT_EQ(0, bad_page(p + LEN, 25, 1));
+
+	munmap(p, 2 * LEN);
+	close(fd);
+	EXPECT_EQ(0, write_str(CGROUP "/cgroup.procs", pid));
+	rmdir(cg);
 }
 
 TEST_HARNESS_MAIN

@@ -106,7 +106,7 @@ static const char *const collapse_words[] = {
 static const char *const inject_words[] = {
 	"pause=", "delay=", "fail=", "release", "clear", "pid=", "ino=", "count=", "ms=",
 	"timeout_ms=", "scan_index", "before_copy", "before_recheck", "before_store",
-	"retract_vma", "before_install", "alloc", "charge", "copy_mc", "xas_nomem",
+	"retract_vma", "before_install", "after_scan", "alloc", "charge", "copy_mc", "xas_nomem",
 	"shmem_charge", " ", "\t", "\n", "=", "+", "-", "0", "1", "10000", "60001", "1000000",
 	"2147483648", "18446744073709551616",
 };
@@ -562,7 +562,8 @@ TEST_F_TIMEOUT(files, inject, 600)
 	static const int clean[] = { EINVAL, ERANGE };
 	static const char *const points[] = {
 		"scan_index", "before_copy", "before_recheck", "before_store", "retract_vma",
-		"before_install", "alloc", "charge", "copy_mc", "xas_nomem", "shmem_charge",
+		"before_install", "after_scan", "alloc", "charge", "copy_mc", "xas_nomem",
+		"shmem_charge",
 	};
 	/*
 	 * Scoped to pid 1 (the VM's init, which never collapses), a pid no

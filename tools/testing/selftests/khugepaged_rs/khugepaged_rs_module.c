@@ -2,13 +2,16 @@
 /*
  * The module itself: it loads into the running kernel and unloads cleanly,
  * resolves every symbol of its table (or refuses to load, naming the one
- * it could not), and exposes its debugfs files with the documented modes.
+ * it could not), exposes its debugfs files with the documented modes, and
+ * leaves no MMU notifier behind whatever its writers race.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -151,6 +154,66 @@ TEST(missing_symbol_refuses_load)
 	ASSERT_LT(0, krs_read_kmsg(log, sizeof(log)));
 	EXPECT_NE(NULL, strstr(log, "khugepaged_rs: cannot resolve kernel symbol "
 				    "'khugepaged_rs_selftest_no_such_symbol'"));
+	ASSERT_EQ(0, krs_load(NULL));
+}
+
+#define NOTIFIER_WRITERS 4
+#define NOTIFIER_ROUNDS 150
+
+static void *notifier_writer(void *arg)
+{
+	long id = (long)arg;
+
+	for (int r = 0; r < NOTIFIER_ROUNDS; r++) {
+		if ((r + id) % 5 == 4)
+			krs_notifier("stop");
+		else
+			krs_notifier("pid=%d", getpid());
+	}
+	return NULL;
+}
+
+/* Invalidate one page of a private anonymous mapping: one CLEAR range. */
+static void invalidate(char *page)
+{
+	page[0] = 1;
+	madvise(page, 4096, MADV_DONTNEED);
+}
+
+/*
+ * `notifier` writers racing (pid= and stop from four threads), then rmmod:
+ * registrations are serialised, so after the last `stop` no notifier of
+ * the module is left on the mm: nothing more is recorded, and once the
+ * module is gone an invalidation in that mm does not call into its text.
+ */
+TEST(notifier_writers_race_then_rmmod)
+{
+	pthread_t threads[NOTIFIER_WRITERS];
+	char log[4096], *page;
+	unsigned int pid = 1, events = 1;
+
+	if (!krs_module_path())
+		SKIP(return, "khugepaged_rs.ko not found (set KHUGEPAGED_RS_KO)");
+	ASSERT_EQ(0, krs_ensure_loaded());
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, page);
+	for (long i = 0; i < NOTIFIER_WRITERS; i++)
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, notifier_writer, (void *)i));
+	for (int i = 0; i < NOTIFIER_WRITERS; i++)
+		pthread_join(threads[i], NULL);
+
+	ASSERT_EQ(0, krs_notifier("stop"));
+	ASSERT_EQ(0, krs_notifier("clear"));
+	invalidate(page);
+	ASSERT_LT(0, krs_notifier_read(log, sizeof(log)));
+	ASSERT_EQ(2, sscanf(log, "pid=%u events=%u", &pid, &events)) TH_LOG("%s", log);
+	EXPECT_EQ(0U, pid);
+	/* A registration that outlived `stop` would still record (and outlive rmmod). */
+	ASSERT_EQ(0U, events) TH_LOG("a notifier is still registered after stop:\n%s", log);
+
+	ASSERT_EQ(0, krs_unload());
+	invalidate(page);
+	munmap(page, 4096);
 	ASSERT_EQ(0, krs_load(NULL));
 }
 

@@ -21,6 +21,11 @@
  *                                         install; nothing leaks
  *  trunc.*                                truncate / hole punch mid-collapse
  *  fail.*                                 each fail-once point rolls back
+ *  tlb.*                                  a failed scan still flushes the
+ *                                         TLB entries it batched
+ *  stale.*                                the page cache or the VMA changes
+ *                                         between two steps: results and
+ *                                         errno as upstream's
  *  minor.*                                seed 004: uffd-minor users keep
  *                                         getting minor faults
  */
@@ -28,12 +33,14 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +56,9 @@
 #define MAX_EXTENTS 4
 /* Every wait is bounded: pauses, collapses, threads, children. */
 #define WAIT_MS 10000
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -98,6 +108,21 @@ static long file_blocks(int fd)
 	struct stat st;
 
 	return fstat(fd, &st) ? -1 : (long)st.st_blocks;
+}
+
+/* A /proc/vmstat counter; -1 if absent. */
+static long vmstat(const char *name)
+{
+	char buf[16384], key[64], *line;
+	ssize_t n = krs_read_file("/proc/vmstat", buf, sizeof(buf));
+
+	if (n < 0)
+		return -1;
+	snprintf(key, sizeof(key), "\n%s ", name);
+	line = strstr(buf, key);
+	if (!line && !strncmp(buf, key + 1, strlen(key + 1)))
+		line = buf - 1;
+	return line ? strtol(line + strlen(key), NULL, 10) : -1;
 }
 
 static unsigned long file_ino(int fd)
@@ -1350,16 +1375,20 @@ FIXTURE_VARIANT(fail) {
 	const char *point;
 	const char *result;
 	int err;
+	const char *vmstat;	/* a /proc/vmstat event counted once, as upstream */
 	bool counted;		/* a collapse under way: rollback_<result> + 1 */
 	bool unmapped;		/* reached after the scan unmapped the old pages */
 };
 
 FIXTURE_VARIANT_ADD(fail, alloc) {
 	.point = "alloc", .result = "SCAN_ALLOC_HUGE_PAGE_FAIL", .err = ENOMEM,
+	.vmstat = "thp_collapse_alloc_failed",
 };
 
+/* alloc_charge_folio() counts the allocation before the charge fails. */
 FIXTURE_VARIANT_ADD(fail, charge) {
 	.point = "charge", .result = "SCAN_CGROUP_CHARGE_FAIL", .err = EBUSY,
+	.vmstat = "thp_collapse_alloc",
 };
 
 FIXTURE_VARIANT_ADD(fail, xas_nomem) {
@@ -1397,7 +1426,7 @@ TEST_F(fail, once)
 	const size_t step = 2, present = NPAGES / step;
 	struct krs_bg_collapse c = { 0 };
 	struct krs_inject_state st;
-	long blocks, rss, shmem;
+	long blocks, rss, shmem, events;
 	char name[64];
 	struct outcome o;
 	char *p;
@@ -1414,6 +1443,7 @@ TEST_F(fail, once)
 	krs_vm_stat_refresh();
 	shmem = krs_meminfo_kb("Shmem");
 	snap_stats(_metadata, self->stats0);
+	events = variant->vmstat ? vmstat(variant->vmstat) : 0;
 
 	ASSERT_EQ(0, krs_inject("fail=%s ino=%lu", variant->point, file_ino(fd)));
 	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=2M", (unsigned long)p));
@@ -1424,6 +1454,9 @@ TEST_F(fail, once)
 	EXPECT_EQ(0, st.armed);
 	EXPECT_EQ(-variant->err, o.ret) TH_LOG("'%s': report:\n%s", c.cmd, c.report);
 	EXPECT_STREQ(variant->result, o.result);
+	if (variant->vmstat) {
+		EXPECT_EQ(events + 1, vmstat(variant->vmstat)) TH_LOG("%s", variant->vmstat);
+	}
 
 	snap_stats(_metadata, self->stats1);
 	EXPECT_EQ(0, stat_delta(_metadata, self->stats0, self->stats1, "extents_collapsed"));
@@ -1593,6 +1626,243 @@ TEST_F_TIMEOUT(minor, paused, 60)
 	close(uffd);
 	munmap(pop, LEN);
 	munmap(reg, LEN);
+	close(fd);
+}
+
+/* ---- tlb: a failed scan flushes the TLB entries it batched -------------- */
+
+#define TRACING "/sys/kernel/tracing"
+#define TLB_EVENT "/events/tlb/tlb_flush"
+/* enum tlb_flush_reason, include/linux/mm_types.h */
+#define TLB_REMOTE_SEND_IPI 4
+
+FIXTURE(tlb) {
+	char instance[64];
+};
+
+FIXTURE_SETUP(tlb)
+{
+	self->instance[0] = '\0';
+	RACE_SETUP();
+}
+
+FIXTURE_TEARDOWN(tlb)
+{
+	RACE_TEARDOWN();
+	if (self->instance[0])
+		rmdir(self->instance);
+}
+
+static int write_file(const char *dir, const char *file, const char *s)
+{
+	char path[160];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s%s", dir, file);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -errno;
+}
+
+/* A thread on CPU 1 reading one page of the mapping until told to stop. */
+struct spinner {
+	const volatile char *p;
+	int stop;
+	int on_cpu;
+	pthread_t thread;
+};
+
+static void *spin_fn(void *arg)
+{
+	struct spinner *s = arg;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(1, &set);
+	__atomic_store_n(&s->on_cpu, !sched_setaffinity(0, sizeof(set), &set) ? 1 : -1,
+			 __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED))
+		(void)*s->p;
+	return NULL;
+}
+
+/*
+ * 8. try_to_unmap(TTU_BATCH_FLUSH) defers the TLB flush of the pages it
+ * unmaps while another CPU runs the mm; collapse_file() flushes on every
+ * exit of its scan loop ("Do it anyway, to clear the state"), so that no
+ * CPU keeps writing an old page through a stale TLB entry once the folio
+ * is back on the LRU. Here the scan fails at page 1 (an extra reference:
+ * SCAN_PAGE_COUNT) after page 0 was unmapped, with a thread of this
+ * process running on the other CPU: the collapse's thread must send the
+ * remote flush (tlb:tlb_flush, "remote ipi send") before it returns.
+ */
+TEST_F(tlb, flushed_when_the_scan_fails)
+{
+	struct spinner sp = { 0 };
+	struct krs_bg_collapse c = { 0 };
+	char filter[96], buf[65536];
+	int fd, pfd[2], flushes = 0;
+	struct outcome o;
+	cpu_set_t set;
+	char *p, *line;
+	ssize_t n;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "needs two CPUs");
+	if (access(TRACING "/instances", F_OK))
+		mount("nodev", TRACING, "tracefs", 0, NULL);
+	if (access(TRACING "/instances", F_OK))
+		SKIP(return, "no tracefs");
+	snprintf(self->instance, sizeof(self->instance), TRACING "/instances/krs_tlb_%d",
+		 getpid());
+	ASSERT_EQ(0, mkdir(self->instance, 0755)) TH_LOG("%s: %s", self->instance,
+							 strerror(errno));
+	snprintf(filter, sizeof(filter), "%s" TLB_EVENT "/enable", self->instance);
+	if (access(filter, W_OK))
+		SKIP(return, "no tlb:tlb_flush event");
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(set), &set));
+	fd = krs_memfd("krs_race_tlb", LEN);
+	ASSERT_LE(0, fd);
+	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 92, 1);
+	sp.p = p + (NPAGES - 1) * PAGE;
+	ASSERT_EQ(0, pthread_create(&sp.thread, NULL, spin_fn, &sp));
+	while (!__atomic_load_n(&sp.on_cpu, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	ASSERT_EQ(1, sp.on_cpu);
+
+	ASSERT_EQ(0, krs_inject("pause=scan_index pid=%d", getpid()));
+	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=2M", (unsigned long)p));
+	wait_paused(_metadata, &c, "scan_index", 1);
+	/* Page 0 is isolated and unmapped, its flush batched: trace from here. */
+	snprintf(filter, sizeof(filter), "reason == %d && common_pid == %d", TLB_REMOTE_SEND_IPI,
+		 c.tid);
+	ASSERT_EQ(0, write_file(self->instance, TLB_EVENT "/filter", filter));
+	ASSERT_EQ(0, write_file(self->instance, "/trace", ""));
+	ASSERT_EQ(0, write_file(self->instance, TLB_EVENT "/enable", "1"));
+	ASSERT_EQ(0, krs_pin_page(p + PAGE, pfd));
+	finish(_metadata, &c, &o);
+	ASSERT_EQ(0, write_file(self->instance, TLB_EVENT "/enable", "0"));
+	__atomic_store_n(&sp.stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(sp.thread, NULL);
+	check_point(_metadata, "scan_index", 1);
+	EXPECT_EQ(-EAGAIN, o.ret) TH_LOG("report:\n%s", c.report);
+	EXPECT_STREQ("SCAN_PAGE_COUNT", o.result);
+
+	snprintf(filter, sizeof(filter), "%s/trace", self->instance);
+	n = krs_read_file(filter, buf, sizeof(buf));
+	ASSERT_LT(0, n);
+	for (line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (*line != '#' && *line != '\n')
+			flushes++;
+	}
+	EXPECT_LE(1, flushes) TH_LOG("no remote TLB flush by the collapse (tid %d) after its scan "
+				     "failed:\n%s", c.tid, buf);
+	close(pfd[0]);
+	close(pfd[1]);
+	EXPECT_EQ(0, bad_page(p, 92, 1));
+	EXPECT_EQ(0, smaps(p, "ShmemPmdMapped"));
+	munmap(p, LEN);
+	close(fd);
+}
+
+/* ---- stale: what a step saw changed before the next one ----------------- */
+
+FIXTURE(stale) {
+	char stats0[STATS_SIZE];
+	char stats1[STATS_SIZE];
+};
+
+FIXTURE_SETUP(stale)
+{
+	RACE_SETUP();
+}
+
+FIXTURE_TEARDOWN(stale)
+{
+	RACE_TEARDOWN();
+}
+
+/*
+ * 9. fd=: between the lockless scan and collapse_file(), the extent became
+ * huge (MADV_COLLAPSE through a mapping). collapse_file() finds the huge
+ * folio (SCAN_PTE_MAPPED_HUGEPAGE): the extent is done, but not by this
+ * write, so the report says SCAN_PTE_MAPPED_HUGEPAGE, not SCAN_SUCCEED.
+ */
+TEST_F(stale, fd_reports_only_its_own_collapse)
+{
+	struct krs_bg_collapse c = { 0 };
+	struct outcome o;
+	char *p;
+	int fd;
+
+	fd = krs_memfd("krs_race_stale_fd", LEN);
+	ASSERT_LE(0, fd);
+	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 93, 1);
+	snap_stats(_metadata, self->stats0);
+
+	ASSERT_EQ(0, krs_inject("pause=after_scan pid=%d", getpid()));
+	ASSERT_EQ(0, krs_bg_collapse_start(&c, "fd=%d len=2M", fd));
+	wait_paused(_metadata, &c, "after_scan", 1);
+	ASSERT_EQ(0, madvise(p, LEN, MADV_COLLAPSE)) TH_LOG("MADV_COLLAPSE: %s", strerror(errno));
+	finish(_metadata, &c, &o);
+	check_point(_metadata, "after_scan", 1);
+	EXPECT_EQ((ssize_t)strlen(c.cmd), o.ret) TH_LOG("report:\n%s", c.report);
+	EXPECT_STREQ("SCAN_PTE_MAPPED_HUGEPAGE", o.result);
+	EXPECT_EQ(0U, o.ext[0].copied);
+	snap_stats(_metadata, self->stats1);
+	EXPECT_EQ(0, stat_delta(_metadata, self->stats0, self->stats1, "extents_collapsed"));
+	EXPECT_EQ(0, bad_page(p, 93, 1));
+	munmap(p, LEN);
+	close(fd);
+}
+
+/*
+ * 10. The VMA shrinks while the mmap lock is dropped after the first
+ * extent: madvise_collapse() clips its range to the VMA it revalidated
+ * (hend = min(hend, vm_end)), so the extents it no longer covers are not
+ * asked for: the request succeeds, as MADV_COLLAPSE would.
+ */
+TEST_F(stale, vma_shrinks_during_the_walk)
+{
+	struct krs_bg_collapse c = { 0 };
+	struct krs_extent ext[MAX_EXTENTS];
+	long status = 0;
+	int fd, nr;
+	char *p;
+
+	fd = krs_memfd("krs_race_stale_vma", 4 * LEN);
+	ASSERT_LE(0, fd);
+	p = krs_map_aligned(4 * LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	for (int i = 0; i < 4; i++)
+		fill(p + i * LEN, 94 + i, 1);
+
+	ASSERT_EQ(0, krs_inject("pause=before_install pid=%d", getpid()));
+	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=8M", (unsigned long)p));
+	wait_paused(_metadata, &c, "before_install", 1);
+	ASSERT_EQ(0, munmap(p + 2 * LEN, 2 * LEN));
+	ASSERT_EQ(0, krs_inject("release"));
+	ASSERT_EQ(0, krs_bg_collapse_join(&c, WAIT_MS));
+	nr = krs_report_parse(c.report, ext, MAX_EXTENTS, &status);
+	ASSERT_EQ(4, nr) TH_LOG("report:\n%s", c.report);
+	EXPECT_EQ((ssize_t)strlen(c.cmd), c.ret) TH_LOG("report:\n%s", c.report);
+	EXPECT_STREQ("SCAN_SUCCEED", ext[0].result);
+	EXPECT_STREQ("SCAN_SUCCEED", ext[1].result);
+	EXPECT_EQ(4096, smaps(p, "ShmemPmdMapped"));
+	EXPECT_EQ(0, bad_page(p, 94, 1));
+	EXPECT_EQ(0, bad_page(p + LEN, 95, 1));
+	munmap(p, 2 * LEN);
 	close(fd);
 }
 

@@ -105,7 +105,7 @@ static const char *const source_names[NR_SOURCES] = {
 
 static const char *const pause_points[] = {
 	"scan_index", "before_copy", "before_recheck", "before_store", "retract_vma",
-	"before_install",
+	"before_install", "after_scan",
 };
 static const char *const fail_points[] = { "alloc", "charge", "copy_mc", "xas_nomem", "shmem_charge" };
 

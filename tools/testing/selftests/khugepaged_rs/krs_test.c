@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/module.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
@@ -20,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -154,6 +156,47 @@ int krs_as_nobody(int (*fn)(void *), void *arg)
 	if (waitpid(pid, &status, 0) < 0)
 		return -errno;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+int krs_without_caps(uint64_t caps, int (*fn)(void *), void *arg)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		if (syscall(SYS_capget, &hdr, data))
+			_exit(126);
+		for (int i = 0; i < 2; i++) {
+			data[i].effective &= ~(uint32_t)(caps >> (32 * i));
+			data[i].permitted &= ~(uint32_t)(caps >> (32 * i));
+		}
+		if (syscall(SYS_capset, &hdr, data))
+			_exit(126);
+		_exit(fn(arg));
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+int krs_pin_page(void *page, int pipefd[2])
+{
+	struct iovec iov = { .iov_base = page, .iov_len = KRS_PAGE_SIZE };
+
+	if (pipe(pipefd))
+		return -errno;
+	if (vmsplice(pipefd[1], &iov, 1, 0) != (ssize_t)KRS_PAGE_SIZE) {
+		int err = errno ? errno : EIO;
+
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -err;
+	}
+	return 0;
 }
 
 /* ---- collapse tests ---------------------------------------------------- */
@@ -912,6 +955,7 @@ static void *krs_bg_collapse_fn(void *arg)
 	struct krs_bg_collapse *c = arg;
 	int fd = krs_collapse_open();
 
+	__atomic_store_n(&c->tid, gettid(), __ATOMIC_SEQ_CST);
 	if (fd < 0) {
 		c->ret = fd;
 	} else {
@@ -935,6 +979,7 @@ int krs_bg_collapse_start(struct krs_bg_collapse *c, const char *fmt, ...)
 	c->ret = -EINPROGRESS;
 	c->report[0] = '\0';
 	c->done = 0;
+	c->tid = 0;
 	ret = pthread_create(&c->thread, NULL, krs_bg_collapse_fn, c);
 	if (ret)
 		return -ret;

@@ -33,6 +33,13 @@ ssize_t krs_read_file(const char *path, char *buf, size_t size);
 ssize_t krs_read_kmsg(char *buf, size_t size);
 /* Run @fn(arg) in a child with uid/gid 65534; returns the child's exit code. */
 int krs_as_nobody(int (*fn)(void *), void *arg);
+/*
+ * Run fn(arg) in a child without the capabilities in the mask @caps
+ * (1ULL << CAP_*) in its effective and permitted sets; its exit status.
+ */
+int krs_without_caps(uint64_t caps, int (*fn)(void *), void *arg);
+/* Take a page reference on the page at @page (vmsplice into a new pipe). */
+int krs_pin_page(void *page, int pipefd[2]);
 
 /* ---- collapse tests ---------------------------------------------------- */
 
@@ -214,6 +221,7 @@ struct krs_bg_collapse {
 	ssize_t ret;		/* the write's result or -errno */
 	char report[8192];
 	int done;		/* set (atomically) when ret and report are final */
+	pid_t tid;		/* the writing thread's id, once it runs */
 	pthread_t thread;
 	bool running;
 };
