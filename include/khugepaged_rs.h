@@ -20,9 +20,10 @@
 
 /*
  * One kernel function 7.2 does not export, resolved through kallsyms at load.
- * @slot points at a C function pointer typed with typeof() of the kernel's
- * own declaration (rust/helpers/symbols.c), so a signature change in a newer
- * kernel is a compile error, not a silent ABI mismatch.
+ * @slot is where its address goes; C calls it only through KRS_CALL()
+ * (rust/helpers/symbols.c), typed with typeof() of the kernel's own
+ * declaration, so a signature change in a newer kernel is a compile error,
+ * not a silent ABI mismatch.
  */
 struct krs_symbol {
 	const char *name;
@@ -149,8 +150,10 @@ void krs_shmem_uncharge(struct address_space *mapping, long pages);
 bool krs_file_shmem_pmd_allowed(struct file *file);
 void krs_i_mmap_lock_read(struct address_space *mapping);
 void krs_i_mmap_unlock_read(struct address_space *mapping);
-struct vm_area_struct *krs_vma_first(struct address_space *mapping, unsigned long first, unsigned long last);
-struct vm_area_struct *krs_vma_next(struct vm_area_struct *vma, unsigned long first, unsigned long last);
+struct vm_area_struct *krs_vma_first(struct address_space *mapping, unsigned long first,
+				     unsigned long last);
+struct vm_area_struct *krs_vma_next(struct vm_area_struct *vma, unsigned long first,
+				    unsigned long last);
 struct folio *krs_filemap_lock_folio(struct address_space *mapping, unsigned long index);
 
 /* VMAs and mms. */
@@ -195,7 +198,8 @@ bool krs_pmd_same(pmd_t a, pmd_t b);
 pmd_t krs_pmdp_collapse_flush(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmd);
 /* After a pmdp_collapse_flush(): nr_ptes, page_table_check, pte_free_defer. */
 void krs_free_retracted_table(struct mm_struct *mm, unsigned long addr, pmd_t pgt_pmd);
-pte_t *krs_pte_offset_map_lock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr, spinlock_t **ptlp);
+pte_t *krs_pte_offset_map_lock(struct mm_struct *mm, pmd_t *pmd,
+			       unsigned long addr, spinlock_t **ptlp);
 pte_t *krs_pte_offset_map_rw_nolock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr,
 				    pmd_t *pmdvalp, spinlock_t **ptlp);
 void krs_pte_unmap(pte_t *pte);
@@ -208,7 +212,8 @@ void krs_pte_clear_rmap(struct vm_area_struct *vma, unsigned long addr, pte_t *p
 void krs_add_mm_counter_file(struct mm_struct *mm, struct folio *folio, long value);
 void krs_flush_tlb_mm(struct mm_struct *mm);
 /* set_huge_pmd() of mm/khugepaged.c: map @folio by a PMD at @addr; 0 or -errno. */
-int krs_set_huge_pmd(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmd, struct folio *folio);
+int krs_set_huge_pmd(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmd,
+		     struct folio *folio);
 
 /* MMU notifiers: range_init(MMU_NOTIFY_CLEAR) + invalidate_range_start / _end. */
 void krs_mmu_notifier_start(struct mmu_notifier_range *range, struct mm_struct *mm,

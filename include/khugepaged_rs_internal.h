@@ -2,9 +2,10 @@
 /*
  * Declarations of kernel functions that modules cannot see: those only
  * mm/internal.h declares, and those x86's tlbflush.h hides under
- * #ifndef MODULE; copied verbatim from Linux 7.2. They are here so that typeof() in
- * rust/helpers/symbols.c has a declaration to check the resolved pointers
- * against; on a kernel bump, compare them with the new mm/internal.h.
+ * #ifndef MODULE; copied from Linux 7.2 (less a redundant extern). They are
+ * here so that typeof() in rust/helpers/symbols.c has a declaration to check
+ * the resolved pointers against; on a kernel bump, compare them with the new
+ * mm/internal.h.
  */
 #ifndef _KHUGEPAGED_RS_INTERNAL_H
 #define _KHUGEPAGED_RS_INTERNAL_H
@@ -18,8 +19,8 @@ pmd_t *mm_find_pmd(struct mm_struct *mm, unsigned long address);
 void try_to_unmap_flush(void);
 
 /* arch/x86/include/asm/tlbflush.h, Linux 7.2 (#ifndef MODULE there) */
-extern void flush_tlb_mm_range(struct mm_struct *mm, unsigned long start,
-				unsigned long end, unsigned int stride_shift,
-				bool freed_tables);
+void flush_tlb_mm_range(struct mm_struct *mm, unsigned long start,
+			unsigned long end, unsigned int stride_shift,
+			bool freed_tables);
 
 #endif /* _KHUGEPAGED_RS_INTERNAL_H */

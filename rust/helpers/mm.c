@@ -124,14 +124,20 @@ void krs_xas_init(struct xa_state *xas, struct address_space *mapping,
 
 	*xas = tmp;
 }
+
 void krs_xas_set(struct xa_state *xas, unsigned long index) { xas_set(xas, index); }
 void krs_xas_set_order(struct xa_state *xas, unsigned long index, unsigned int order)
 {
 	xas_set_order(xas, index, order);
 }
+
 void *krs_xas_load(struct xa_state *xas) { return xas_load(xas); }
 void *krs_xas_next(struct xa_state *xas) { return xas_next(xas); }
-void *krs_xas_next_entry(struct xa_state *xas, unsigned long max) { return xas_next_entry(xas, max); }
+void *krs_xas_next_entry(struct xa_state *xas, unsigned long max)
+{
+	return xas_next_entry(xas, max);
+}
+
 void *krs_xas_find(struct xa_state *xas, unsigned long max) { return xas_find(xas, max); }
 void *krs_xas_reload(struct xa_state *xas) { return xas_reload(xas); }
 void krs_xas_reset(struct xa_state *xas) { xas_reset(xas); }
@@ -149,6 +155,7 @@ void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr)
 {
 	mapping->nrpages -= nr;
 }
+
 void krs_rcu_read_lock(void) { rcu_read_lock(); }
 void krs_rcu_read_unlock(void) { rcu_read_unlock(); }
 
@@ -188,6 +195,7 @@ bool krs_vma_maybe_guard(struct vm_area_struct *vma)
 {
 	return vma_test_atomic_flag(vma, VMA_MAYBE_GUARD_BIT);
 }
+
 bool krs_userfaultfd_wp(struct vm_area_struct *vma) { return userfaultfd_wp(vma); }
 bool krs_userfaultfd_missing(struct vm_area_struct *vma) { return userfaultfd_missing(vma); }
 bool krs_userfaultfd_armed(struct vm_area_struct *vma) { return userfaultfd_armed(vma); }
@@ -195,19 +203,23 @@ bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr)
 {
 	return thp_vma_suitable_order(vma, addr, PMD_ORDER);
 }
+
 struct vm_area_struct *krs_find_vma(struct mm_struct *mm, unsigned long addr)
 {
 	return find_vma(mm, addr);
 }
+
 struct vm_area_struct *krs_vma_lookup(struct mm_struct *mm, unsigned long addr)
 {
 	return vma_lookup(mm, addr);
 }
+
 bool krs_mm_exiting(struct mm_struct *mm) { return atomic_read(&mm->mm_users) == 0; }
 bool krs_mm_thp_disabled(struct mm_struct *mm)
 {
 	return mm_flags_test(MMF_DISABLE_THP_COMPLETELY, mm);
 }
+
 void krs_mmap_read_lock(struct mm_struct *mm) { mmap_read_lock(mm); }
 void krs_mmap_read_unlock(struct mm_struct *mm) { mmap_read_unlock(mm); }
 struct mm_struct *krs_current_mm_get(void) { return get_task_mm(current); }
@@ -216,6 +228,7 @@ bool krs_remote_mm_needs_nice(struct mm_struct *mm)
 	/* process_madvise(): a remote mm also needs CAP_SYS_NICE. */
 	return mm != current->mm && !capable(CAP_SYS_NICE);
 }
+
 void krs_mmput(struct mm_struct *mm) { mmput(mm); }
 unsigned long krs_task_size(void) { return TASK_SIZE; }
 void krs_cond_resched(void) { cond_resched(); }
@@ -238,6 +251,7 @@ enum krs_pmd_state krs_pmd_state(pmd_t *pmd)
 		return KRS_PMD_BAD;
 	return KRS_PMD_TABLE;
 }
+
 spinlock_t *krs_pmd_lockptr(struct mm_struct *mm, pmd_t *pmd) { return pmd_lockptr(mm, pmd); }
 spinlock_t *krs_pte_lockptr(struct mm_struct *mm, pmd_t *pmd) { return pte_lockptr(mm, pmd); }
 void krs_spin_lock(spinlock_t *lock) { spin_lock(lock); }
@@ -254,6 +268,7 @@ int krs_pte_kind(pte_t *pte)
 		return 0;
 	return pte_present(ptent) ? 1 : -1;
 }
+
 void krs_pmdp_get_lockless_sync(void) { pmdp_get_lockless_sync(); }
 
 /* Injection points (rust/inject.rs): a wait queue for paused collapses. */
@@ -264,6 +279,7 @@ bool krs_inject_wait(unsigned int *gen, unsigned int seen, unsigned int timeout_
 	return wait_event_interruptible_timeout(krs_inject_wq, READ_ONCE(*gen) != seen,
 						msecs_to_jiffies(timeout_ms)) > 0;
 }
+
 void krs_inject_wake(void) { wake_up_all(&krs_inject_wq); }
 void krs_msleep(unsigned int ms) { msleep(ms); }
 int krs_current_tgid(void) { return task_tgid_vnr(current); }

@@ -28,16 +28,22 @@
 #include "khugepaged_rs.h"
 #include "khugepaged_rs_internal.h"
 
-/* One typed pointer per table entry: krs_p_<name>, of type typeof(name) *. */
-#define KRS_SYMBOL(name) static typeof(name) *krs_p_##name __maybe_unused;
+/* One slot per table entry, at index KRS_SYM_<name>. */
+enum krs_symbol_index {
+#define KRS_SYMBOL(name) KRS_SYM_##name,
 #include "khugepaged_rs_symbols.h"
 #undef KRS_SYMBOL
+	KRS_NR_SYMBOLS
+};
+
+static void *krs_addr[KRS_NR_SYMBOLS];
 
 const struct krs_symbol krs_symbols[] = {
-#define KRS_SYMBOL(name) { #name, (void **)&krs_p_##name },
+#define KRS_SYMBOL(name) { #name, &krs_addr[KRS_SYM_##name] },
 #include "khugepaged_rs_symbols.h"
 #undef KRS_SYMBOL
 };
+
 const size_t krs_nr_symbols = ARRAY_SIZE(krs_symbols);
 
 typedef unsigned long (*kallsyms_lookup_name_t)(const char *name);
@@ -80,9 +86,11 @@ unsigned long krs_kallsyms_lookup(const char *name)
 /*
  * Wrappers that call through the resolved pointers. Where a kernel inline
  * function calls an unexported symbol, its body is mirrored here with the
- * pointer (the source it mirrors is named).
+ * pointer (the source it mirrors is named). KRS_CALL(name) is the resolved
+ * function, typed as the declaration in scope: every call through it is
+ * checked against the kernel's own prototype.
  */
-#define KRS_CALL(name) (*krs_p_##name)
+#define KRS_CALL(name) (*(__typeof__(name) *)krs_addr[KRS_SYM_##name])
 
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm)
 {
