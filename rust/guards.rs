@@ -11,9 +11,11 @@
 //!
 //! 1. mmap lock (read) — only around VMA lookups and PMD installation;
 //!    dropped for the page-cache work, then the VMA is revalidated.
-//! 2. folio locks — the old small folios (trylock only, in index order)
-//!    and the new huge folio, held from the scan until the collapse
-//!    commits or rolls back; they keep faults and truncation out.
+//! 2. folio locks — the old small folios (in index order: trylocked when
+//!    found in the page cache; a swap entry or a folio not uptodate is
+//!    brought in by `shmem_get_folio()`, which returns it locked with a
+//!    sleeping lock) and the new huge folio, held from the scan until the
+//!    collapse commits or rolls back; they keep faults and truncation out.
 //! 3. i_mmap lock (read) — for the hole re-check and for retraction.
 //! 4. xa_lock (irq) of the page cache — nested inside i_mmap.
 //! 5. MMU-notifier range — started before, ended after the PMD lock.

@@ -163,6 +163,14 @@ pub(crate) fn start(pid: u32) -> Result {
     if mm.is_null() {
         return Err(Error::from_errno(err));
     }
+    // As pid= of `collapse` (process_madvise(2)): another process's mm
+    // also needs CAP_SYS_NICE.
+    // SAFETY: `mm` is live (mm_users); compares it with current's.
+    if unsafe { bindings::krs_remote_mm_needs_nice(mm) } {
+        // SAFETY: Drops the reference taken above.
+        unsafe { bindings::krs_mmput(mm) };
+        return Err(EPERM);
+    }
     if let Some(reg) = current.take() {
         reg.unregister();
     }

@@ -1691,25 +1691,61 @@ static void *spin_fn(void *arg)
 }
 
 /*
+ * The other side of the tlb test: once the collapse is paused after page
+ * 0, trace the writer's remote TLB flushes, take a reference on page 1
+ * (so that the scan fails there) and release the collapse.
+ */
+struct tlb_releaser {
+	const char *instance;
+	char *page1;
+	pid_t writer;
+	int pfd[2];
+	int err;		/* 0, or -errno of the step that failed */
+	pthread_t thread;
+};
+
+static void *tlb_release_fn(void *arg)
+{
+	struct tlb_releaser *r = arg;
+	char filter[96];
+
+	r->err = krs_inject_wait_paused("scan_index", 1, WAIT_MS, NULL);
+	if (!r->err) {
+		snprintf(filter, sizeof(filter), "reason == %d && common_pid == %d",
+			 TLB_REMOTE_SEND_IPI, r->writer);
+		r->err = write_file(r->instance, TLB_EVENT "/filter", filter);
+	}
+	if (!r->err)
+		r->err = write_file(r->instance, "/trace", "");
+	if (!r->err)
+		r->err = write_file(r->instance, TLB_EVENT "/enable", "1");
+	if (!r->err)
+		r->err = krs_pin_page(r->page1, r->pfd);
+	krs_inject("release");
+	return NULL;
+}
+
+/*
  * 8. try_to_unmap(TTU_BATCH_FLUSH) defers the TLB flush of the pages it
  * unmaps while another CPU runs the mm; collapse_file() flushes on every
  * exit of its scan loop ("Do it anyway, to clear the state"), so that no
  * CPU keeps writing an old page through a stale TLB entry once the folio
  * is back on the LRU. Here the scan fails at page 1 (an extra reference:
  * SCAN_PAGE_COUNT) after page 0 was unmapped, with a thread of this
- * process running on the other CPU: the collapse's thread must send the
- * remote flush (tlb:tlb_flush, "remote ipi send") before it returns.
+ * process running on the other CPU: the writer must have sent the remote
+ * flush (tlb:tlb_flush, "remote IPI send") when its write() returns. (The
+ * write is made from this thread, which stays: a thread that exits has
+ * glibc madvise() its stack, which flushes the mm's pending batches.)
  */
 TEST_F(tlb, flushed_when_the_scan_fails)
 {
+	struct tlb_releaser rel = { .writer = gettid(), .pfd = { -1, -1 } };
 	struct spinner sp = { 0 };
-	struct krs_bg_collapse c = { 0 };
-	char filter[96], buf[65536];
-	int fd, pfd[2], flushes = 0;
-	struct outcome o;
+	char path[128], buf[65536], report[4096], *line;
+	int fd, cfd, flushes = 0;
 	cpu_set_t set;
-	char *p, *line;
-	ssize_t n;
+	ssize_t ret, n;
+	char *p;
 
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		SKIP(return, "needs two CPUs");
@@ -1721,8 +1757,8 @@ TEST_F(tlb, flushed_when_the_scan_fails)
 		 getpid());
 	ASSERT_EQ(0, mkdir(self->instance, 0755)) TH_LOG("%s: %s", self->instance,
 							 strerror(errno));
-	snprintf(filter, sizeof(filter), "%s" TLB_EVENT "/enable", self->instance);
-	if (access(filter, W_OK))
+	snprintf(path, sizeof(path), "%s" TLB_EVENT "/enable", self->instance);
+	if (access(path, W_OK))
 		SKIP(return, "no tlb:tlb_flush event");
 
 	CPU_ZERO(&set);
@@ -1738,36 +1774,38 @@ TEST_F(tlb, flushed_when_the_scan_fails)
 	while (!__atomic_load_n(&sp.on_cpu, __ATOMIC_SEQ_CST))
 		usleep(1000);
 	ASSERT_EQ(1, sp.on_cpu);
+	cfd = krs_collapse_open();
+	ASSERT_LE(0, cfd);
 
 	ASSERT_EQ(0, krs_inject("pause=scan_index pid=%d", getpid()));
-	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=2M", (unsigned long)p));
-	wait_paused(_metadata, &c, "scan_index", 1);
-	/* Page 0 is isolated and unmapped, its flush batched: trace from here. */
-	snprintf(filter, sizeof(filter), "reason == %d && common_pid == %d", TLB_REMOTE_SEND_IPI,
-		 c.tid);
-	ASSERT_EQ(0, write_file(self->instance, TLB_EVENT "/filter", filter));
-	ASSERT_EQ(0, write_file(self->instance, "/trace", ""));
-	ASSERT_EQ(0, write_file(self->instance, TLB_EVENT "/enable", "1"));
-	ASSERT_EQ(0, krs_pin_page(p + PAGE, pfd));
-	finish(_metadata, &c, &o);
-	ASSERT_EQ(0, write_file(self->instance, TLB_EVENT "/enable", "0"));
+	rel.instance = self->instance;
+	rel.page1 = p + PAGE;
+	ASSERT_EQ(0, pthread_create(&rel.thread, NULL, tlb_release_fn, &rel));
+	snprintf(path, sizeof(path), "addr=%lx len=2M", (unsigned long)p);
+	ret = krs_collapse_write(cfd, path, strlen(path));
+	/* Before this thread does anything else that could flush. */
+	write_file(self->instance, TLB_EVENT "/enable", "0");
+	pthread_join(rel.thread, NULL);
 	__atomic_store_n(&sp.stop, 1, __ATOMIC_SEQ_CST);
 	pthread_join(sp.thread, NULL);
+	ASSERT_EQ(0, rel.err) TH_LOG("tracing or pinning page 1: %s", strerror(-rel.err));
+	n = krs_collapse_report(cfd, report, sizeof(report));
+	close(cfd);
 	check_point(_metadata, "scan_index", 1);
-	EXPECT_EQ(-EAGAIN, o.ret) TH_LOG("report:\n%s", c.report);
-	EXPECT_STREQ("SCAN_PAGE_COUNT", o.result);
+	EXPECT_EQ(-EAGAIN, ret) TH_LOG("report:\n%s", n > 0 ? report : "");
+	EXPECT_NE(NULL, strstr(report, "result=SCAN_PAGE_COUNT")) TH_LOG("report:\n%s", report);
 
-	snprintf(filter, sizeof(filter), "%s/trace", self->instance);
-	n = krs_read_file(filter, buf, sizeof(buf));
+	snprintf(path, sizeof(path), "%s/trace", self->instance);
+	n = krs_read_file(path, buf, sizeof(buf));
 	ASSERT_LT(0, n);
 	for (line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		if (*line != '#' && *line != '\n')
 			flushes++;
 	}
 	EXPECT_LE(1, flushes) TH_LOG("no remote TLB flush by the collapse (tid %d) after its scan "
-				     "failed:\n%s", c.tid, buf);
-	close(pfd[0]);
-	close(pfd[1]);
+				     "failed:\n%s", rel.writer, buf);
+	close(rel.pfd[0]);
+	close(rel.pfd[1]);
 	EXPECT_EQ(0, bad_page(p, 92, 1));
 	EXPECT_EQ(0, smaps(p, "ShmemPmdMapped"));
 	munmap(p, LEN);
