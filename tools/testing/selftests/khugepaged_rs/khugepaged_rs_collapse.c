@@ -682,7 +682,7 @@ TEST_F(collapse, uffd_minor_continue)
 
 	fill(pop, 8, 1);
 	/* Give the registered VMA a page table: each touch is a minor fault. */
-	for (size_t i = 0; i < sizeof(touch) / sizeof(touch[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(touch); i++) {
 		ASSERT_EQ(0UL, krs_check_page(reg + touch[i] * PAGE, 8, touch[i]));
 	}
 	ASSERT_EQ(4U, __atomic_load_n(&h.minor_faults, __ATOMIC_SEQ_CST));

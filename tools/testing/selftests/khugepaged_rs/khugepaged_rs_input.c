@@ -26,7 +26,6 @@
 #define STATS_SIZE 16384
 #define SEED 31
 
-
 static const char *const total_names[] = {
 	"extents_collapsed", "pages_copied", "holes_filled", "vmas_retracted", "notifier_ranges",
 };
@@ -47,7 +46,8 @@ FIXTURE_SETUP(input)
 {
 	int ret;
 
-	self->cfd = self->memfd = -1;
+	self->cfd = -1;
+	self->memfd = -1;
 	self->p = MAP_FAILED;
 	if (!krs_module_path())
 		SKIP(return, "khugepaged_rs.ko not found (set KHUGEPAGED_RS_KO)");
@@ -77,8 +77,15 @@ FIXTURE_TEARDOWN(input)
 		close(self->cfd);
 }
 
+/* What a write returned, for a log. */
+static const char *outcome(ssize_t ret)
+{
+	return ret < 0 ? strerror(-ret) : "accepted";
+}
+
 /* Read and parse the report of the last write through @fd. */
-static void read_report(struct __test_metadata *_metadata, FIXTURE_DATA(input) *self, int fd)
+/* struct _test_data_input is FIXTURE_DATA(input). */
+static void read_report(struct __test_metadata *_metadata, struct _test_data_input *self, int fd)
 {
 	ssize_t n = krs_collapse_report(fd, self->report, sizeof(self->report));
 
@@ -90,7 +97,7 @@ static void read_report(struct __test_metadata *_metadata, FIXTURE_DATA(input) *
 }
 
 /* One raw write and its report. */
-static ssize_t raw(struct __test_metadata *_metadata, FIXTURE_DATA(input) *self,
+static ssize_t raw(struct __test_metadata *_metadata, struct _test_data_input *self,
 		   const void *buf, size_t len)
 {
 	ssize_t ret = krs_collapse_write(self->cfd, buf, len);
@@ -100,7 +107,8 @@ static ssize_t raw(struct __test_metadata *_metadata, FIXTURE_DATA(input) *self,
 	return ret;
 }
 
-static ssize_t cmd(struct __test_metadata *_metadata, FIXTURE_DATA(input) *self, const char *c)
+static ssize_t cmd(struct __test_metadata *_metadata, struct _test_data_input *self,
+		   const char *c)
 {
 	return raw(_metadata, self, c, strlen(c));
 }
@@ -109,7 +117,7 @@ static ssize_t cmd(struct __test_metadata *_metadata, FIXTURE_DATA(input) *self,
  * The fixture's extent is as it was: PTE-mapped, intact. With @exact the
  * stats did not move at all; otherwise nothing was collapsed.
  */
-static void check_unchanged(struct __test_metadata *_metadata, FIXTURE_DATA(input) *self,
+static void check_unchanged(struct __test_metadata *_metadata, struct _test_data_input *self,
 			    bool exact, const char *what)
 {
 	ASSERT_LT(0, krs_stats_read(self->stats1, STATS_SIZE));
@@ -121,7 +129,7 @@ static void check_unchanged(struct __test_metadata *_metadata, FIXTURE_DATA(inpu
 			"extents_collapsed", "pages_copied", "holes_filled", "vmas_retracted",
 		};
 
-		for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		for (size_t i = 0; i < ARRAY_SIZE(moved); i++) {
 			const char *name = moved[i];
 
 			EXPECT_EQ(krs_stat(self->stats0, name), krs_stat(self->stats1, name))
@@ -157,7 +165,7 @@ TEST_F(input, parse_errors)
 		{ "addr=%1$lx len=2M \xe9", 0, EINVAL, "non-ASCII byte" },
 		{ "addr=%1$lx len=2M\n", -1, EINVAL, "embedded NUL (len+1)" },
 		{ "", 0, EINVAL, "empty write" },
-		{ " \n\t", 0, EINVAL, "whitespace only" },
+		{ "\x20\n\t", 0, EINVAL, "whitespace only" },
 		{ "addr=%1$lx len=18446744073709551616", 0, ERANGE, "len overflows 64 bits" },
 		{ "addr=%1$lx len=17179869184G", 0, ERANGE, "len overflows after its suffix" },
 		{ "addr=10000000000000000 len=2M", 0, ERANGE, "addr overflows 64 bits" },
@@ -186,20 +194,19 @@ TEST_F(input, parse_errors)
 	};
 	char buf[256];
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		size_t len;
 		ssize_t ret;
 
 		len = snprintf(buf, sizeof(buf), cases[i].fmt, a);
-		if (cases[i].len == (size_t)-1) {
+		if (cases[i].len == (size_t)-1)
 			buf[len - 1] = '\0';	/* "...len=2M\0" */
-		} else if (cases[i].len) {
+		else if (cases[i].len)
 			len = cases[i].len;
-		}
 		ret = raw(_metadata, self, buf, len);
 		EXPECT_EQ(-cases[i].err, ret)
 			TH_LOG("%s: '%s' -> %zd (%s)", cases[i].what, cases[i].fmt, ret,
-			       ret < 0 ? strerror(-ret) : "accepted");
+			       outcome(ret));
 		EXPECT_EQ(0, self->nr_ext) TH_LOG("%s: report:\n%s", cases[i].what, self->report);
 		check_unchanged(_metadata, self, true, cases[i].what);
 	}
@@ -229,13 +236,13 @@ TEST_F(input, alignment_and_range)
 		{ a, top, "len beyond user space" },
 	};
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		ssize_t ret;
 
 		snprintf(buf, sizeof(buf), "addr=%lx len=0x%lx", cases[i].addr, cases[i].len);
 		ret = cmd(_metadata, self, buf);
 		EXPECT_EQ(-EINVAL, ret) TH_LOG("%s: '%s' -> %zd (%s)", cases[i].what, buf, ret,
-					       ret < 0 ? strerror(-ret) : "accepted");
+					       outcome(ret));
 		EXPECT_EQ(0, self->nr_ext) TH_LOG("%s: report:\n%s", cases[i].what, self->report);
 		check_unchanged(_metadata, self, true, cases[i].what);
 	}
@@ -415,7 +422,9 @@ TEST_F(input, range_into_anonymous_vma)
 	EXPECT_EQ(2048, krs_smaps_kb(0, (unsigned long)q + LEN, "Anonymous"));
 	EXPECT_EQ(thp, krs_smaps_kb(0, (unsigned long)q + LEN, "AnonHugePages"));
 	for (size_t i = 0; i < 2 * NPAGES; i++) {
-		ASSERT_EQ(0UL, krs_check_page(q + i * PAGE, 32, i)) TH_LOG("page %zu", i);
+		size_t bad = krs_check_page(q + i * PAGE, 32, i);
+
+		ASSERT_EQ(0UL, bad) TH_LOG("page %zu", i);
 	}
 	munmap(q, 2 * LEN);
 	close(fd);
@@ -431,10 +440,9 @@ TEST_F(input, nohugepage_vma)
 	snprintf(buf, sizeof(buf), "addr=%lx len=2M", (unsigned long)self->p);
 	ret = cmd(_metadata, self, buf);
 	EXPECT_EQ(-EINVAL, ret) TH_LOG("'%s' -> %zd (%s); report:\n%s", buf, ret,
-				       ret < 0 ? strerror(-ret) : "accepted", self->report);
-	if (self->nr_ext > 0) {
+				       outcome(ret), self->report);
+	if (self->nr_ext > 0)
 		EXPECT_STREQ("SCAN_VMA_CHECK", self->ext[0].result);
-	}
 	check_unchanged(_metadata, self, false, "VM_NOHUGEPAGE");
 }
 
@@ -493,11 +501,11 @@ TEST_F(input, non_shmem_fd)
 		{ null, "/dev/null" }, { dir, "directory /tmp" },
 		{ self->cfd, "the debugfs collapse file itself" },
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		snprintf(buf, sizeof(buf), "fd=%d len=2M", cases[i].fd);
 		ret = cmd(_metadata, self, buf);
 		EXPECT_EQ(-EINVAL, ret) TH_LOG("%s: '%s' -> %zd (%s)", cases[i].what, buf, ret,
-					       ret < 0 ? strerror(-ret) : "accepted");
+					       outcome(ret));
 	}
 	check_unchanged(_metadata, self, false, "non-shmem fd");
 	close(pfd[0]);
@@ -524,7 +532,7 @@ TEST_F(input, report_per_open)
 	n = cmd(_metadata, self, buf);
 	EXPECT_EQ((ssize_t)strlen(buf), n) TH_LOG("'%s' -> %s", buf, strerror(-n));
 	EXPECT_EQ(1, self->nr_ext) TH_LOG("report:\n%s", self->report);
-	strcpy(first, self->report);
+	snprintf(first, sizeof(first), "%s", self->report);
 
 	n = krs_collapse_report(other, self->report, sizeof(self->report));
 	EXPECT_EQ(0, n) TH_LOG("the second open sees the first one's report:\n%s", self->report);
@@ -553,23 +561,31 @@ TEST_F(input, stats_format)
 	int n;
 
 	for (size_t i = 0; i < KRS_NR_SCAN_RESULTS; i++) {
-		EXPECT_LE(0, krs_stat(self->stats0, krs_scan_names[i])) TH_LOG("no %s", krs_scan_names[i]);
+		long long got = krs_stat(self->stats0, krs_scan_names[i]);
+
+		EXPECT_LE(0, got) TH_LOG("no %s", krs_scan_names[i]);
 	}
-	for (size_t i = 0; i < sizeof(total_names) / sizeof(total_names[0]); i++) {
-		EXPECT_LE(0, krs_stat(self->stats0, total_names[i])) TH_LOG("no %s", total_names[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(total_names); i++) {
+		long long got = krs_stat(self->stats0, total_names[i]);
+
+		EXPECT_LE(0, got) TH_LOG("no %s", total_names[i]);
 	}
-	for (line = strtok_r(self->stats0, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(self->stats0, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
 		bool known = false;
+		int fields;
 
 		n = 0;
-		ASSERT_EQ(2, sscanf(line, "%63s %llu%n", name, &v, &n)) TH_LOG("line '%s'", line);
+		fields = sscanf(line, "%63s %llu%n", name, &v, &n);
+		ASSERT_EQ(2, fields) TH_LOG("line '%s'", line);
 		EXPECT_EQ(strlen(line), (size_t)n) TH_LOG("line '%s'", line);
 		for (size_t i = 0; i < KRS_NR_SCAN_RESULTS; i++) {
 			if (!strcmp(name, krs_scan_names[i]) ||
-			    (!strncmp(name, "rollback_", 9) && !strcmp(name + 9, krs_scan_names[i])))
+			    (!strncmp(name, "rollback_", 9) &&
+			     !strcmp(name + 9, krs_scan_names[i])))
 				known = true;
 		}
-		for (size_t i = 0; i < sizeof(total_names) / sizeof(total_names[0]); i++)
+		for (size_t i = 0; i < ARRAY_SIZE(total_names); i++)
 			known |= !strcmp(name, total_names[i]);
 		EXPECT_TRUE(known) TH_LOG("unknown stats line '%s'", line);
 	}
@@ -588,16 +604,17 @@ TEST_F(input, no_kernel_pointers)
 	for (size_t i = 0; i < NPAGES; i += 2)
 		krs_fill_page(q + i * PAGE, 33, i);
 
-	const char *cmds[] = {
+	static const char * const cmds[] = {
 		"addr=ffff888000000000 len=2M", "addr=ffffffff81000000 len=2M",
 		"addr=7fffffe00000 len=2M", "bogus", "fd=1000000 len=2M",
 	};
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
 		cmd(_metadata, self, cmds[i]);	/* read_report checks for pointers */
 	snprintf(buf, sizeof(buf), "addr=%lx len=2M dry_run", (unsigned long)q);
 	cmd(_metadata, self, buf);
 	snprintf(buf, sizeof(buf), "addr=%lx len=2M", (unsigned long)q);
-	EXPECT_EQ((ssize_t)strlen(buf), cmd(_metadata, self, buf)) TH_LOG("report:\n%s", self->report);
+	EXPECT_EQ((ssize_t)strlen(buf), cmd(_metadata, self, buf))
+		TH_LOG("report:\n%s", self->report);
 	EXPECT_EQ(1, self->nr_ext);
 	snprintf(buf, sizeof(buf), "fd=%d len=2M", fd);
 	cmd(_metadata, self, buf);

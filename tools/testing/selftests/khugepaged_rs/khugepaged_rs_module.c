@@ -20,6 +20,8 @@
 #include "krs_test.h"
 
 #define STATUS KRS_DEBUGFS "/status"
+/* The name selftest_missing_symbol=1 adds to the table (include/khugepaged_rs.h). */
+#define MISSING_SYMBOL "khugepaged_rs_selftest_no_such_symbol"
 
 FIXTURE(loaded) {
 	char buf[16384];
@@ -71,13 +73,14 @@ TEST_F(loaded, debugfs_modes)
 	};
 	struct stat st;
 
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		char path[256];
 
 		snprintf(path, sizeof(path), KRS_DEBUGFS "/%s", files[i].name);
 		ASSERT_EQ(0, stat(path, &st)) TH_LOG("%s", path);
 		ASSERT_TRUE(S_ISREG(st.st_mode));
-		EXPECT_EQ(files[i].mode, st.st_mode & 07777) TH_LOG("%s mode %o", path, st.st_mode & 07777);
+		EXPECT_EQ(files[i].mode, st.st_mode & 07777)
+			TH_LOG("%s mode %o", path, st.st_mode & 07777);
 		EXPECT_EQ(0U, st.st_uid);
 	}
 }
@@ -104,6 +107,7 @@ TEST_F(loaded, status_reports_all_symbols)
 {
 	unsigned int got = 0, total = 0, lines = 0;
 	struct utsname u;
+	int n;
 	char kernel[128];
 	char *line, *save;
 
@@ -115,7 +119,8 @@ TEST_F(loaded, status_reports_all_symbols)
 	ASSERT_NE(NULL, strstr(self->buf, "ibt: "));
 	line = strstr(self->buf, "symbols: ");
 	ASSERT_NE(NULL, line);
-	ASSERT_EQ(2, sscanf(line, "symbols: %u/%u resolved", &got, &total));
+	n = sscanf(line, "symbols: %u/%u resolved", &got, &total);
+	ASSERT_EQ(2, n);
 	EXPECT_LT(0U, total);
 	EXPECT_EQ(total, got);
 	for (line = strtok_r(self->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -152,8 +157,8 @@ TEST(missing_symbol_refuses_load)
 	EXPECT_FALSE(krs_module_loaded());
 	EXPECT_EQ(-1, stat(KRS_DEBUGFS, &st));
 	ASSERT_LT(0, krs_read_kmsg(log, sizeof(log)));
-	EXPECT_NE(NULL, strstr(log, "khugepaged_rs: cannot resolve kernel symbol "
-				    "'khugepaged_rs_selftest_no_such_symbol'"));
+	EXPECT_NE(NULL, strstr(log, "khugepaged_rs: cannot resolve kernel symbol '"
+				    MISSING_SYMBOL "'"));
 	ASSERT_EQ(0, krs_load(NULL));
 }
 
@@ -191,6 +196,7 @@ TEST(notifier_writers_race_then_rmmod)
 	pthread_t threads[NOTIFIER_WRITERS];
 	char log[4096], *page;
 	unsigned int pid = 1, events = 1;
+	int n;
 
 	if (!krs_module_path())
 		SKIP(return, "khugepaged_rs.ko not found (set KHUGEPAGED_RS_KO)");
@@ -206,7 +212,8 @@ TEST(notifier_writers_race_then_rmmod)
 	ASSERT_EQ(0, krs_notifier("clear"));
 	invalidate(page);
 	ASSERT_LT(0, krs_notifier_read(log, sizeof(log)));
-	ASSERT_EQ(2, sscanf(log, "pid=%u events=%u", &pid, &events)) TH_LOG("%s", log);
+	n = sscanf(log, "pid=%u events=%u", &pid, &events);
+	ASSERT_EQ(2, n) TH_LOG("%s", log);
 	EXPECT_EQ(0U, pid);
 	/* A registration that outlived `stop` would still record (and outlive rmmod). */
 	ASSERT_EQ(0U, events) TH_LOG("a notifier is still registered after stop:\n%s", log);

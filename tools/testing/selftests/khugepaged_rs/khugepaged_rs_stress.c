@@ -874,17 +874,17 @@ static void inject_once(void)
 		snprintf(scope, sizeof(scope), "ino=%lu", sh->w[w].ino[below(NFILES)]);
 	if (kind < 8) {
 		r = krs_inject("delay=%s ms=%zu %s count=%zu",
-			       pause_points[below(sizeof(pause_points) / sizeof(pause_points[0]))],
+			       pause_points[below(ARRAY_SIZE(pause_points))],
 			       1 + below(5), scope, 1 + below(16));
 		kind = INJ_DELAY;
 	} else if (kind < 14) {
 		r = krs_inject("fail=%s %s count=%zu",
-			       fail_points[below(sizeof(fail_points) / sizeof(fail_points[0]))],
+			       fail_points[below(ARRAY_SIZE(fail_points))],
 			       scope, 1 + below(3));
 		kind = INJ_FAIL;
 	} else if (kind < 17) {
 		r = krs_inject("pause=%s %s timeout_ms=%zu count=%zu",
-			       pause_points[below(sizeof(pause_points) / sizeof(pause_points[0]))],
+			       pause_points[below(ARRAY_SIZE(pause_points))],
 			       scope, 5 + below(56), 1 + below(2));
 		kind = INJ_PAUSE;
 	} else if (kind < 19) {

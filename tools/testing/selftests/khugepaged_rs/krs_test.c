@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Helpers shared by the khugepaged_rs selftests. */
 #include "krs_test.h"
-#include "kselftest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,8 +32,8 @@ const char *krs_module_path(void)
 	const char *env = getenv("KHUGEPAGED_RS_KO");
 	struct utsname u;
 	/* Where modules_install puts it, compressed as the kernel's config says. */
-	const char *dirs[] = { "updates", "extra" };
-	const char *exts[] = { "", ".xz", ".zst", ".gz" };
+	static const char * const dirs[] = { "updates", "extra" };
+	static const char * const exts[] = { "", ".xz", ".zst", ".gz" };
 
 	if (env && !access(env, R_OK))
 		return env;
@@ -44,8 +43,8 @@ const char *krs_module_path(void)
 		return "/krs/khugepaged_rs.ko";
 	if (uname(&u))
 		return NULL;
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		for (size_t j = 0; j < sizeof(exts) / sizeof(exts[0]); j++) {
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		for (size_t j = 0; j < ARRAY_SIZE(exts); j++) {
 			snprintf(path, sizeof(path), "/lib/modules/%s/%s/khugepaged_rs.ko%s",
 				 u.release, dirs[i], exts[j]);
 			if (!access(path, R_OK))
@@ -97,7 +96,7 @@ __attribute__((constructor)) static void krs_require_root_and_module(void)
 	if (geteuid())
 		why = "not root (loading the module and debugfs need it)";
 	else if (!krs_module_loaded() && !krs_module_path())
-		why = "khugepaged_rs.ko is not loaded and not found (set KHUGEPAGED_RS_KO or run make modules_install)";
+		why = "khugepaged_rs.ko is neither loaded nor found (KHUGEPAGED_RS_KO)";
 	if (!why)
 		return;
 	ksft_print_header();
@@ -253,7 +252,9 @@ int krs_unmapped_range(size_t want, unsigned long *start, size_t *len)
 		unsigned long s, e, gs, ge;
 
 		if (!line || sscanf(line, "%lx-%lx", &s, &e) != 2) {
-			s = e = limit;	/* the gap up to the end of the address space */
+			/* the gap up to the end of the address space */
+			s = limit;
+			e = limit;
 			last = true;
 		}
 		gs = (prev_end + KRS_PMD_SIZE - 1) & ~(KRS_PMD_SIZE - 1);
@@ -305,22 +306,28 @@ void krs_fill_page(void *page, unsigned int seed, size_t idx)
 		w[i] = krs_pattern(seed, idx, i);
 }
 
+/* Word @i of @w, read from memory every time (like READ_ONCE()). */
+static uint64_t krs_word(const uint64_t *w, size_t i)
+{
+	return __atomic_load_n(&w[i], __ATOMIC_RELAXED);
+}
+
 size_t krs_check_page(const void *page, unsigned int seed, size_t idx)
 {
-	const volatile uint64_t *w = page;
+	const uint64_t *w = page;
 
 	for (size_t i = 0; i < KRS_PAGE_SIZE / sizeof(*w); i++)
-		if (w[i] != krs_pattern(seed, idx, i))
+		if (krs_word(w, i) != krs_pattern(seed, idx, i))
 			return i + 1;
 	return 0;
 }
 
 bool krs_page_is_zero(const void *page)
 {
-	const volatile uint64_t *w = page;
+	const uint64_t *w = page;
 
 	for (size_t i = 0; i < KRS_PAGE_SIZE / sizeof(*w); i++)
-		if (w[i])
+		if (krs_word(w, i))
 			return false;
 	return true;
 }
@@ -559,7 +566,8 @@ int krs_child_wait(struct krs_child *c)
 		close(c->to_child);
 	if (c->from_child >= 0)
 		close(c->from_child);
-	c->to_child = c->from_child = -1;
+	c->to_child = -1;
+	c->from_child = -1;
 	if (c->pid <= 0)
 		return -ECHILD;
 	for (int i = 0; ; i++) {
@@ -808,7 +816,9 @@ int krs_uffd_handler_start(struct krs_uffd_handler *h)
 {
 	int ret;
 
-	h->faults = h->wp_faults = h->minor_faults = 0;
+	h->faults = 0;
+	h->wp_faults = 0;
+	h->minor_faults = 0;
 	h->error = 0;
 	h->timed_out = false;
 	if (pipe2(h->stop, O_CLOEXEC))
@@ -891,10 +901,10 @@ int krs_inject_state(const char *point, struct krs_inject_state *st)
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, point, plen) || line[plen] != ' ')
 			continue;
-		if (sscanf(line + plen, " armed=%d mode=%7s %7[a-z]=%lu ms=%u remaining=%u hits=%u "
-			   "waiting=%u timeouts=%u", &st->armed, st->mode, st->scope_kind,
-			   &st->scope, &st->ms, &st->remaining, &st->hits, &st->waiting,
-			   &st->timeouts) != 9)
+		if (sscanf(line + plen,
+			   " armed=%d mode=%7s %7[a-z]=%lu ms=%u remaining=%u hits=%u waiting=%u timeouts=%u",
+			   &st->armed, st->mode, st->scope_kind, &st->scope, &st->ms,
+			   &st->remaining, &st->hits, &st->waiting, &st->timeouts) != 9)
 			return -EINVAL;
 		return 0;
 	}
@@ -927,12 +937,13 @@ int krs_inject_wait_paused(const char *point, unsigned int hits, int timeout_ms,
 void krs_vm_stat_refresh(void)
 {
 	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
+	ssize_t n;
 
 	if (fd < 0)
 		return;
-	if (write(fd, "1", 1) < 0) {
-		/* EINVAL: some counter was negative; still folded. */
-	}
+	/* Even EINVAL (some counter was negative) has folded them. */
+	n = write(fd, "1", 1);
+	(void)n;
 	close(fd);
 }
 

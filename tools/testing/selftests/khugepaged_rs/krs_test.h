@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "kselftest.h"
+
 #define KRS_DEBUGFS "/sys/kernel/debug/khugepaged_rs"
 #define KRS_MODNAME "khugepaged_rs"
 
@@ -42,7 +44,6 @@ int krs_without_caps(uint64_t caps, int (*fn)(void *), void *arg);
 int krs_pin_page(void *page, int pipefd[2]);
 
 /* ---- collapse tests ---------------------------------------------------- */
-
 
 #define KRS_COLLAPSE KRS_DEBUGFS "/collapse"
 #define KRS_STATS KRS_DEBUGFS "/stats"
@@ -133,7 +134,7 @@ int krs_send(int fd, const void *buf, size_t len);
 /* Read exactly @len bytes within @timeout_ms; 0, -ETIMEDOUT, -EPIPE on EOF, -errno. */
 int krs_recv(int fd, void *buf, size_t len, int timeout_ms);
 /* Send a KRS_MSG_SIZE message ("ok" or an explanation). */
-void krs_send_msg(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void krs_send_msg(int fd, const char *fmt, ...) __printf(2, 3);
 
 /* ---- userfaultfd ------------------------------------------------------- */
 
@@ -183,8 +184,8 @@ void krs_uffd_handler_stop(struct krs_uffd_handler *h);
 #define KRS_NOTIFIER KRS_DEBUGFS "/notifier"
 
 /* Write one formatted command to debugfs inject / notifier; 0 or -errno. */
-int krs_inject(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int krs_notifier(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int krs_inject(const char *fmt, ...) __printf(1, 2);
+int krs_notifier(const char *fmt, ...) __printf(1, 2);
 /* Read the notifier log (reopened, so current); bytes or -errno. */
 ssize_t krs_notifier_read(char *buf, size_t size);
 
@@ -227,7 +228,7 @@ struct krs_bg_collapse {
 };
 
 int krs_bg_collapse_start(struct krs_bg_collapse *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+	__printf(2, 3);
 /* Wait up to @timeout_ms for it to finish and join it; 0 or -ETIMEDOUT. */
 int krs_bg_collapse_join(struct krs_bg_collapse *c, int timeout_ms);
 
