@@ -69,8 +69,9 @@ FIXTURE_TEARDOWN(collapse)
  * report must be well formed, end with the write's result and hold no
  * kernel address. Returns the write's result (bytes or -errno).
  */
-static ssize_t __attribute__((format(printf, 3, 4)))
-do_collapse(struct __test_metadata *_metadata, FIXTURE_DATA(collapse) *self, const char *fmt, ...)
+static ssize_t __printf(3, 4)
+do_collapse(struct __test_metadata *_metadata, struct _test_data_collapse *self,
+	    const char *fmt, ...)
 {
 	va_list ap;
 	ssize_t ret, n;
@@ -87,24 +88,30 @@ do_collapse(struct __test_metadata *_metadata, FIXTURE_DATA(collapse) *self, con
 	EXPECT_EQ(ret, self->status) TH_LOG("'%s': report:\n%s", self->cmd, self->report);
 	EXPECT_FALSE(krs_has_kernel_pointer(self->report)) TH_LOG("report:\n%s", self->report);
 	for (int i = 0; i < self->nr_ext && i < MAX_EXTENTS; i++) {
-		EXPECT_EQ((unsigned int)i, self->ext[i].index) TH_LOG("report:\n%s", self->report);
+		unsigned int index = self->ext[i].index;
+
+		EXPECT_EQ((unsigned int)i, index) TH_LOG("report:\n%s", self->report);
 	}
 	return ret;
 }
 
 /* Expect the write of self->cmd to have succeeded. */
-#define EXPECT_DONE(ret) \
-	EXPECT_EQ((ssize_t)strlen(self->cmd), (ret)) \
-		TH_LOG("'%s' -> %zd (%s); report:\n%s", self->cmd, (ssize_t)(ret), \
-		       (ret) < 0 ? strerror(-(ret)) : "ok", self->report)
-#define ASSERT_DONE(ret) \
-	ASSERT_EQ((ssize_t)strlen(self->cmd), (ret)) \
-		TH_LOG("'%s' -> %zd (%s); report:\n%s", self->cmd, (ssize_t)(ret), \
-		       (ret) < 0 ? strerror(-(ret)) : "ok", self->report)
+#define EXPECT_DONE(ret) do { \
+	ssize_t __done = (ret); \
+	EXPECT_EQ((ssize_t)strlen(self->cmd), __done) \
+		TH_LOG("'%s' -> %zd (%s); report:\n%s", self->cmd, __done, \
+		       __done < 0 ? strerror(-__done) : "ok", self->report); \
+} while (0)
+#define ASSERT_DONE(ret) do { \
+	ssize_t __done = (ret); \
+	ASSERT_EQ((ssize_t)strlen(self->cmd), __done) \
+		TH_LOG("'%s' -> %zd (%s); report:\n%s", self->cmd, __done, \
+		       __done < 0 ? strerror(-__done) : "ok", self->report); \
+} while (0)
 
 /* Check extent @i of the last report; @copied/@holes < 0: not checked. */
-static void check_extent(struct __test_metadata *_metadata, FIXTURE_DATA(collapse) *self, int i,
-			 unsigned long start, unsigned long pgoff, const char *result,
+static void check_extent(struct __test_metadata *_metadata, struct _test_data_collapse *self,
+			 int i, unsigned long start, unsigned long pgoff, const char *result,
 			 int copied, int holes)
 {
 	ASSERT_LT(i, self->nr_ext) TH_LOG("'%s': no extent %d in report:\n%s", self->cmd, i,
@@ -112,12 +119,12 @@ static void check_extent(struct __test_metadata *_metadata, FIXTURE_DATA(collaps
 	EXPECT_EQ(start, self->ext[i].start) TH_LOG("report:\n%s", self->report);
 	EXPECT_EQ(pgoff, self->ext[i].pgoff) TH_LOG("report:\n%s", self->report);
 	EXPECT_STREQ(result, self->ext[i].result) TH_LOG("report:\n%s", self->report);
-	if (copied >= 0) {
-		EXPECT_EQ((unsigned int)copied, self->ext[i].copied) TH_LOG("report:\n%s", self->report);
-	}
-	if (holes >= 0) {
-		EXPECT_EQ((unsigned int)holes, self->ext[i].holes) TH_LOG("report:\n%s", self->report);
-	}
+	if (copied >= 0)
+		EXPECT_EQ((unsigned int)copied, self->ext[i].copied)
+			TH_LOG("report:\n%s", self->report);
+	if (holes >= 0)
+		EXPECT_EQ((unsigned int)holes, self->ext[i].holes)
+			TH_LOG("report:\n%s", self->report);
 }
 
 static void snap_stats(struct __test_metadata *_metadata, char *buf)
@@ -129,7 +136,7 @@ static void snap_stats(struct __test_metadata *_metadata, char *buf)
 }
 
 /* stats1[name] - stats0[name]; both must exist. */
-static long long stat_delta(struct __test_metadata *_metadata, FIXTURE_DATA(collapse) *self,
+static long long stat_delta(struct __test_metadata *_metadata, struct _test_data_collapse *self,
 			    const char *name)
 {
 	long long a = krs_stat(self->stats0, name), b = krs_stat(self->stats1, name);
@@ -153,7 +160,9 @@ static void fill(char *p, unsigned int seed, size_t step)
 static int bad_page(const char *p, unsigned int seed, size_t step)
 {
 	for (size_t i = 0; i < NPAGES; i++) {
-		if (i % step == 0 ? krs_check_page(p + i * PAGE, seed, i) : !krs_page_is_zero(p + i * PAGE))
+		const char *page = p + i * PAGE;
+
+		if (i % step == 0 ? krs_check_page(page, seed, i) : !krs_page_is_zero(page))
 			return (int)i + 1;
 	}
 	return 0;
@@ -163,7 +172,8 @@ static int bad_page(const char *p, unsigned int seed, size_t step)
 static int bad_file_page(int fd, size_t first, unsigned int seed, size_t step)
 {
 	for (size_t i = 0; i < NPAGES; i++) {
-		if ((i % step == 0 ? krs_pread_check(fd, seed, first + i) : krs_pread_zero(fd, first + i)))
+		if ((i % step == 0 ? krs_pread_check(fd, seed, first + i) :
+				     krs_pread_zero(fd, first + i)))
 			return (int)i + 1;
 	}
 	return 0;
@@ -367,15 +377,16 @@ static int mapper_child(int in, int out, void *varg)
 	if (arg->rss0_after) {
 		kb = smaps(p, "Rss");
 		if (kb != 0) {
-			krs_send_msg(out, "child: Rss %ld kB after the collapse, want 0 (retracted)", kb);
+			krs_send_msg(out, "child: Rss %ld kB after the collapse, %s", kb,
+				     "want 0 (retracted)");
 			return 1;
 		}
 	}
 	if (arg->untouched) {
 		kb = smaps(p, "ShmemPmdMapped");
 		if (kb != 0 || smaps(p, "Rss") != 2048) {
-			krs_send_msg(out, "child: ShmemPmdMapped %ld kB, Rss %ld kB: want 0 and 2048",
-				     kb, smaps(p, "Rss"));
+			krs_send_msg(out, "child: ShmemPmdMapped %ld kB, Rss %ld kB: %s",
+				     kb, smaps(p, "Rss"), "want 0 and 2048");
 			return 1;
 		}
 	}
@@ -551,7 +562,9 @@ TEST_F(collapse, uffd_missing_refused)
 	EXPECT_EQ(0, smaps(p, "ShmemPmdMapped"));
 	EXPECT_EQ(0, bad_file_page(fd, 0, 6, 2));
 	for (size_t i = 0; i < NPAGES; i += 2) {
-		ASSERT_EQ(0UL, krs_check_page(p + i * PAGE, 6, i)) TH_LOG("page %zu", i);
+		size_t bad = krs_check_page(p + i * PAGE, 6, i);
+
+		ASSERT_EQ(0UL, bad) TH_LOG("page %zu", i);
 	}
 	EXPECT_EQ(0U, __atomic_load_n(&h.faults, __ATOMIC_SEQ_CST));
 
@@ -683,7 +696,9 @@ TEST_F(collapse, uffd_minor_continue)
 	fill(pop, 8, 1);
 	/* Give the registered VMA a page table: each touch is a minor fault. */
 	for (size_t i = 0; i < ARRAY_SIZE(touch); i++) {
-		ASSERT_EQ(0UL, krs_check_page(reg + touch[i] * PAGE, 8, touch[i]));
+		size_t bad = krs_check_page(reg + touch[i] * PAGE, 8, touch[i]);
+
+		ASSERT_EQ(0UL, bad);
 	}
 	ASSERT_EQ(4U, __atomic_load_n(&h.minor_faults, __ATOMIC_SEQ_CST));
 
@@ -788,7 +803,9 @@ TEST_F(collapse, fd_mode_unmapped)
 
 	ASSERT_LE(0, fd);
 	for (size_t i = 0; i < NPAGES; i++) {
-		ASSERT_EQ(0, krs_pwrite_page(fd, 10, i));
+		int r = krs_pwrite_page(fd, 10, i);
+
+		ASSERT_EQ(0, r);
 	}
 	snap_stats(_metadata, self->stats0);
 
@@ -857,7 +874,9 @@ TEST_F(collapse, fd_mode_offset_holes)
 
 	ASSERT_LE(0, fd);
 	for (size_t i = 0; i < NPAGES; i += 2) {
-		ASSERT_EQ(0, krs_pwrite_page(fd, 11, NPAGES + i));
+		int r = krs_pwrite_page(fd, 11, NPAGES + i);
+
+		ASSERT_EQ(0, r);
 	}
 	ASSERT_EQ((long)(LEN / 2 / 512), file_blocks(fd));
 
@@ -867,7 +886,8 @@ TEST_F(collapse, fd_mode_offset_holes)
 	check_extent(_metadata, self, 0, LEN, NPAGES, "SCAN_SUCCEED", NPAGES / 2, NPAGES / 2);
 	EXPECT_EQ((long)(LEN / 512), file_blocks(fd)) TH_LOG("extent 0 must stay empty");
 	for (size_t i = 0; i < NPAGES; i++) {
-		int r = i % 2 ? krs_pread_zero(fd, NPAGES + i) : krs_pread_check(fd, 11, NPAGES + i);
+		int r = i % 2 ? krs_pread_zero(fd, NPAGES + i) :
+				krs_pread_check(fd, 11, NPAGES + i);
 
 		ASSERT_EQ(0, r) TH_LOG("file page %zu", NPAGES + i);
 	}
@@ -887,7 +907,9 @@ TEST_F(collapse, pid_mode)
 	fd = krs_memfd("krs_pid", LEN);
 	ASSERT_LE(0, fd);
 	for (size_t i = 0; i < NPAGES; i++) {
-		ASSERT_EQ(0, krs_pwrite_page(fd, 12, i));
+		int r = krs_pwrite_page(fd, 12, i);
+
+		ASSERT_EQ(0, r);
 	}
 	arg.memfd = fd;
 	ASSERT_EQ(0, krs_child_start(&child, mapper_child, &arg));
@@ -960,7 +982,8 @@ static int untouched_mapper_start(struct __test_metadata *_metadata, struct krs_
 }
 
 /* The child checks its mapping is untouched; no collapse happened (stats, file). */
-static void untouched_mapper_end(struct __test_metadata *_metadata, FIXTURE_DATA(collapse) *self,
+static void untouched_mapper_end(struct __test_metadata *_metadata,
+				 struct _test_data_collapse *self,
 				 struct krs_child *child, int fd, unsigned int seed)
 {
 	char msg[KRS_MSG_SIZE] = { 0 };
@@ -996,11 +1019,11 @@ TEST_F(collapse, pid_mode_unprivileged)
 	snprintf(u.cmd, sizeof(u.cmd), "pid=%d addr=%lx len=2M", child.pid, addr);
 	code = krs_as_nobody(unpriv_write, &u);
 	EXPECT_EQ(EACCES, code) TH_LOG("'%s' as nobody: %s", u.cmd,
-					code ? strerror(code) : "accepted");
+				       code ? strerror(code) : "accepted");
 	snprintf(u.cmd, sizeof(u.cmd), "pid=1 addr=200000 len=2M");
 	code = krs_as_nobody(unpriv_write, &u);
 	EXPECT_EQ(EACCES, code) TH_LOG("'%s' as nobody: %s", u.cmd,
-					code ? strerror(code) : "accepted");
+				       code ? strerror(code) : "accepted");
 	untouched_mapper_end(_metadata, self, &child, fd, 13);
 }
 
@@ -1041,7 +1064,7 @@ TEST_F(collapse, pid_mode_needs_cap_sys_nice)
 	snprintf(u.cmd, sizeof(u.cmd), "pid=%d addr=%lx len=2M", child.pid, addr);
 	code = krs_without_caps(1ULL << CAP_SYS_NICE, unpriv_write, &u);
 	EXPECT_EQ(EPERM, code) TH_LOG("'%s' without CAP_SYS_NICE: %s", u.cmd,
-				       code ? strerror(code) : "accepted");
+				      code ? strerror(code) : "accepted");
 	code = krs_without_caps(1ULL << CAP_SYS_NICE, capless_self_collapse, &u);
 	EXPECT_EQ(0, code) TH_LOG("'%s' (own mm) without CAP_SYS_NICE: %s", u.cmd,
 				  code >= 100 ? "not collapsed" : code ? strerror(code) : "ok");
@@ -1125,7 +1148,9 @@ TEST_F(collapse, dry_run_changes_nothing)
 
 	/* Only data pages are read through the mapping (a hole would be allocated). */
 	for (size_t i = 0; i < NPAGES; i += step) {
-		ASSERT_EQ(0UL, krs_check_page(p + i * PAGE, 15, i));
+		size_t bad = krs_check_page(p + i * PAGE, 15, i);
+
+		ASSERT_EQ(0UL, bad);
 	}
 	EXPECT_EQ(rss, smaps(p, "Rss"));
 

@@ -48,7 +48,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -118,7 +117,7 @@ static bool verbose, strict;
 static uint64_t cur_seed;
 static int log_twin = -1;	/* recipe steps are printed for twin 0 only */
 
-static void __attribute__((format(printf, 1, 2))) vlog(const char *fmt, ...)
+static void __printf(1, 2) vlog(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -266,9 +265,8 @@ static void uslot_del(int i)
 	fd = uslots[i].fd;
 	uslots[i].fd = -1;
 	pthread_mutex_unlock(&ulock);
-	if (write(uwake[1], "w", 1) != 1) {
-		/* the thread polls with a timeout anyway */
-	}
+	/* If the byte is lost, the thread polls with a timeout anyway. */
+	krs_ignore(write(uwake[1], "w", 1));
 	if (fd >= 0)
 		close(fd);
 }
@@ -312,10 +310,11 @@ static int add_map(struct twin *t, int slot, size_t off, size_t npages, bool sha
 	char *want = t->region + PMD + slot * SLOT;
 	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
 	void *p = mmap(want, npages * PAGE, prot,
-		       (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE, t->fd, off * PAGE);
+		       (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE, t->fd,
+		       off * PAGE);
 
 	if (p != want) {
-		ksft_print_msg("seed %" PRIu64 ": mmap slot %d: %s\n", cur_seed, slot,
+		ksft_print_msg("seed %lu: mmap slot %d: %s\n", cur_seed, slot,
 			       p == MAP_FAILED ? strerror(errno) : "wrong address");
 		if (p != MAP_FAILED)
 			munmap(p, npages * PAGE);
@@ -331,14 +330,14 @@ static int add_map(struct twin *t, int slot, size_t off, size_t npages, bool sha
 
 static void touch_read(const char *p)
 {
-	(void)*(const volatile char *)p;
+	(void)__atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
 static void punch(int fd, size_t idx, size_t n)
 {
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, idx * PAGE, n * PAGE)) {
-		/* identical in both twins; nothing to do */
-	}
+	/* A failure is the same in both twins: nothing to do. */
+	krs_ignore(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, idx * PAGE,
+			     n * PAGE));
 }
 
 static int uffd_features(void)
@@ -406,7 +405,7 @@ static void pick_range(struct rng *r, size_t n, size_t *a, size_t *b)
 			break;
 		}
 	}
-	/* fall through */
+	fallthrough;
 	default:
 		*a = rnd(r, n);
 		*b = *a + 1 + rnd(r, n - *a);
@@ -492,9 +491,8 @@ static int build(struct twin *t, uint64_t seed)
 				krs_pwrite_page(t->fd, pat_seed(seed, version), fi);
 				break;
 			case 2:
-				if (fallocate(t->fd, 0, fi * PAGE, PAGE)) {
-					/* identical in both twins */
-				}
+				/* A failure is the same in both twins. */
+				krs_ignore(fallocate(t->fd, 0, fi * PAGE, PAGE));
 				break;
 			case 3:
 				touch_read(m->addr + i * PAGE);
@@ -600,7 +598,8 @@ static int build(struct twin *t, uint64_t seed)
 		if (b > a) {
 			int ret = madvise(m->addr + a * PAGE, (b - a) * PAGE, MADV_PAGEOUT);
 
-			vlog("PAGEOUT main pages [%zu, %zu): %s", a, b, ret ? strerror(errno) : "ok");
+			vlog("PAGEOUT main pages [%zu, %zu): %s", a, b,
+			     ret ? strerror(errno) : "ok");
 		}
 	}
 
@@ -665,7 +664,7 @@ struct sbuf {
 	size_t len, cap;
 };
 
-static void __attribute__((format(printf, 2, 3))) sb_add(struct sbuf *b, const char *fmt, ...)
+static void __printf(2, 3) sb_add(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -690,7 +689,9 @@ static void __attribute__((format(printf, 2, 3))) sb_add(struct sbuf *b, const c
 static char *smaps_buf;
 #define SMAPS_SIZE (4 << 20)
 
-static const char *const smaps_skip[] = { "Referenced", "KSM", "KernelPageSize", "MMUPageSize", NULL };
+static const char *const smaps_skip[] = {
+	"Referenced", "KSM", "KernelPageSize", "MMUPageSize", NULL
+};
 
 /* Append the smaps of the VMAs inside map @m, addresses relative to it. */
 static void snap_smaps(struct sbuf *b, const struct map *m)
@@ -755,7 +756,7 @@ static void snap_pages(struct sbuf *b, int pagemap, const struct map *m)
 
 		while (j < n && pm[j] >> 55 == f && (mc[j] & 1) == c)
 			j++;
-		sb_add(b, " %zu+%zu:%" PRIx64 "/%u", i, j - i, f, c);
+		sb_add(b, " %zu+%zu:%lx/%u", i, j - i, f, c);
 		i = j;
 	}
 	free(pm);
@@ -797,11 +798,11 @@ static void snapshot(struct twin *t, struct sbuf *b)
 
 static uint64_t hash_page(const void *p)
 {
-	const volatile uint64_t *w = p;
+	const uint64_t *w = p;
 	uint64_t h = 0xcbf29ce484222325ULL;
 
 	for (size_t i = 0; i < PAGE / 8; i++)
-		h = (h ^ w[i]) * 0x100000001b3ULL;
+		h = (h ^ krs_read_u64(&w[i])) * 0x100000001b3ULL;
 	return h;
 }
 
@@ -817,7 +818,7 @@ static void contents(struct twin *t, struct sbuf *b)
 		if (n != (ssize_t)PAGE)
 			sb_add(b, " %zu:pread=%zd", i, n);
 		else
-			sb_add(b, " %" PRIx64, hash_page(buf) >> 32);
+			sb_add(b, " %lx", hash_page(buf) >> 32);
 	}
 	sb_add(b, "\n");
 	for (int k = 0; k < t->nmaps; k++) {
@@ -825,7 +826,7 @@ static void contents(struct twin *t, struct sbuf *b)
 
 		sb_add(b, "map %d pages:", k);
 		for (size_t i = 0; i < m->npages && in_file(t, m, i); i++)
-			sb_add(b, " %" PRIx64, hash_page(m->addr + i * PAGE) >> 32);
+			sb_add(b, " %lx", hash_page(m->addr + i * PAGE) >> 32);
 		sb_add(b, "\n");
 	}
 }
@@ -949,8 +950,11 @@ static void print_diff(const char *what, const char *a, const char *b)
 
 		if (ea - pa != eb - pb || memcmp(pa, pb, ea - pa)) {
 			if (shown++ < 6) {
-				printf("#   %s MADV_COLLAPSE: %.*s\n", what, (int)(ea - pa) > 900 ? 900 : (int)(ea - pa), pa);
-				printf("#   %s khugepaged_rs: %.*s\n", what, (int)(eb - pb) > 900 ? 900 : (int)(eb - pb), pb);
+				int la = ea - pa > 900 ? 900 : (int)(ea - pa);
+				int lb = eb - pb > 900 ? 900 : (int)(eb - pb);
+
+				printf("#   %s MADV_COLLAPSE: %.*s\n", what, la, pa);
+				printf("#   %s khugepaged_rs: %.*s\n", what, lb, pb);
 			}
 		}
 		pa = *ea ? ea + 1 : ea;
@@ -963,6 +967,7 @@ static const char *const kind_name[] = {
 	[KIND_EDGE] = "extents in one VMA, range not",
 	[KIND_CROSS] = "extents not in one VMA",
 };
+
 static uint64_t nkind[3];	/* seeds whose twins differed, by kind */
 static bool allow_gap;
 
@@ -999,7 +1004,7 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 		snapshot(&tw[i], &pre[i]);
 	if (strcmp(pre[0].s, pre[1].s)) {
 		if (verbose) {
-			printf("# seed %" PRIu64 ": twins differ before the collapse\n", seed);
+			printf("# seed %lu: twins differ before the collapse\n", seed);
 			print_diff("before", pre[0].s, pre[1].s);
 		}
 		res = SEED_UNSTABLE;
@@ -1024,7 +1029,7 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 		}
 	}
 	if (verbose) {
-		printf("# seed %" PRIu64 ": map %d pages [%zu, +%zu)%s, %s: MADV_COLLAPSE %s",
+		printf("# seed %lu: map %d pages [%zu, +%zu)%s, %s: MADV_COLLAPSE %s",
 		       seed, q.map, q.first, q.npages, q.twice ? " twice" : "",
 		       kind_name[kind], errname(ret[0]));
 		printf(", khugepaged_rs %s\n", errname(ret[1]));
@@ -1065,7 +1070,10 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 			why = "DIVERGENCE (gap: part of the range unmapped, errno differs)";
 		} else if (!whole && same_state && ret[0] == -EINVAL && !ret[1] &&
 			   (!q.twice || (ret2[0] == -EINVAL && !ret2[1])) && !gap && !strict) {
-			/* The ABI: "a range holding no whole 2 MiB extent succeeds doing nothing". */
+			/*
+			 * The ABI: "a range holding no whole 2 MiB extent
+			 * succeeds doing nothing".
+			 */
 			res = SEED_EXPECTED;
 			why = "expected (no whole extent: nothing to do)";
 		} else if (kind == KIND_ONE || strict) {
@@ -1077,8 +1085,8 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 		}
 		nkind[kind]++;
 		if (res == SEED_DIVERGED || verbose) {
-			printf("# %s seed %" PRIu64 ": map %d pages [%zu, +%zu)%s, %s\n", why,
-			       seed, q.map, q.first, q.npages, q.twice ? " twice" : "", kind_name[kind]);
+			printf("# %s seed %lu: map %d pages [%zu, +%zu)%s, %s\n", why, seed,
+			       q.map, q.first, q.npages, q.twice ? " twice" : "", kind_name[kind]);
 			if (!same_out)
 				printf("#   outcome: MADV_COLLAPSE %s%s%s, khugepaged_rs %s%s%s\n",
 				       errname(ret[0]), q.twice ? " then " : "",
@@ -1097,7 +1105,7 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 					l = *nl ? nl + 1 : nl;
 				}
 			}
-			printf("#   reproduce: %s --seed %" PRIu64 " -v\n", prog, seed);
+			printf("#   reproduce: %s --seed %lu -v\n", prog, seed);
 		}
 	}
 out:
@@ -1117,12 +1125,11 @@ static void on_alarm(int sig)
 {
 	char msg[160];
 	int n = snprintf(msg, sizeof(msg),
-			 "# seed %" PRIu64 " timed out after %d s\n# reproduce: %s --seed %" PRIu64
-			 " -v\nBail out! timeout\n", cur_seed, SEED_TIMEOUT, prog, cur_seed);
+			 "# seed %lu timed out after %d s\n# reproduce: %s --seed %lu -v\nBail out! timeout\n",
+			 cur_seed, SEED_TIMEOUT, prog, cur_seed);
 
-	if (write(1, msg, n) < 0) {
-		/* nothing more to do */
-	}
+	/* Nothing more to do if it cannot be written. */
+	krs_ignore(write(1, msg, n));
 	_exit(KSFT_FAIL);
 }
 
@@ -1133,7 +1140,7 @@ static uint64_t env_u64(const char *name, uint64_t def)
 	return v && *v ? strtoull(v, NULL, 0) : def;
 }
 
-static void usage(void)
+static void print_usage(void)
 {
 	printf("usage: %s [--seeds N] [--start S] [--seed N] [--batch N] [-v] [--strict]\n"
 	       "       [--allow-gap]\n", prog);
@@ -1171,7 +1178,7 @@ int main(int argc, char **argv)
 			batch = strtoull(v, NULL, 0);
 			i++;
 		} else {
-			usage();
+			print_usage();
 			return !strcmp(a, "-h") || !strcmp(a, "--help") ? 0 : KSFT_FAIL;
 		}
 	}
@@ -1194,16 +1201,18 @@ int main(int argc, char **argv)
 	smaps_buf = malloc(SMAPS_SIZE);
 	for (int i = 0; i < MAX_USLOTS; i++)
 		uslots[i].fd = -1;
-	if (!smaps_buf || pipe2(uwake, O_CLOEXEC) || pthread_create(&uthread, NULL, uthread_fn, NULL))
+	if (!smaps_buf || pipe2(uwake, O_CLOEXEC) ||
+	    pthread_create(&uthread, NULL, uthread_fn, NULL))
 		ksft_exit_fail_msg("set-up: %s\n", strerror(errno));
 	signal(SIGALRM, on_alarm);
 
 	ksft_set_plan((nseeds + batch - 1) / batch);
-	ksft_print_msg("seeds %" PRIu64 "..%" PRIu64 "; reproduce one with: %s --seed N -v\n",
+	ksft_print_msg("seeds %lu..%lu; reproduce one with: %s --seed N -v\n",
 		       start, start + nseeds - 1, prog);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t b = 0; b < nseeds; b += batch) {
-		uint64_t first = start + b, last = first + (nseeds - b < batch ? nseeds - b : batch) - 1;
+		uint64_t n = nseeds - b < batch ? nseeds - b : batch;
+		uint64_t first = start + b, last = first + n - 1;
 		uint64_t c[5] = { 0 };
 
 		for (uint64_t s = first; s <= last; s++)
@@ -1211,20 +1220,21 @@ int main(int argc, char **argv)
 		for (int i = 0; i < 5; i++)
 			counts[i] += c[i];
 		ksft_test_result(!c[SEED_DIVERGED] && !c[SEED_ERROR],
-				 "seeds %" PRIu64 "..%" PRIu64 ": %" PRIu64 " divergences, %" PRIu64
-				 " expected, %" PRIu64 " unstable, %" PRIu64 " errors\n", first, last,
-				 c[SEED_DIVERGED], c[SEED_EXPECTED], c[SEED_UNSTABLE], c[SEED_ERROR]);
+				 "seeds %lu..%lu: %lu divergences, %lu expected, %lu unstable, %lu errors\n",
+				 first, last, c[SEED_DIVERGED], c[SEED_EXPECTED], c[SEED_UNSTABLE],
+				 c[SEED_ERROR]);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-	ksft_print_msg("%" PRIu64 " seeds in %.1f s (%.2f seeds/s): %" PRIu64 " same, %" PRIu64
-		       " divergences, %" PRIu64 " expected differences, %" PRIu64 " unstable, %"
-		       PRIu64 " errors\n", nseeds, secs, secs > 0 ? nseeds / secs : 0.0,
-		       counts[SEED_SAME], counts[SEED_DIVERGED], counts[SEED_EXPECTED],
-		       counts[SEED_UNSTABLE], counts[SEED_ERROR]);
-	ksft_print_msg("seeds whose twins differed: %" PRIu64 " with the range in one VMA, %" PRIu64
-		       " with the extents in one VMA (edge), %" PRIu64 " with extents across VMAs\n",
-		       nkind[KIND_ONE], nkind[KIND_EDGE], nkind[KIND_CROSS]);
+	ksft_print_msg("%lu seeds in %.1f s (%.2f seeds/s): ", nseeds, secs,
+		       secs > 0 ? nseeds / secs : 0.0);
+	printf("%lu same, %lu divergences, %lu expected differences, %lu unstable, %lu errors\n",
+	       counts[SEED_SAME], counts[SEED_DIVERGED], counts[SEED_EXPECTED],
+	       counts[SEED_UNSTABLE], counts[SEED_ERROR]);
+	ksft_print_msg("seeds whose twins differed: %lu with the range in one VMA, ",
+		       nkind[KIND_ONE]);
+	printf("%lu with the extents in one VMA (edge), %lu with extents across VMAs\n",
+	       nkind[KIND_EDGE], nkind[KIND_CROSS]);
 	if (write(uwake[1], "q", 1) == 1)
 		pthread_join(uthread, NULL);
 	close(cfd);

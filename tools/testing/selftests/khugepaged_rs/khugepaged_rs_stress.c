@@ -102,12 +102,14 @@ static const char *const source_names[NR_SOURCES] = {
 	"addr= (worker, then checked)", "addr=/fd= (forked child)",
 };
 
-
 static const char *const pause_points[] = {
 	"scan_index", "before_copy", "before_recheck", "before_store", "retract_vma",
 	"before_install", "after_scan",
 };
-static const char *const fail_points[] = { "alloc", "charge", "copy_mc", "xas_nomem", "shmem_charge" };
+
+static const char *const fail_points[] = {
+	"alloc", "charge", "copy_mc", "xas_nomem", "shmem_charge",
+};
 
 enum inj { INJ_DELAY, INJ_PAUSE, INJ_FAIL, INJ_RELEASE, INJ_CLEAR, INJ_REFUSED, NR_INJ };
 
@@ -144,7 +146,7 @@ static struct shared *sh;
 #define ADD(field, n) __atomic_add_fetch(&(field), (n), __ATOMIC_RELAXED)
 #define STOPPING() __atomic_load_n(&sh->stop, __ATOMIC_RELAXED)
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...) __printf(1, 2);
 
 /* Record a failure: always printed, the first one kept for the summary. */
 static void fail(const char *fmt, ...)
@@ -213,23 +215,26 @@ static void fill_page(uint64_t *w, uint64_t tag, uint32_t ver)
 		w[i] = k + i * 0xff51afd7ed558ccdULL;
 }
 
-/* 0 if @w is page (@tag, @ver), zeroes for version 0; else 1 + first bad word. */
-static size_t check_words(const volatile uint64_t *w, uint64_t tag, uint32_t ver)
+/*
+ * 0 if @w is page (@tag, @ver), zeroes for version 0; else 1 + first bad
+ * word. Every word is read from memory (krs_read_u64()).
+ */
+static size_t check_words(const uint64_t *w, uint64_t tag, uint32_t ver)
 {
 	uint64_t k = (tag * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)ver * 0xc2b2ae3d27d4eb4fULL);
 
 	if (!ver) {
 		for (size_t i = 0; i < WORDS; i++)
-			if (w[i])
+			if (krs_read_u64(&w[i]))
 				return i + 1;
 		return 0;
 	}
-	if (w[0] != tag)
+	if (krs_read_u64(&w[0]) != tag)
 		return 1;
-	if (w[1] != ver)
+	if (krs_read_u64(&w[1]) != ver)
 		return 2;
 	for (size_t i = 2; i < WORDS; i++)
-		if (w[i] != k + i * 0xff51afd7ed558ccdULL)
+		if (krs_read_u64(&w[i]) != k + i * 0xff51afd7ed558ccdULL)
 			return i + 1;
 	return 0;
 }
@@ -273,22 +278,26 @@ static void publish(int i)
 	__atomic_store_n(&sh->w[me->id].addr[i], (unsigned long)me->f[i].map, __ATOMIC_SEQ_CST);
 }
 
-static void mismatch(int i, size_t page, const char *how, const volatile uint64_t *w, size_t bad)
+static void mismatch(int i, size_t page, const char *how, const uint64_t *w, size_t bad)
 {
+	char found[192];
+
 	ADD(sh->bad_pages, 1);
 	if (me->details++ >= MAX_DETAILS)
 		return;
-	fail("worker %d file %d page %zu (extent %zu) via %s after %s: expected version %u "
-	     "(size %zu pages), found tag %#llx version %llu, first bad word %zu (%#llx)",
-	     me->id, i, page, page / KRS_PMD_PAGES, how, current_op, me->f[i].ver[page],
-	     me->f[i].size, (unsigned long long)w[0], (unsigned long long)w[1], bad - 1,
-	     (unsigned long long)w[bad - 1]);
+	snprintf(found, sizeof(found),
+		 "expected version %u (size %zu pages), found tag %#llx version %llu, first bad word %zu (%#llx)",
+		 me->f[i].ver[page], me->f[i].size, (unsigned long long)krs_read_u64(&w[0]),
+		 (unsigned long long)krs_read_u64(&w[1]), bad - 1,
+		 (unsigned long long)krs_read_u64(&w[bad - 1]));
+	fail("worker %d file %d page %zu (extent %zu) via %s after %s: %s",
+	     me->id, i, page, page / KRS_PMD_PAGES, how, current_op, found);
 }
 
 static void check_page_map(int i, size_t page)
 {
 	struct file *f = &me->f[i];
-	const volatile uint64_t *w = (const volatile uint64_t *)(f->map + page * PAGE);
+	const uint64_t *w = (const uint64_t *)(f->map + page * PAGE);
 	size_t bad;
 
 	if (page >= f->size)
@@ -389,10 +398,10 @@ static bool expected_errno(int err)
 }
 
 /* One collapse write through @cfd (one try); the result or -errno. */
-static ssize_t collapse(int cfd, enum source src, char *report, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static ssize_t collapse_write(int cfd, enum source src, char *report, const char *fmt, ...)
+	__printf(4, 5);
 
-static ssize_t collapse(int cfd, enum source src, char *report, const char *fmt, ...)
+static ssize_t collapse_write(int cfd, enum source src, char *report, const char *fmt, ...)
 {
 	char cmd[256];
 	va_list ap;
@@ -450,14 +459,14 @@ static void *collapser_thread(void *arg)
 			unsigned long a = __atomic_load_n(&sh->w[me->id].addr[i], __ATOMIC_SEQ_CST);
 
 			if (a)
-				collapse(cfd, SRC_ADDR, report, "addr=%lx len=%zu%s",
-					 a + first * PMD, n * PMD, dry);
+				collapse_write(cfd, SRC_ADDR, report, "addr=%lx len=%zu%s",
+					       a + first * PMD, n * PMD, dry);
 		} else {
 			/* Now and then an unaligned start: only whole extents inside count. */
 			size_t off = first * PMD + (below(8) ? 0 : PAGE * below(KRS_PMD_PAGES));
 
-			collapse(cfd, SRC_FD, report, "fd=%d offset=%zu len=%zu%s", me->f[i].fd,
-				 off, n * PMD, dry);
+			collapse_write(cfd, SRC_FD, report, "fd=%d offset=%zu len=%zu%s",
+				       me->f[i].fd, off, n * PMD, dry);
 		}
 		sleep_ms(below(20));
 	}
@@ -584,11 +593,11 @@ static int child_main(void)
 		int i = below(NFILES);
 
 		if (below(2))
-			collapse(cfd, SRC_CHILD, report, "addr=%lx len=%lu",
-				 (unsigned long)me->f[i].map, (unsigned long)FILE_LEN);
+			collapse_write(cfd, SRC_CHILD, report, "addr=%lx len=%lu",
+				       (unsigned long)me->f[i].map, (unsigned long)FILE_LEN);
 		else
-			collapse(cfd, SRC_CHILD, report, "fd=%d len=%lu", me->f[i].fd,
-				 (unsigned long)FILE_LEN);
+			collapse_write(cfd, SRC_CHILD, report, "fd=%d len=%lu", me->f[i].fd,
+				       (unsigned long)FILE_LEN);
 	}
 	return 0;
 }
@@ -613,15 +622,15 @@ static void collapse_and_check(int cfd, char *report)
 	int i = below(NFILES);
 	struct file *f = &me->f[i];
 	size_t e = below(EXTENTS);
-	ssize_t ret = collapse(cfd, SRC_WORKER, report, "addr=%lx len=%lu",
+	ssize_t ret = collapse_write(cfd, SRC_WORKER, report, "addr=%lx len=%lu",
 			       (unsigned long)f->map + e * PMD, (unsigned long)PMD);
 
 	if (ret > 0 && f->aligned && (e + 1) * KRS_PMD_PAGES <= f->size && me->uffd < 0) {
 		long kb = krs_smaps_kb(0, (unsigned long)f->map, "ShmemPmdMapped");
 
 		if (kb < 2048)
-			fail("worker %d: collapse of extent %zu succeeded but ShmemPmdMapped is %ld kB",
-			     me->id, e, kb);
+			fail("worker %d: collapse of extent %zu succeeded but %s is %ld kB",
+			     me->id, e, "ShmemPmdMapped", kb);
 		else
 			ADD(sh->collapse_checked_pmd, 1);
 	}
@@ -760,9 +769,8 @@ static void on_fatal(int sig)
 	int n = snprintf(msg, sizeof(msg), "# FAIL [pid %d] worker %d: signal %d during %s\n",
 			 getpid(), me ? me->id : -1, sig, current_op);
 
-	if (write(2, msg, n) < 0) {
-		/* nothing more to do */
-	}
+	/* Nothing more to do if it cannot be written. */
+	krs_ignore(write(2, msg, n));
 	__atomic_store_n(&sh->failed, 1, __ATOMIC_SEQ_CST);
 	_exit(128 + sig);
 }
@@ -853,8 +861,8 @@ static int collapser_main(uint64_t seed)
 		size_t first = below(EXTENTS), n = 1 + below(EXTENTS - first);
 
 		if (pid && a)
-			collapse(cfd, SRC_PID, report, "pid=%d addr=%lx len=%zu%s", pid,
-				 a + first * PMD, n * PMD, below(10) ? "" : " dry_run");
+			collapse_write(cfd, SRC_PID, report, "pid=%d addr=%lx len=%zu%s", pid,
+				       a + first * PMD, n * PMD, below(10) ? "" : " dry_run");
 		sleep_ms(below(30));
 	}
 	close(cfd);
@@ -925,7 +933,7 @@ static void print_stats_delta(const char *before, const char *after)
 	}
 }
 
-static void summary(unsigned int seconds, const char *stats0, const char *stats1)
+static void print_summary(unsigned int seconds, const char *stats0, const char *stats1)
 {
 	uint64_t total = 0, writes = 0;
 
@@ -955,12 +963,14 @@ static void summary(unsigned int seconds, const char *stats0, const char *stats1
 	printf("# extents by result (reports):\n");
 	for (size_t k = 0; k < KRS_NR_SCAN_RESULTS; k++)
 		if (sh->results[k])
-			printf("#   %-30s %llu\n", krs_scan_names[k], (unsigned long long)sh->results[k]);
+			printf("#   %-30s %llu\n", krs_scan_names[k],
+			       (unsigned long long)sh->results[k]);
 	printf("# injections:\n");
 	for (int k = 0; k < NR_INJ; k++)
 		printf("#   %-30s %llu\n", inj_names[k], (unsigned long long)sh->inj[k]);
 	printf("# verification:\n");
-	printf("#   pages checked via mapping      %llu\n", (unsigned long long)sh->pages_checked_map);
+	printf("#   pages checked via mapping      %llu\n",
+	       (unsigned long long)sh->pages_checked_map);
 	printf("#   pages checked via pread        %llu\n",
 	       (unsigned long long)sh->pages_checked_pread);
 	printf("#   full passes (every page)       %llu\n", (unsigned long long)sh->full_passes);
@@ -971,7 +981,7 @@ static void summary(unsigned int seconds, const char *stats0, const char *stats1
 	print_stats_delta(stats0, stats1);
 }
 
-static void usage(const char *argv0)
+static void print_usage(const char *argv0)
 {
 	fprintf(stderr, "usage: %s [-d SECONDS] [-w WORKERS] [-s SEED]\n", argv0);
 	exit(2);
@@ -988,14 +998,21 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "d:w:s:")) != -1) {
 		switch (opt) {
-		case 'd': seconds = strtoul(optarg, NULL, 0); break;
-		case 'w': nworkers = strtoul(optarg, NULL, 0); break;
-		case 's': seed = strtoull(optarg, NULL, 0); break;
-		default: usage(argv[0]);
+		case 'd':
+			seconds = strtoul(optarg, NULL, 0);
+			break;
+		case 'w':
+			nworkers = strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+			seed = strtoull(optarg, NULL, 0);
+			break;
+		default:
+			print_usage(argv[0]);
 		}
 	}
 	if (!seconds || !nworkers || nworkers > MAX_WORKERS)
-		usage(argv[0]);
+		print_usage(argv[0]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	ret = krs_ensure_loaded();
 	if (ret) {
@@ -1030,8 +1047,10 @@ int main(int argc, char **argv)
 		while (!__atomic_load_n(&sh->w[w].pid, __ATOMIC_SEQ_CST) && !sh->failed)
 			sleep_ms(10);
 	seed_rng(seed, 999);
-	start = last_report = now_ms();
-	while (now_ms() - start < seconds * 1000ULL && !__atomic_load_n(&sh->failed, __ATOMIC_SEQ_CST)) {
+	start = now_ms();
+	last_report = start;
+	while (now_ms() - start < seconds * 1000ULL &&
+	       !__atomic_load_n(&sh->failed, __ATOMIC_SEQ_CST)) {
 		inject_once();
 		sleep_ms(50 + below(200));
 		if (now_ms() - last_report >= 30000) {
@@ -1043,9 +1062,10 @@ int main(int argc, char **argv)
 				writes += sh->writes_by_source[s];
 				ok += sh->write_errno[s][0];
 			}
-			printf("# %3llu s: %llu operations, %llu collapse writes (%llu ok), "
-			       "%llu extents collapsed\n", (unsigned long long)(now_ms() - start) / 1000,
-			       (unsigned long long)ops, (unsigned long long)writes,
+			printf("# %3llu s: ", (unsigned long long)(now_ms() - start) / 1000);
+			printf("%llu operations, %llu collapse writes ",
+			       (unsigned long long)ops, (unsigned long long)writes);
+			printf("(%llu ok), %llu extents collapsed\n",
 			       (unsigned long long)ok, (unsigned long long)sh->results[1]);
 			last_report = now_ms();
 		}
@@ -1062,8 +1082,8 @@ int main(int argc, char **argv)
 		while ((r = waitpid(pids[w], &status, WNOHANG)) == 0 && now_ms() - t0 < 300000)
 			sleep_ms(50);
 		if (r == 0) {
-			fail("%s %d did not stop within 300 s", w < nworkers ? "worker" : "collapser",
-			     pids[w]);
+			fail("%s %d did not stop within 300 s",
+			     w < nworkers ? "worker" : "collapser", pids[w]);
 			kill(pids[w], SIGKILL);
 			waitpid(pids[w], &status, 0);
 		}
@@ -1074,7 +1094,7 @@ int main(int argc, char **argv)
 		}
 	}
 	krs_stats_read(stats1, sizeof(stats1));
-	summary((now_ms() - start) / 1000, stats0, stats1);
+	print_summary((now_ms() - start) / 1000, stats0, stats1);
 	if (sh->failed || failed_children || sh->bad_pages) {
 		printf("# FAILED: %s\n", sh->first_error[0] ? sh->first_error : "a process failed");
 		printf("# replay: khugepaged_rs_stress -d %u -w %u -s %#llx\n", seconds, nworkers,

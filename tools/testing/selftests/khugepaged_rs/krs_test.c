@@ -306,18 +306,12 @@ void krs_fill_page(void *page, unsigned int seed, size_t idx)
 		w[i] = krs_pattern(seed, idx, i);
 }
 
-/* Word @i of @w, read from memory every time (like READ_ONCE()). */
-static uint64_t krs_word(const uint64_t *w, size_t i)
-{
-	return __atomic_load_n(&w[i], __ATOMIC_RELAXED);
-}
-
 size_t krs_check_page(const void *page, unsigned int seed, size_t idx)
 {
 	const uint64_t *w = page;
 
 	for (size_t i = 0; i < KRS_PAGE_SIZE / sizeof(*w); i++)
-		if (krs_word(w, i) != krs_pattern(seed, idx, i))
+		if (krs_read_u64(&w[i]) != krs_pattern(seed, idx, i))
 			return i + 1;
 	return 0;
 }
@@ -327,7 +321,7 @@ bool krs_page_is_zero(const void *page)
 	const uint64_t *w = page;
 
 	for (size_t i = 0; i < KRS_PAGE_SIZE / sizeof(*w); i++)
-		if (krs_word(w, i))
+		if (krs_read_u64(&w[i]))
 			return false;
 	return true;
 }

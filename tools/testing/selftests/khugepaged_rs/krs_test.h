@@ -11,6 +11,26 @@
 
 #include "kselftest.h"
 
+#ifndef fallthrough
+#define fallthrough __attribute__((__fallthrough__))
+#endif
+
+/*
+ * Takes the result of a call that has no use for it (a wake-up byte, a
+ * write from a signal handler, a best-effort fallocate), so that
+ * warn_unused_result is satisfied.
+ */
+static inline void krs_ignore(long ret)
+{
+	(void)ret;
+}
+
+/* *@p, read from memory every time (as READ_ONCE() does). */
+static inline uint64_t krs_read_u64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
 #define KRS_DEBUGFS "/sys/kernel/debug/khugepaged_rs"
 #define KRS_MODNAME "khugepaged_rs"
 
