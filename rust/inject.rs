@@ -9,8 +9,11 @@
 //! taken. Armed points are scoped to a process (the `collapse` writer's
 //! tgid) or a file (inode number), so an idle system is never affected.
 
-use crate::inject_cmd::{InjectCmd, Mode, Point, Scope};
-use crate::sys::bindings;
+#![forbid(unsafe_code)]
+
+use crate::abi::inject_cmd::{InjectCmd, Mode, Point, Scope};
+use crate::mm::task;
+use crate::mm::AddressSpace;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::SeqCst};
 
@@ -56,25 +59,18 @@ static SLOTS: [Slot; N] = [const { Slot::new() }; N];
 /// What the collapse is working on, for scope matching: the mapping, whose
 /// inode number is only read when a point is armed.
 #[derive(Clone, Copy)]
-pub(crate) struct Target(*mut bindings::address_space);
+pub(crate) struct Target<'a>(&'a AddressSpace);
 
-impl Target {
-    /// The caller holds a reference on a file of `mapping` for as long as
-    /// the target is used.
-    pub(crate) fn of(mapping: *mut bindings::address_space) -> Self {
+impl<'a> Target<'a> {
+    pub(crate) fn of(mapping: &'a AddressSpace) -> Self {
         Self(mapping)
-    }
-
-    fn ino(self) -> u64 {
-        // SAFETY: The mapping is live (see `of`).
-        unsafe { bindings::krs_mapping_ino(self.0) as u64 }
     }
 }
 
 /// Runs point `p` for `target`. Returns true when a fail point fires:
 /// the caller then fails the step as if the kernel had.
 #[inline(always)]
-pub(crate) fn hit(p: Point, target: Target) -> bool {
+pub(crate) fn hit(p: Point, target: Target<'_>) -> bool {
     if ARMED.load(Relaxed) & (1 << p as u32) == 0 {
         return false;
     }
@@ -82,12 +78,11 @@ pub(crate) fn hit(p: Point, target: Target) -> bool {
 }
 
 #[cold]
-fn fire(p: Point, target: Target) -> bool {
+fn fire(p: Point, target: Target<'_>) -> bool {
     let slot = &SLOTS[p as usize];
     let matches = match slot.scope_kind.load(SeqCst) {
-        // SAFETY: No preconditions.
-        0 => (unsafe { bindings::krs_current_tgid() }) as u64 == slot.scope.load(SeqCst),
-        _ => target.ino() == slot.scope.load(SeqCst),
+        0 => task::current_tgid() == slot.scope.load(SeqCst),
+        _ => target.0.ino() == slot.scope.load(SeqCst),
     };
     if !matches {
         return false;
@@ -114,22 +109,19 @@ fn fire(p: Point, target: Target) -> bool {
         0 => {
             let seen = RELEASE_GEN.load(SeqCst);
             slot.waiting.fetch_add(1, SeqCst);
-            // SAFETY: Sleeps on the module's wait queue; callers reach a
-            // pause/delay point with no spinlock held (see Point docs).
-            let released = unsafe {
-                bindings::krs_inject_wait(RELEASE_GEN.as_ptr(), seen, slot.ms.load(SeqCst))
-            };
+            // Callers reach a pause/delay point with no spinlock held (see
+            // Point docs): it may sleep.
+            let released = task::wait_for_change(&RELEASE_GEN, seen, slot.ms.load(SeqCst));
             slot.waiting.fetch_sub(1, SeqCst);
             if !released {
                 slot.timeouts.fetch_add(1, SeqCst);
             }
             false
         }
-        // SAFETY: Sleeps; no spinlock held at delay points.
-        1 => unsafe {
-            bindings::krs_msleep(slot.ms.load(SeqCst));
+        1 => {
+            task::msleep(slot.ms.load(SeqCst));
             false
-        },
+        }
         _ => true,
     }
 }
@@ -178,8 +170,7 @@ pub(crate) fn apply(cmd: InjectCmd) {
 /// releases all, which is what a test holding one pause wants).
 fn release() {
     RELEASE_GEN.fetch_add(1, SeqCst);
-    // SAFETY: No preconditions.
-    unsafe { bindings::krs_inject_wake() };
+    task::wake_waiters();
 }
 
 /// Disarms everything and wakes waiters (module unload).

@@ -5,8 +5,18 @@
 //! driven from debugfs.
 //!
 //! This file holds the module's entry points and its `mod` lines only.
-//! Data flows one way: debugfs → request → the collapse steps, each calling
-//! down into `sys` (the FFI edge), never up.
+//! The layers, each calling down, never up:
+//!
+//! - `ffi`: the FFI edge (generated bindings, the symbol table resolved at
+//!   load, the `extern "C"` callbacks of debugfs and the MMU notifier);
+//! - `collapse`: the engine (request → scan → `collapse_file` → retract →
+//!   PMD install), safe Rust (`#![forbid(unsafe_code)]`);
+//! - `mm`: safe types over the kernel's mm, owning every raw pointer;
+//! - `abi`: the pure grammars and result tables, host-tested;
+//! - `inject`, `stats`, `status`: injection points and counters (safe).
+//!
+//! Only `ffi/` and `mm/` hold `unsafe`, and this file for `module!` and
+//! the one-time initialisation of the notifier lock.
 
 use kernel::prelude::*;
 
@@ -23,25 +33,13 @@ macro_rules! warn_on_once {
     }};
 }
 
-mod collapse_file;
-mod command;
-mod debugfs;
-mod guards;
+mod abi;
+mod collapse;
+mod ffi;
 mod inject;
-mod inject_cmd;
-mod install_pmd;
-mod notifier;
-mod outcome;
-mod pmd;
-mod request;
-mod result;
-mod retract;
-mod scan;
+mod mm;
 mod stats;
 mod status;
-mod symbols;
-mod sys;
-mod vma;
 
 module! {
     type: KhugepagedRs,
@@ -59,21 +57,21 @@ module! {
 
 struct KhugepagedRs {
     /// Removed first at exit: no write can start a notifier afterwards.
-    debugfs: Option<debugfs::Files>,
+    debugfs: Option<ffi::debugfs::Files>,
 }
 
 impl kernel::Module for KhugepagedRs {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let extra = if *module_parameters::selftest_missing_symbol.value() != 0 {
-            Some(symbols::SELFTEST_MISSING)
+            Some(ffi::symbols::SELFTEST_MISSING)
         } else {
             None
         };
-        let resolved = symbols::resolve_all(extra)?;
+        let resolved = ffi::symbols::resolve_all(extra)?;
         status::set(resolved);
         // SAFETY: Once, before the debugfs files (the only callers) exist.
-        unsafe { notifier::init() };
-        let files = debugfs::Files::new(module)?;
+        unsafe { ffi::notifier::init() };
+        let files = ffi::debugfs::Files::new(module)?;
         pr_info!("loaded, {} kernel symbols resolved\n", resolved.count);
         Ok(Self {
             debugfs: Some(files),
@@ -88,6 +86,6 @@ impl Drop for KhugepagedRs {
         // register a notifier after it, and clear any armed point.
         drop(self.debugfs.take());
         inject::shutdown();
-        notifier::stop();
+        ffi::notifier::stop();
     }
 }

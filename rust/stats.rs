@@ -3,7 +3,9 @@
 //! Counters behind the debugfs `stats` file. Relaxed atomics: each counter
 //! is exact, the set is not a snapshot.
 
-use crate::result::ScanResult;
+#![forbid(unsafe_code)]
+
+use crate::abi::result::ScanResult;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

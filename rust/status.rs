@@ -3,7 +3,9 @@
 //! The debugfs `status` file: what was loaded into which kernel, and whether
 //! every symbol resolved. Names only, never addresses.
 
-use crate::{symbols, sys};
+#![forbid(unsafe_code)]
+
+use crate::ffi::{self, symbols};
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
@@ -21,11 +23,11 @@ pub(crate) fn set(resolved: symbols::Resolved) {
 /// scripts): version, kernel, symbols `N/M resolved`, ibt, then one
 /// `symbol NAME resolved` line per table entry.
 pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "version: {}", sys::version())?;
+    writeln!(f, "version: {}", ffi::version())?;
     writeln!(
         f,
         "kernel: {}",
-        sys::kernel_release().to_str().unwrap_or("?")
+        ffi::kernel_release().to_str().unwrap_or("?")
     )?;
     let n = RESOLVED.load(Relaxed);
     writeln!(f, "symbols: {n}/{n} resolved")?;

@@ -17,10 +17,10 @@
 #![no_main]
 #![allow(dead_code)]
 
-#[path = "../../../rust/command.rs"]
-mod command;
+#[path = "../../../rust/abi/mod.rs"]
+mod abi;
 
-use command::{errno, parse, parse_size, Command, ParseError, Target, MAX_LEN};
+use abi::command::{errno, parse, parse_size, Command, ParseError, Target, MAX_LEN};
 use libfuzzer_sys::fuzz_target;
 
 const PAGE_SIZE: u64 = 4096;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Fuzzes the grammar of a write to debugfs `inject` (rust/inject_cmd.rs,
-//! included unchanged, with the rust/command.rs it takes its errnos from).
+//! Fuzzes the grammar of a write to debugfs `inject` (rust/abi/inject_cmd.rs,
+//! included unchanged with the rest of rust/abi/).
 //! Beyond "no panic", every input must give:
 //!
 //! - the same result twice (the parser is deterministic);
@@ -16,13 +16,11 @@
 #![no_main]
 #![allow(dead_code)]
 
-#[path = "../../../rust/command.rs"]
-mod command;
-#[path = "../../../rust/inject_cmd.rs"]
-mod inject_cmd;
+#[path = "../../../rust/abi/mod.rs"]
+mod abi;
 
-use command::errno;
-use inject_cmd::{parse, InjectCmd, Mode, Point, Scope, MAX_PAUSE_MS};
+use abi::command::errno;
+use abi::inject_cmd::{parse, InjectCmd, Mode, Point, Scope, MAX_PAUSE_MS};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_DELAY_MS: u32 = 10_000;

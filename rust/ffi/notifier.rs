@@ -9,7 +9,7 @@
 //! The log is a fixed array written with atomics: the callbacks may run in
 //! contexts that cannot sleep or take our locks.
 
-use crate::sys::bindings;
+use crate::ffi::bindings;
 use core::fmt;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};

@@ -15,7 +15,8 @@
 //! the module while a file is open. Everything is removed on drop (rmmod).
 //! The ABI is in `Documentation/ABI/testing/debugfs-khugepaged_rs`.
 
-use crate::request;
+use super::notifier;
+use crate::collapse::request::{self, Report};
 use core::fmt::{self, Write};
 use core::ptr;
 use kernel::{bindings, new_mutex, prelude::*, sync::Mutex, uaccess::UserPtr, uaccess::UserSlice};
@@ -85,12 +86,7 @@ impl Files {
             (c"status", 0o400, crate::status::show, &files._show_fops),
             (c"stats", 0o400, crate::stats::show, &files._show_fops),
             (c"inject", 0o600, crate::inject::show, &files._inject_fops),
-            (
-                c"notifier",
-                0o600,
-                crate::notifier::show,
-                &files._notifier_fops,
-            ),
+            (c"notifier", 0o600, notifier::show, &files._notifier_fops),
         ];
         for (name, mode, show, fops) in text_files {
             files.create(name, mode, show as *mut core::ffi::c_void, fops)?;
@@ -139,9 +135,10 @@ const fn zeroed_fops() -> bindings::file_operations {
     unsafe { core::mem::zeroed() }
 }
 
-/// Per-open text of a read-only file.
+/// Per-open text of a file.
 type Text = KVec<u8>;
 
+/// `fmt::Write` into a text (the only one: reports and shown files).
 struct FmtVec<'a>(&'a mut Text);
 
 impl Write for FmtVec<'_> {
@@ -258,16 +255,33 @@ unsafe extern "C" fn collapse_write(
     with_command(ubuf, count, |input| {
         let report = request::run(input, count);
         let mut text = Text::new();
-        if report.render(&mut text).is_err() {
+        if render(&report, &mut text).is_err() {
             // Out of memory for the text: keep at least the status line.
             text.clear();
-            let _ = report.render_status(&mut text);
+            let _ = writeln!(FmtVec(&mut text), "status={}", report.status);
         }
         // SAFETY: `file` is an open collapse file.
         let state = unsafe { collapse_state(file) };
         *state.lock() = text;
-        report.status()
+        report.status
     })
+}
+
+/// Renders a report as the `collapse` file shows it.
+fn render(report: &Report, text: &mut Text) -> fmt::Result {
+    let mut w = FmtVec(text);
+    for (i, e) in report.extents.iter().enumerate() {
+        writeln!(
+            w,
+            "extent={i} start={:#x} pgoff={} result={} copied={} holes={}",
+            e.start,
+            e.pgoff,
+            e.result.name(),
+            e.copied,
+            e.holes
+        )?;
+    }
+    writeln!(w, "status={}", report.status)
 }
 
 /// `read` of `collapse`: the report of the last write through this file.
@@ -316,12 +330,14 @@ unsafe extern "C" fn inject_write(
     count: usize,
     _ppos: *mut i64,
 ) -> isize {
-    with_command(ubuf, count, |input| match crate::inject_cmd::parse(input) {
-        Ok(cmd) => {
-            crate::inject::apply(cmd);
-            count as isize
+    with_command(ubuf, count, |input| {
+        match crate::abi::inject_cmd::parse(input) {
+            Ok(cmd) => {
+                crate::inject::apply(cmd);
+                count as isize
+            }
+            Err(e) => -(e as isize),
         }
-        Err(e) => -(e as isize),
     })
 }
 
@@ -360,15 +376,15 @@ unsafe extern "C" fn notifier_write(
         let text = core::str::from_utf8(input).unwrap_or("").trim();
         let result = match text {
             "stop" => {
-                crate::notifier::stop();
+                notifier::stop();
                 Ok(())
             }
             "clear" => {
-                crate::notifier::clear();
+                notifier::clear();
                 Ok(())
             }
             _ => match text.strip_prefix("pid=").map(str::parse::<u32>) {
-                Some(Ok(pid)) if pid > 0 && pid <= i32::MAX as u32 => crate::notifier::start(pid),
+                Some(Ok(pid)) if pid > 0 && pid <= i32::MAX as u32 => notifier::start(pid),
                 _ => Err(EINVAL),
             },
         };

@@ -20,7 +20,6 @@
 
 /// Errno values used by the parser (uapi numbers; stable).
 pub(crate) mod errno {
-    pub(crate) const EPERM: i32 = 1;
     pub(crate) const EBADF: i32 = 9;
     pub(crate) const EAGAIN: i32 = 11;
     pub(crate) const ENOMEM: i32 = 12;

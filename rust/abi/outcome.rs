@@ -11,10 +11,10 @@
 //! every extent even past a failing VMA (it collapses what is eligible),
 //! but returns what madvise would.
 
-use crate::command::errno;
-use crate::result::ScanResult;
+use crate::abi::command::errno;
+use crate::abi::result::ScanResult;
 
-const HPAGE: u64 = 1 << 21;
+const HPAGE: usize = 1 << 21;
 
 /// One piece of the requested range, in address order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +24,8 @@ pub(crate) enum Segment {
     /// A VMA covering `[start, end)` of the range; `ineligible` is the
     /// result every extent of an ineligible VMA gets (`SCAN_VMA_CHECK`).
     Vma {
-        start: u64,
-        end: u64,
+        start: usize,
+        end: usize,
         ineligible: Option<ScanResult>,
     },
 }
@@ -34,13 +34,13 @@ pub(crate) enum Segment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tried {
     /// Its start address.
-    pub(crate) addr: u64,
+    pub(crate) addr: usize,
     pub(crate) result: ScanResult,
     /// The end of the VMA its checks passed on, if they passed:
     /// madvise_collapse() clips its range to it after each revalidation
     /// (`hend = min(hend, vma->vm_end & HPAGE_PMD_MASK)`), so a VMA that
     /// shrank during the walk asks for fewer extents.
-    pub(crate) vma_end: Option<u64>,
+    pub(crate) vma_end: Option<usize>,
 }
 
 /// The errno (positive) of the request, given the segments of the range in
@@ -64,7 +64,7 @@ pub(crate) fn request_errno(segments: &[Segment], extents: &[Tried]) -> Result<(
                 if hstart >= hend {
                     continue;
                 }
-                let mut thps = 0u64;
+                let mut thps = 0usize;
                 let mut last_fail = ScanResult::Fail;
                 // madvise_collapse(): the extents of this VMA, in order,
                 // while below its (clipped) end, until one fails in a way
@@ -104,9 +104,9 @@ mod tests {
     use ScanResult::*;
 
     /// 1 MiB: extents start at multiples of 2 * M.
-    const M: u64 = 1 << 20;
+    const M: usize = 1 << 20;
 
-    fn t(addr: u64, result: ScanResult) -> Tried {
+    fn t(addr: usize, result: ScanResult) -> Tried {
         Tried {
             addr,
             result,
@@ -114,7 +114,7 @@ mod tests {
         }
     }
 
-    fn vma(start: u64, end: u64) -> Segment {
+    fn vma(start: usize, end: usize) -> Segment {
         Segment::Vma {
             start,
             end,

@@ -9,7 +9,7 @@
 //! target without ENDBR (an indirect call there would trap) fails it with
 //! `EPERM` and says to boot with `ibt=off`.
 
-use crate::sys::{self, bindings};
+use crate::ffi::{self, bindings};
 use kernel::prelude::*;
 
 /// A name that never resolves, appended by the `selftest_missing_symbol`
@@ -39,7 +39,7 @@ enum Refusal {
 fn vet(addr: usize, ibt: bool) -> core::result::Result<(), Refusal> {
     if addr == 0 {
         Err(Refusal::Missing)
-    } else if ibt && !sys::has_endbr(addr) {
+    } else if ibt && !ffi::has_endbr(addr) {
         Err(Refusal::NoEndbr)
     } else {
         Ok(())
@@ -84,7 +84,7 @@ pub(crate) fn resolve_all(extra: Option<&CStr>) -> Result<Resolved> {
         );
         return Err(Error::from_errno(ret));
     }
-    let ibt = sys::ibt_enforced();
+    let ibt = ffi::ibt_enforced();
     // SAFETY: No preconditions; returns the address found above.
     let lookup = unsafe { bindings::krs_kallsyms_addr() } as usize;
     vet(lookup, ibt).map_err(|why| refuse(c"kallsyms_lookup_name", why))?;

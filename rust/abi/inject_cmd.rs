@@ -15,7 +15,7 @@
 //! whose `collapse` write should hit the point, `ino` the inode number of
 //! the file being collapsed. `count` hits (default 1) disarm the point.
 
-use crate::command::errno;
+use crate::abi::command::errno;
 
 /// Where the collapse can be paused, delayed or made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

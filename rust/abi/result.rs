@@ -4,7 +4,7 @@
 //! `enum scan_result` (mm/khugepaged.c), and its errno mapping
 //! (`madvise_collapse_errno`). Pure `core`: the host tests it too.
 
-use crate::command::errno;
+use crate::abi::command::errno;
 
 macro_rules! scan_results {
     ($($name:ident => $c:literal,)*) => {

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `collapse_file()`: replace the 512 small folios of one 2 MiB page-cache
+//! extent of a shmem file by one huge folio, or change nothing.
+//!
+//! The state of a collapse in progress is owned by typed values whose
+//! `Drop` is the rollback: the new folio ([`NewFolio`]), the old folios
+//! isolated so far with their deferred TLB flush ([`OldFolios`]) and the
+//! shmem charge for the holes ([`crate::mm::page_cache::HoleCharge`]). Every failure returns early
+//! and drops them, in the order collapse_file()'s `rollback:` label undoes
+//! things (charge, old folios, new folio: the reverse of their creation);
+//! the success path consumes them explicitly.
+
+#![forbid(unsafe_code)]
+
+use super::retract::retract_page_tables;
+use crate::abi::inject_cmd::Point;
+use crate::abi::result::ScanResult;
+use crate::inject::{self, Target};
+use crate::mm::folio::UnchargedFolio;
+use crate::mm::page_cache::XaLocked;
+use crate::mm::{
+    AddressSpace, Entry, IsolatedFolio, LockedFolio, Mm, NewFolio, OldFolios, VmaExt, XaCursor,
+    HPAGE_PMD_NR, HPAGE_PMD_ORDER,
+};
+
+/// What one collapse did.
+#[derive(Clone, Copy)]
+pub(crate) struct Outcome {
+    pub(crate) result: ScanResult,
+    /// Small pages copied into the huge folio.
+    pub(crate) copied: usize,
+    /// Holes filled with zeroes.
+    pub(crate) holes: usize,
+}
+
+impl Outcome {
+    pub(crate) fn failed(result: ScanResult) -> Self {
+        Self {
+            result,
+            copied: 0,
+            holes: 0,
+        }
+    }
+}
+
+/// `alloc_charge_folio()` for MADV_COLLAPSE, then the set-up at the top of
+/// collapse_file(); the `alloc` and `charge` fail points fail as the
+/// kernel would (and are counted the same).
+fn alloc_new_folio(
+    mm: Option<&Mm>,
+    mapping: &AddressSpace,
+    start: usize,
+    target: Target<'_>,
+) -> Result<NewFolio, ScanResult> {
+    if inject::hit(Point::Alloc, target) {
+        UnchargedFolio::count_alloc_failed();
+        return Err(ScanResult::AllocHugePageFail);
+    }
+    let folio = UnchargedFolio::alloc().ok_or(ScanResult::AllocHugePageFail)?;
+    if inject::hit(Point::Charge, target) {
+        return Err(ScanResult::CgroupChargeFail);
+    }
+    folio
+        .charge(mm, mapping, start, true)
+        .map_err(|()| ScanResult::CgroupChargeFail)
+}
+
+/// `collapse_file()` for the shmem extent `[start, start + 512)` of
+/// `mapping`; `mm` (the current task's memcg when `None`) is charged for
+/// the new folio. The result is `SCAN_SUCCEED` only when this call
+/// committed a new huge folio (the page tables are then retracted; the
+/// `addr=` caller turns it into `SCAN_PTE_MAPPED_HUGEPAGE`, as
+/// collapse_file() does for MADV_COLLAPSE, and maps it by a PMD).
+/// `SCAN_PTE_MAPPED_HUGEPAGE` from here means a huge folio was already in
+/// the page cache: nothing was collapsed.
+pub(crate) fn collapse_file(mm: Option<&Mm>, mapping: &AddressSpace, start: usize) -> Outcome {
+    match collapse(mm, mapping, start) {
+        Ok(done) => {
+            crate::stats::count_collapse(done.copied, done.holes);
+            done
+        }
+        Err(Failure::Rollback(r)) => {
+            crate::stats::count_rollback(r);
+            Outcome::failed(r)
+        }
+        Err(Failure::Before(r)) => Outcome::failed(r),
+    }
+}
+
+/// How a collapse failed: before anything was under way (allocation,
+/// charge), or with a rollback.
+enum Failure {
+    Before(ScanResult),
+    Rollback(ScanResult),
+}
+
+impl From<ScanResult> for Failure {
+    fn from(r: ScanResult) -> Self {
+        Failure::Rollback(r)
+    }
+}
+
+fn collapse(mm: Option<&Mm>, mapping: &AddressSpace, start: usize) -> Result<Outcome, Failure> {
+    let end = start + HPAGE_PMD_NR;
+    let target = Target::of(mapping);
+    let mut xas = mapping.cursor(start, HPAGE_PMD_ORDER);
+    let new = alloc_new_folio(mm, mapping, start, target).map_err(Failure::Before)?;
+    let mut old = OldFolios::new().map_err(|_| ScanResult::Fail)?;
+
+    // Make sure we have slots for all the pages in the range.
+    let xa = create_range(&mut xas, target)?;
+
+    // On failure `old` drops on return: TLB flush, then the folios go back.
+    let nr_none = isolate_old_folios(xa, mapping, target, start, end, &mut old)?;
+    old.flush_tlb();
+
+    let charge = if nr_none > 0 {
+        let charge = (!inject::hit(Point::ShmemCharge, target))
+            .then(|| mapping.shmem_charge(nr_none))
+            .flatten();
+        Some(charge.ok_or(ScanResult::Fail)?)
+    } else {
+        None
+    };
+
+    inject::hit(Point::BeforeCopy, target);
+    // The old folios are locked, so they won't change any more.
+    let copied = copy_into(&new, &old, start, target)?;
+
+    let mut xa = if nr_none > 0 {
+        inject::hit(Point::BeforeRecheck, target);
+        inject::hit(Point::BeforeStore, target);
+        fill_holes(&mut xas, mapping, start, end, nr_none)?
+    } else {
+        inject::hit(Point::BeforeStore, target);
+        xas.lock()
+    };
+
+    // Commit: publish the new folio as one multi-index entry.
+    new.publish(true);
+    warn_on_once!(xa.store_folio(start, &new).is_err());
+    drop(xa);
+    if let Some(charge) = charge {
+        // The holes now belong to the huge folio.
+        charge.keep();
+    }
+    let new = new.into_page_cache();
+
+    // Remove PTE tables while the new folio is still locked: faults wait
+    // on its lock, so the emptied tables cannot be refilled meanwhile.
+    retract_page_tables(mapping, start);
+    drop(new);
+
+    old.retire_all(true);
+    Ok(Outcome {
+        result: ScanResult::Succeed,
+        copied,
+        holes: nr_none,
+    })
+}
+
+/// `xas_create_range()`, allocating nodes (`xas_nomem()`) until it works;
+/// returns with the xa_lock held.
+fn create_range<'c, 'a>(
+    xas: &'c mut XaCursor<'a>,
+    target: Target<'_>,
+) -> Result<XaLocked<'c, 'a>, ScanResult> {
+    let mut xas = xas;
+    loop {
+        let mut xa = xas.lock();
+        let failed = xa.create_range().is_err();
+        let injected = !failed && inject::hit(Point::XasNomem, target);
+        if !failed && !injected {
+            return Ok(xa);
+        }
+        xas = xa.unlock();
+        if injected || !xas.nomem() {
+            return Err(ScanResult::Fail);
+        }
+    }
+}
+
+/// The scan loop of collapse_file() (shmem): lock, isolate and unmap every
+/// present folio of the extent, count the holes. Enters with the xa_lock
+/// held; returns `nr_none`, with no lock held either way.
+fn isolate_old_folios(
+    mut xa: XaLocked<'_, '_>,
+    mapping: &AddressSpace,
+    target: Target<'_>,
+    start: usize,
+    end: usize,
+    old: &mut OldFolios,
+) -> Result<usize, ScanResult> {
+    let mut nr_none = 0usize;
+    let mut index = start;
+    while index < end {
+        let (folio, xas) = match xa.load_at(index) {
+            Entry::None | Entry::Retry => {
+                // Stop if the extent has been truncated or hole-punched
+                // and is now completely empty.
+                if index == start && !xa.any_up_to(end - 1) {
+                    return Err(ScanResult::Truncated);
+                }
+                nr_none += 1;
+                index += 1;
+                continue;
+            }
+            Entry::Folio(f) if f.is_uptodate() => {
+                let Some(locked) = f.trylock() else {
+                    return Err(ScanResult::PageLock);
+                };
+                (locked, xa.unlock())
+            }
+            // Swapped out, or fallocated and not yet written: bring it in.
+            Entry::Value | Entry::Folio(_) => {
+                let xas = xa.unlock();
+                let folio = mapping.shmem_get_folio(index).ok_or(ScanResult::Fail)?;
+                crate::mm::lru_add_drain();
+                (folio, xas)
+            }
+        };
+        // The folio is locked, so the i_pages lock can be dropped without
+        // racing with truncate.
+        let isolated = check_and_isolate(folio, mapping, old)?;
+        inject::hit(Point::ScanIndex, target);
+        xa = xas.lock();
+        // We control 2 + nr_pages references: our pin, the page cache's,
+        // the LRU isolation's. Any other user must take the folio lock,
+        // which we hold, so the count cannot grow behind our back.
+        let nr = isolated.nr_pages();
+        if isolated.ref_count() != 2 + nr as i32 {
+            drop(xa);
+            return Err(ScanResult::PageCount);
+        }
+        old.push(isolated).map_err(|_| ScanResult::Fail)?;
+        index += nr;
+    }
+    Ok(nr_none)
+}
+
+/// The checks between locking an old folio and re-taking the xa_lock:
+/// uptodate, not already huge, still in this mapping, isolated from the
+/// LRU, private data released, unmapped from every page table.
+fn check_and_isolate(
+    folio: LockedFolio,
+    mapping: &AddressSpace,
+    old: &OldFolios,
+) -> Result<IsolatedFolio, ScanResult> {
+    if !folio.is_uptodate() {
+        return Err(ScanResult::Fail);
+    }
+    // If the file was truncated then extended, or hole-punched, before we
+    // locked the first folio, a THP might be there already.
+    if folio.is_pmd_order() {
+        return Err(ScanResult::PteMappedHugepage);
+    }
+    if !folio.belongs_to(mapping) {
+        return Err(ScanResult::Truncated);
+    }
+    let isolated = folio.isolate_lru().map_err(|_| ScanResult::DelPageLru)?;
+    if !isolated.release_private() {
+        return Err(ScanResult::PageHasPrivate);
+    }
+    if isolated.is_mapped() {
+        isolated.unmap(old.batch());
+    }
+    Ok(isolated)
+}
+
+/// Copies the old folios into the new one in index order and zeroes the
+/// holes (`copy_mc_highpage`, `clear_highpage`). Returns pages copied.
+fn copy_into(
+    new: &NewFolio,
+    old: &OldFolios,
+    start: usize,
+    target: Target<'_>,
+) -> Result<usize, ScanResult> {
+    // A poisoned source page, on request (as copy_mc_highpage reports it).
+    if !old.is_empty() && inject::hit(Point::CopyMc, target) {
+        return Err(ScanResult::CopyMc);
+    }
+    let mut dst = 0usize;
+    let mut copied = 0usize;
+    for folio in old.iter() {
+        let index = folio.index();
+        while start + dst < index {
+            new.zero_page(dst);
+            dst += 1;
+        }
+        for sub in 0..folio.nr_pages() {
+            new.copy_page_from(dst, folio, sub)
+                .map_err(|()| ScanResult::CopyMc)?;
+            dst += 1;
+            copied += 1;
+        }
+    }
+    while dst < HPAGE_PMD_NR {
+        new.zero_page(dst);
+        dst += 1;
+    }
+    Ok(copied)
+}
+
+/// Fill every hole with `XA_RETRY_ENTRY` under the i_mmap and xa locks,
+/// then re-count: a hole filled since the scan (a fault, seed 000) means
+/// `SCAN_PAGE_FILLED`; a VMA of the mapping with a MISSING userfaultfd
+/// means `SCAN_EXCEED_NONE_PTE` (userspace may wait for that fault). On
+/// failure the retry entries are cleared again. On success the xa_lock is
+/// returned held, for the multi-index store.
+fn fill_holes<'c, 'a>(
+    xas: &'c mut XaCursor<'a>,
+    mapping: &AddressSpace,
+    start: usize,
+    end: usize,
+    nr_none: usize,
+) -> Result<XaLocked<'c, 'a>, ScanResult> {
+    let immap = mapping.i_mmap_read();
+    let mut xa = xas.lock();
+    let result = (|| {
+        let mut check = 0usize;
+        xa.set(start);
+        for _ in start..end {
+            if let Entry::None = xa.next() {
+                xa.store_retry().map_err(|()| ScanResult::StoreFailed)?;
+                check += 1;
+            }
+        }
+        if check != nr_none {
+            return Err(ScanResult::PageFilled);
+        }
+        // If userspace observed a missing page in a VMA with a MODE_MISSING
+        // userfaultfd, it may expect a UFFD_EVENT_PAGEFAULT for that page:
+        // roll back rather than suppress it. Userfaultfds registered after
+        // this point cannot observe a missing page: the retry entries are
+        // in place.
+        if immap.vmas(start, end).any(|vma| vma.uffd_missing()) {
+            return Err(ScanResult::ExceedNonePte);
+        }
+        Ok(())
+    })();
+    drop(immap);
+    match result {
+        Ok(()) => Ok(xa),
+        Err(r) => {
+            xa.set(start);
+            for _ in start..end {
+                if let Entry::Retry = xa.next() {
+                    xa.store_none();
+                }
+            }
+            Err(r)
+        }
+    }
+}

@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One write to debugfs `collapse`: parse it, find the target (an mm, or a
+//! file), walk its 2 MiB extents the way `madvise_collapse()` and
+//! `collapse_single_pmd()` do, and build the per-extent report.
+
+#![forbid(unsafe_code)]
+
+use super::file::{collapse_file, Outcome};
+use super::install::try_collapse_pte_mapped_thp;
+use super::scan::scan_file;
+use crate::abi::command::{self, Target};
+use crate::abi::inject_cmd::Point;
+use crate::abi::outcome::{self, Segment, Tried};
+use crate::abi::result::ScanResult;
+use crate::inject;
+use crate::mm::pgtable::PmdRef;
+use crate::mm::task::{self, MmExt};
+use crate::mm::vma::fget;
+use crate::mm::{File, FileExt, MmWithUser, MmapRead, VmaExt, VmaRef, HPAGE_PMD_SIZE, PAGE_SHIFT};
+use crate::stats;
+use kernel::error::Error;
+use kernel::prelude::*;
+use kernel::sync::aref::ARef;
+
+/// One line of the report.
+pub(crate) struct Extent {
+    /// User address (mm form) or file offset (fd form).
+    pub(crate) start: usize,
+    pub(crate) pgoff: usize,
+    pub(crate) result: ScanResult,
+    pub(crate) copied: usize,
+    pub(crate) holes: usize,
+}
+
+/// What a write did: its extents and what `write()` returned.
+pub(crate) struct Report {
+    pub(crate) extents: KVec<Extent>,
+    /// The byte count, or -errno.
+    pub(crate) status: isize,
+}
+
+/// The kernel-side error of an errno the pure parts computed (positive).
+fn errno_error(errno: i32) -> Error {
+    Error::from_errno(-errno)
+}
+
+/// Runs one request; `len` is what a successful write returns.
+pub(crate) fn run(input: &[u8], len: usize) -> Report {
+    let mut extents = KVec::new();
+    let status = match execute(input, &mut extents) {
+        Ok(()) => isize::try_from(len).unwrap_or(isize::MAX),
+        Err(e) => e.to_errno() as isize,
+    };
+    Report { extents, status }
+}
+
+fn execute(input: &[u8], extents: &mut KVec<Extent>) -> Result {
+    let limit = crate::mm::task_size() as u64;
+    let cmd = command::parse(input, limit).map_err(|e| errno_error(e.errno()))?;
+    // The parser bounds every number by the user address space (addr=) or
+    // 1 GiB past an offset it checked: they fit a usize.
+    let size = |x: u64| usize::try_from(x).map_err(|_| EINVAL);
+    match cmd.target {
+        Target::Mm { pid, addr, len } => {
+            let mm = target_mm(pid)?;
+            collapse_mm(&mm, size(addr)?, size(addr + len)?, cmd.dry_run, extents)
+        }
+        Target::File { fd, offset, len } => {
+            let file = target_file(fd)?;
+            collapse_fd(
+                &file,
+                size(offset)?,
+                size(offset + len)?,
+                cmd.dry_run,
+                extents,
+            )
+        }
+    }
+}
+
+/// The writer's own mm, or `pid`'s as process_madvise(2) gets it: ESRCH
+/// for no such process, `mm_access()`'s error (EACCES when the
+/// PTRACE_MODE_READ check fails), then EPERM for another process's mm
+/// without CAP_SYS_NICE.
+fn target_mm(pid: Option<u32>) -> Result<ARef<MmWithUser>> {
+    let Some(pid) = pid else {
+        return task::current_mm().ok_or(EINVAL);
+    };
+    let mm = task::pid_mm(pid)?;
+    if mm.remote_without_cap_sys_nice() {
+        return Err(EPERM);
+    }
+    Ok(mm)
+}
+
+/// The writer's open file `fd`: EBADF if none; EINVAL unless a regular
+/// shmem file (regular files on other filesystems are not supported yet).
+fn target_file(fd: u32) -> Result<ARef<File>> {
+    let file = fget(fd).ok_or(EBADF)?;
+    if !file.is_regular() || !file.is_shmem() {
+        return Err(EINVAL);
+    }
+    Ok(file)
+}
+
+const fn align_up(x: usize) -> usize {
+    (x + HPAGE_PMD_SIZE - 1) & !(HPAGE_PMD_SIZE - 1)
+}
+const fn align_down(x: usize) -> usize {
+    x & !(HPAGE_PMD_SIZE - 1)
+}
+
+/// `madvise(MADV_COLLAPSE)` over `[start, end)` of `mm`: every 2 MiB
+/// extent is tried and reported, also past a VMA that fails (where
+/// madvise(2) would stop), unless a failure outside MADV_COLLAPSE's
+/// whitelist stops the walk as it stops `madvise_collapse()`. The errno is
+/// what madvise(2) would return for the range ([`outcome::request_errno`]).
+fn collapse_mm(
+    mm: &MmWithUser,
+    start: usize,
+    end: usize,
+    dry_run: bool,
+    extents: &mut KVec<Extent>,
+) -> Result {
+    let segments = vma_segments(mm, start, end)?;
+    crate::mm::lru_add_drain_all();
+    let mut tried = KVec::new();
+    let mut entered = None;
+    let mut addr = align_up(start);
+    while addr < align_down(end) {
+        let (pgoff, outcome, vma_end) = collapse_extent(mm, addr, dry_run, &mut entered);
+        push(extents, addr, pgoff, outcome)?;
+        let r = outcome.result;
+        tried.push(
+            Tried {
+                addr,
+                result: r,
+                vma_end,
+            },
+            GFP_KERNEL,
+        )?;
+        let per_vma = matches!(
+            r,
+            ScanResult::VmaNull | ScanResult::AddressRange | ScanResult::VmaCheck
+        );
+        if !r.continues() && !per_vma {
+            break;
+        }
+        addr += HPAGE_PMD_SIZE;
+        crate::mm::cond_resched();
+    }
+    outcome::request_errno(&segments, &tried).map_err(errno_error)
+}
+
+/// The layout of `[start, end)` as madvise(2) would walk it, reduced to
+/// what decides its errno: the VMAs holding a whole extent, the first
+/// ineligible VMA (the walk ends there), and whether anything is unmapped.
+fn vma_segments(mm: &MmWithUser, start: usize, end: usize) -> Result<KVec<Segment>> {
+    let mut segments = KVec::new();
+    let lock = MmapRead::lock(mm);
+    let mut gap = false;
+    let mut addr = start;
+    while addr < end {
+        let vma = match lock.find_vma(addr) {
+            Some(v) if v.vm_start() < end => v,
+            _ => {
+                gap = true;
+                break;
+            }
+        };
+        gap |= vma.vm_start() > addr;
+        let (s, e) = (addr.max(vma.vm_start()), end.min(vma.vm_end()));
+        if let Err(r) = vma_eligible(vma) {
+            segments.push(
+                Segment::Vma {
+                    start: s,
+                    end: e,
+                    ineligible: Some(r),
+                },
+                GFP_KERNEL,
+            )?;
+            break;
+        }
+        if align_up(s) < align_down(e) {
+            segments.push(
+                Segment::Vma {
+                    start: s,
+                    end: e,
+                    ineligible: None,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        addr = e;
+    }
+    drop(lock);
+    if gap {
+        segments.push(Segment::Gap, GFP_KERNEL)?;
+    }
+    Ok(segments)
+}
+
+fn push(extents: &mut KVec<Extent>, start: usize, pgoff: usize, o: Outcome) -> Result {
+    stats::count_result(o.result);
+    let e = Extent {
+        start,
+        pgoff,
+        result: o.result,
+        copied: o.copied,
+        holes: o.holes,
+    };
+    Ok(extents.push(e, GFP_KERNEL)?)
+}
+
+/// `hugepage_vma_revalidate()` + `collapse_single_pmd()` for the file
+/// extent at `addr`. The mmap lock is taken for the VMA checks, dropped for
+/// the page-cache work, and re-taken (and everything re-checked, seed 001)
+/// for the PMD installation. Also returns the end of the VMA the checks
+/// passed on (madvise_collapse() clips its range to it).
+fn collapse_extent(
+    mm: &MmWithUser,
+    addr: usize,
+    dry_run: bool,
+    entered: &mut Option<usize>,
+) -> (usize, Outcome, Option<usize>) {
+    let (file, pgoff, vma_end) = {
+        let lock = MmapRead::lock(mm);
+        let vma = match revalidate(&lock, addr, entered) {
+            Ok(vma) => vma,
+            Err(r) => return (0, Outcome::failed(r), None),
+        };
+        let pgoff = vma.pgoff_of(addr);
+        // Our own reference: the file outlives the mmap lock.
+        let file = match vma.vm_file() {
+            Some(f) if f.is_shmem() => ARef::from(f),
+            _ => return (pgoff, Outcome::failed(ScanResult::VmaCheck), None),
+        };
+        (file, pgoff, Some(vma.vm_end()))
+    };
+
+    let mapping = file.mapping();
+    let target = inject::Target::of(mapping);
+    let (mut result, count) = scan_file(mapping, pgoff);
+    let mut done = Outcome::failed(result);
+    if dry_run {
+        done.copied = count.present;
+        done.holes = count.holes;
+        if result == ScanResult::PteMappedHugepage && pmd_mapped(mm, addr) {
+            done.result = ScanResult::PmdMapped;
+        }
+        return (pgoff, done, vma_end);
+    }
+    if result == ScanResult::Succeed {
+        inject::hit(Point::AfterScan, target);
+        done = collapse_file(Some(&**mm), mapping, pgoff);
+        // "If MADV_COLLAPSE, adjust result to call
+        // try_collapse_pte_mapped_thp()".
+        if done.result == ScanResult::Succeed {
+            done.result = ScanResult::PteMappedHugepage;
+        }
+        result = done.result;
+    }
+    if result == ScanResult::PteMappedHugepage {
+        inject::hit(Point::BeforeInstall, target);
+    }
+    drop(file);
+
+    if result == ScanResult::PteMappedHugepage {
+        let lock = MmapRead::lock(mm);
+        done.result = if mm.exiting() || mm.thp_disabled() {
+            ScanResult::AnyProcess
+        } else {
+            match try_collapse_pte_mapped_thp(&lock, addr) {
+                // Mapped by us right now: the collapse succeeded.
+                ScanResult::PmdMapped if done.copied + done.holes > 0 => ScanResult::Succeed,
+                r => r,
+            }
+        };
+    }
+    (pgoff, done, vma_end)
+}
+
+/// The extent at `addr` is mapped by a PMD in `mm` now.
+fn pmd_mapped(mm: &MmWithUser, addr: usize) -> bool {
+    let lock = MmapRead::lock(mm);
+    let Some(vma) = lock.vma_lookup(addr) else {
+        return false;
+    };
+    PmdRef::find(vma, addr)
+        .is_some_and(|pmd| ScanResult::from(pmd.state()) == ScanResult::PmdMapped)
+}
+
+/// The checks before the extent at `addr`, under the mmap lock; returns
+/// the VMA to collapse in.
+///
+/// The first extent tried inside a VMA is where madvise(2) enters
+/// `madvise_collapse()` for that VMA: its check is `collapse_possible()`
+/// (`SCAN_VMA_CHECK`, which covers prctl(PR_SET_THP_DISABLE) and
+/// VM_NOHUGEPAGE), with no revalidation. Every later extent comes after the
+/// mmap lock was dropped: it gets `hugepage_vma_revalidate()`'s checks, in
+/// its order (`SCAN_ANY_PROCESS` for an exiting or THP-disabled mm,
+/// `SCAN_VMA_NULL` when no VMA ends above `addr`, `SCAN_ADDRESS_RANGE` when
+/// the VMA found does not cover the aligned extent — also a gap below a
+/// later VMA — then `SCAN_VMA_CHECK`). An extent outside every VMA (the
+/// module walks across gaps) gets revalidation's answer. `entered` is the
+/// start of the VMA whose entry check passed last.
+fn revalidate<'a>(
+    lock: &'a MmapRead<'_>,
+    addr: usize,
+    entered: &mut Option<usize>,
+) -> Result<&'a VmaRef, ScanResult> {
+    let vma = lock.find_vma(addr);
+    let entry = match vma {
+        Some(v) => v.contains(addr, addr + HPAGE_PMD_SIZE) && *entered != Some(v.vm_start()),
+        None => false,
+    };
+    let mm = lock.mm();
+    if !entry && (mm.exiting() || mm.thp_disabled()) {
+        return Err(ScanResult::AnyProcess);
+    }
+    let vma = vma.ok_or(ScanResult::VmaNull)?;
+    if entry {
+        vma_eligible(vma)?;
+        *entered = Some(vma.vm_start());
+    }
+    if !vma.suitable_for_pmd(addr) {
+        return Err(ScanResult::AddressRange);
+    }
+    if !entry {
+        vma_eligible(vma)?;
+    }
+    Ok(vma)
+}
+
+/// `collapse_possible(vma, TVA_FORCED_COLLAPSE)` as `madvise_collapse()`
+/// checks it first, plus this module's scope: shmem files only
+/// (anonymous memory and other filesystems are `SCAN_VMA_CHECK`).
+fn vma_eligible(vma: &VmaRef) -> Result<(), ScanResult> {
+    if vma.is_anonymous() || !vma.vm_file().is_some_and(|f| f.is_shmem()) {
+        return Err(ScanResult::VmaCheck);
+    }
+    if !vma.allows_forced_collapse() {
+        return Err(ScanResult::VmaCheck);
+    }
+    Ok(())
+}
+
+/// The `fd=` form: collapse the page cache of `file` over `[start, end)`
+/// without any mapping. An extent already huge in the page cache counts as
+/// done (`SCAN_PTE_MAPPED_HUGEPAGE`); one collapsed now is `SCAN_SUCCEED`.
+/// The new folio is charged to the writer's memcg. The THP policy applies
+/// as it does to MADV_COLLAPSE of a shmem mapping (`shmem_enabled=deny`,
+/// THP disabled by hardware: `SCAN_VMA_CHECK`, EINVAL), checked per extent
+/// as revalidation would.
+fn collapse_fd(
+    file: &File,
+    start: usize,
+    end: usize,
+    dry_run: bool,
+    extents: &mut KVec<Extent>,
+) -> Result {
+    crate::mm::lru_add_drain_all();
+    let mapping = file.mapping();
+    let mut last_fail = None;
+    let mut off = align_up(start);
+    while off < align_down(end) {
+        let pgoff = off >> PAGE_SHIFT;
+        let done = if !file.shmem_pmd_allowed() {
+            Outcome::failed(ScanResult::VmaCheck)
+        } else {
+            let (result, count) = scan_file(mapping, pgoff);
+            if dry_run {
+                Outcome {
+                    result,
+                    copied: count.present,
+                    holes: count.holes,
+                }
+            } else if result == ScanResult::Succeed {
+                inject::hit(Point::AfterScan, inject::Target::of(mapping));
+                collapse_file(None, mapping, pgoff)
+            } else {
+                Outcome::failed(result)
+            }
+        };
+        push(extents, off, pgoff, done)?;
+        let r = done.result;
+        if !(r.is_done() || r == ScanResult::PteMappedHugepage) {
+            last_fail = Some(r);
+            if !r.continues() {
+                break;
+            }
+        }
+        off += HPAGE_PMD_SIZE;
+        crate::mm::cond_resched();
+    }
+    last_fail.map_or(Ok(()), |r| Err(errno_error(r.errno())))
+}

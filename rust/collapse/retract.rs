@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `retract_page_tables()`: after a collapse, free the now-empty PTE tables
+//! of every VMA mapping the extent, so the huge folio can be mapped by a
+//! PMD on the next fault. Takes the i_mmap lock (read) only, never an mmap
+//! lock: the new folio's lock, still held by the caller, keeps faults from
+//! refilling the tables.
+
+#![forbid(unsafe_code)]
+
+use crate::abi::inject_cmd::Point;
+use crate::inject::{self, Target};
+use crate::mm::pgtable::{NotifierRange, PmdRef, PmdState};
+use crate::mm::task::MmExt;
+use crate::mm::vma::IMmapVma;
+use crate::mm::{AddressSpace, VmaExt, HPAGE_PMD_SIZE, PAGE_SHIFT};
+
+/// Retract the page tables mapping page `pgoff` (2 MiB aligned) of
+/// `mapping` in every VMA where that is safe.
+pub(crate) fn retract_page_tables(mapping: &AddressSpace, pgoff: usize) {
+    let immap = mapping.i_mmap_read();
+    for vma in immap.vmas(pgoff, pgoff) {
+        retract_one(vma, pgoff, Target::of(mapping));
+    }
+}
+
+/// The loop body of `retract_page_tables()` for one VMA.
+fn retract_one(vma: IMmapVma<'_>, pgoff: usize, target: Target<'_>) {
+    let addr = vma.vm_start() + ((pgoff - vma.pgoff()) << PAGE_SHIFT);
+    if addr & (HPAGE_PMD_SIZE - 1) != 0 || vma.vm_end() < addr + HPAGE_PMD_SIZE {
+        return;
+    }
+    let Some(pmd) = PmdRef::find(&vma, addr) else {
+        return;
+    };
+    if pmd.state() != PmdState::Table {
+        return;
+    }
+    let mm = vma.vm_mm();
+    if mm.exiting() || !vma.is_retractable() {
+        return;
+    }
+
+    // PTEs were notified when unmapped; now for the PMD (seed 002).
+    let range = NotifierRange::start(mm, addr, addr + HPAGE_PMD_SIZE);
+    crate::stats::count_notifier_range();
+    inject::hit(Point::RetractVma, target);
+    let pml = pmd.lock();
+    // The new folio's lock blocks faults, so even if the old empty table
+    // was freed and a new one installed, it is empty too: re-checking that
+    // the PMD still points to a table is enough (no pmd_same()).
+    if pmd.state() != PmdState::Table {
+        return;
+    }
+    let pte_lock = pmd.lock_pte_nested(&pml);
+    // No mmap lock is held, so a racing UFFDIO_COPY or madvise() may have
+    // inserted PTEs or markers since the first check (seed 002's private
+    // shmem case). Under the PTE lock, repeating the check settles it.
+    let table = if vma.is_retractable() {
+        Some(pmd.collapse_flush(&vma, addr, &pml))
+    } else {
+        None
+    };
+    drop(pte_lock);
+    drop(pml);
+    drop(range);
+
+    if let Some(table) = table {
+        // Freed after RCU readers (pte_free_defer), with no lock held.
+        table.free_deferred();
+        crate::stats::count_retracted();
+    }
+}

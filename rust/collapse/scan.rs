@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `collapse_scan_file()`: a lockless look at the extent's page cache
+//! (under RCU) deciding whether a collapse is worth starting.
+
+#![forbid(unsafe_code)]
+
+use crate::abi::result::ScanResult;
+use crate::mm::page_cache::RcuEntry;
+use crate::mm::{AddressSpace, Folio, HPAGE_PMD_NR};
+
+/// What the scan saw, up to where it stopped.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct ScanCount {
+    /// Small pages present in the page cache (a huge folio is not counted:
+    /// there is nothing to copy).
+    pub(crate) present: usize,
+    /// Swap entries.
+    pub(crate) swap: usize,
+    /// Indices without an entry among those looked at: all 512 when the
+    /// scan went through, those before the entry that stopped it otherwise.
+    pub(crate) holes: usize,
+}
+
+impl ScanCount {
+    /// Sets `holes` for a scan that looked at `[start, stop)`. The counts
+    /// are racy (the scan is lockless), so nothing here may underflow.
+    fn stopped_at(mut self, start: usize, stop: usize) -> Self {
+        let looked = stop.saturating_sub(start).min(HPAGE_PMD_NR);
+        self.holes = looked.saturating_sub(self.present.saturating_add(self.swap));
+        self
+    }
+}
+
+/// What one folio of the scan says.
+enum Step {
+    /// Counted: go on.
+    Next,
+    /// The entry changed under us: look again from the same index.
+    Again,
+    /// The scan ends with this result.
+    Stop(ScanResult),
+}
+
+/// Scans `[start, start + 512)` of `mapping`. MADV_COLLAPSE's limits apply:
+/// no maximum of empty or swapped entries (`collapse_max_ptes_none/swap`
+/// are 512 for a user request). The NUMA-node abort (`collapse_scan_abort`)
+/// only matters with node_reclaim_mode and is not mirrored.
+pub(crate) fn scan_file(mapping: &AddressSpace, start: usize) -> (ScanResult, ScanCount) {
+    let mut count = ScanCount::default();
+    let max = start + HPAGE_PMD_NR - 1;
+    let mut xas = mapping.rcu_cursor(start);
+    let mut step = Step::Again;
+    loop {
+        let entry = match step {
+            Step::Again => xas.find(max),
+            Step::Next => xas.next_entry(max),
+            Step::Stop(r) => {
+                let at = xas.index();
+                return (r, count.stopped_at(start, at));
+            }
+        };
+        step = match entry {
+            RcuEntry::End => return (ScanResult::Succeed, count.stopped_at(start, max + 1)),
+            RcuEntry::Retry => Step::Next,
+            RcuEntry::Value { order } => {
+                count.swap += 1usize << order;
+                Step::Next
+            }
+            RcuEntry::Folio(speculative) => match speculative.try_get() {
+                // Being freed: look at this index again.
+                None => {
+                    xas.reset();
+                    Step::Again
+                }
+                Some(folio) => {
+                    let step = if xas.still_holds(&folio) {
+                        check_folio(&folio, &mut count)
+                    } else {
+                        Step::Again
+                    };
+                    if let Step::Again = step {
+                        // The folio moved: look again from the same index.
+                        xas.reset();
+                    }
+                    step
+                }
+            },
+        };
+    }
+}
+
+/// The per-folio checks of `collapse_scan_file()`, on a referenced folio
+/// that is still the entry.
+fn check_folio(folio: &Folio, count: &mut ScanCount) -> Step {
+    if folio.is_pmd_order() {
+        // Already huge: only the page table can still be collapsed.
+        return Step::Stop(ScanResult::PteMappedHugepage);
+    }
+    if !folio.is_lru() {
+        return Step::Stop(ScanResult::PageLru);
+    }
+    if folio.expected_ref_count() + 1 != folio.ref_count() {
+        return Step::Stop(ScanResult::PageCount);
+    }
+    count.present += folio.nr_pages();
+    Step::Next
+}

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The mm layer: safe types over the kernel's memory management, owning
+//! every raw kernel pointer and every FFI call the collapse makes. Each type
+//! declares its invariants (`# Invariants`) and establishes them where it is
+//! built (`// INVARIANT:`); the collapse engine (`crate::collapse`) is safe
+//! Rust on top of it.
+//!
+//! What comes from the kernel crate: [`MmWithUser`] / [`Mm`] (an mm and its
+//! references), `MmapReadGuard` (the mmap lock, wrapped by [`MmapRead`] to
+//! add `find_vma()`), [`VmaRef`] (a VMA under the mmap lock), `ARef` /
+//! `AlwaysRefCounted` (folio and file references), [`File`], `Opaque`,
+//! `kernel::sync::rcu`, and the page-size constants of `kernel::page`. 7.2
+//! has no folio, page-cache cursor or page-table abstraction, so those are
+//! the module's own (`folio`, `page_cache`, `pgtable`).
+//!
+//! # Lock order
+//!
+//! Written once, here; mirrors mm/khugepaged.c:
+//!
+//! 1. mmap lock (read) — only around VMA lookups and PMD installation;
+//!    dropped for the page-cache work, then the VMA is revalidated.
+//! 2. folio locks — the old small folios (in index order: trylocked when
+//!    found in the page cache; a swap entry or a folio not uptodate is
+//!    brought in by `shmem_get_folio()`, which returns it locked with a
+//!    sleeping lock) and the new huge folio, held from the scan until the
+//!    collapse commits or rolls back; they keep faults and truncation out.
+//! 3. i_mmap lock (read) — for the hole re-check and for retraction.
+//! 4. xa_lock (irq) of the page cache — nested inside i_mmap.
+//! 5. MMU-notifier range — started before, ended after the PMD lock.
+//! 6. PMD lock, then the PTE lock nested inside it when they differ.
+//!
+//! Exceptions: `shmem_get_folio()` (swap-in) runs with no spinlock held and
+//! returns a locked folio; `retract_page_tables()` takes no mmap lock at all
+//! (the new folio's lock keeps PTEs from being refaulted, and the
+//! retractable checks are repeated under the PTE lock).
+
+pub(crate) mod folio;
+pub(crate) mod page_cache;
+pub(crate) mod pgtable;
+pub(crate) mod task;
+pub(crate) mod vma;
+
+use crate::ffi::bindings;
+
+pub(crate) use kernel::fs::File;
+pub(crate) use kernel::mm::virt::VmaRef;
+pub(crate) use kernel::mm::{Mm, MmWithUser};
+pub(crate) use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
+
+/// `HPAGE_PMD_ORDER`.
+pub(crate) const HPAGE_PMD_ORDER: u32 = 9;
+/// Pages in one PMD.
+pub(crate) const HPAGE_PMD_NR: usize = 1 << HPAGE_PMD_ORDER;
+/// 2 MiB: one PMD.
+pub(crate) const HPAGE_PMD_SIZE: usize = PAGE_SIZE << HPAGE_PMD_ORDER;
+
+pub(crate) use folio::{Folio, IsolatedFolio, LockedFolio, NewFolio, OldFolios};
+pub(crate) use page_cache::{AddressSpace, Entry, XaCursor};
+pub(crate) use vma::{FileExt, MmapRead, VmaExt};
+
+/// `lru_add_drain_all()`: drains every CPU's LRU caches. May sleep.
+pub(crate) fn lru_add_drain_all() {
+    // SAFETY: No preconditions; callers hold no spinlock (safe code cannot
+    // hold one across this call: every spinlock guard here is `!Send` and
+    // none is alive in the callers).
+    unsafe { bindings::krs_lru_add_drain_all() }
+}
+
+/// `lru_add_drain()`: drains this CPU's LRU caches.
+pub(crate) fn lru_add_drain() {
+    // SAFETY: No preconditions.
+    unsafe { bindings::krs_lru_add_drain() }
+}
+
+/// `cond_resched()`.
+pub(crate) fn cond_resched() {
+    // SAFETY: No preconditions; called between extents with no lock held.
+    unsafe { bindings::krs_cond_resched() }
+}
+
+/// `TASK_SIZE` of the current task.
+pub(crate) fn task_size() -> usize {
+    // SAFETY: No preconditions.
+    unsafe { bindings::krs_task_size() }
+}

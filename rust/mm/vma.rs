@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VMAs, reached two ways, each with the lifetime of the lock that keeps
+//! them alive: under the mmap lock, the kernel crate's [`VmaRef`] (found by
+//! [`MmapRead`], which adds `find_vma()` to `MmapReadGuard`); under a
+//! mapping's i_mmap lock, [`IMmapVma`]. An i_mmap VMA is not a `VmaRef`:
+//! `VmaRef`'s invariant is the mmap (or VMA) lock of its mm, which nobody
+//! holds there; the VMA and its mm only stay allocated while it is in the
+//! tree. The predicates the collapse asks of both are [`VmaExt`]'s.
+//!
+//! Also [`FileExt`]: what the collapse asks of a file (its page cache,
+//! shmem or not, the THP policy).
+
+use super::page_cache::AddressSpace;
+use super::{File, Mm, MmWithUser, VmaRef, PAGE_SHIFT};
+use crate::ffi::bindings;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use kernel::mm::MmapReadGuard;
+use kernel::sync::aref::ARef;
+
+/// The mmap lock (read) of an mm, with the lookups the collapse makes.
+///
+/// # Invariants
+///
+/// `_guard` holds the mmap read lock of `mm`.
+#[must_use = "dropping it unlocks the mmap lock"]
+pub(crate) struct MmapRead<'a> {
+    mm: &'a MmWithUser,
+    _guard: MmapReadGuard<'a>,
+}
+
+impl<'a> MmapRead<'a> {
+    /// `mmap_read_lock()`.
+    pub(crate) fn lock(mm: &'a MmWithUser) -> Self {
+        // INVARIANT: The guard locks this very mm.
+        Self {
+            mm,
+            _guard: mm.mmap_read_lock(),
+        }
+    }
+
+    pub(crate) fn mm(&self) -> &'a MmWithUser {
+        self.mm
+    }
+
+    /// `find_vma()`: the first VMA ending above `addr` (it may start
+    /// above it).
+    pub(crate) fn find_vma(&self, addr: usize) -> Option<&VmaRef> {
+        // SAFETY: The mmap lock of this mm is held (type invariant).
+        let vma = unsafe { bindings::krs_find_vma(self.mm.as_raw(), addr) };
+        // SAFETY: A VMA found under the mmap lock stays valid while it is
+        // held, i.e. while `self` is borrowed.
+        (!vma.is_null()).then(|| unsafe { VmaRef::from_raw(vma) })
+    }
+
+    /// `vma_lookup()`: the VMA containing `addr`.
+    pub(crate) fn vma_lookup(&self, addr: usize) -> Option<&VmaRef> {
+        // SAFETY: As for `find_vma`.
+        let vma = unsafe { bindings::krs_vma_lookup(self.mm.as_raw(), addr) };
+        // SAFETY: As for `find_vma`.
+        (!vma.is_null()).then(|| unsafe { VmaRef::from_raw(vma) })
+    }
+}
+
+/// Read access to a `vm_area_struct` the implementer keeps valid.
+///
+/// # Safety
+///
+/// `vma_ptr()` returns a VMA that stays valid (allocated, in its tree, its
+/// fields stable but for the atomic ones) while `self` is borrowed.
+pub(crate) unsafe trait VmaAccess {
+    fn vma_ptr(&self) -> *mut bindings::vm_area_struct;
+}
+
+// SAFETY: `VmaRef`'s invariant: the mmap or VMA lock is held while it is
+// borrowed.
+unsafe impl VmaAccess for VmaRef {
+    fn vma_ptr(&self) -> *mut bindings::vm_area_struct {
+        self.as_ptr()
+    }
+}
+
+/// What the collapse asks of a VMA, however it was reached.
+pub(crate) trait VmaExt: VmaAccess {
+    fn vm_start(&self) -> usize {
+        // SAFETY: A valid VMA (`VmaAccess`); reads a stable field.
+        unsafe { bindings::krs_vma_start(self.vma_ptr()) }
+    }
+    fn vm_end(&self) -> usize {
+        // SAFETY: As for `vm_start`.
+        unsafe { bindings::krs_vma_end(self.vma_ptr()) }
+    }
+    fn pgoff(&self) -> usize {
+        // SAFETY: As for `vm_start`.
+        unsafe { bindings::krs_vma_pgoff(self.vma_ptr()) }
+    }
+    /// `linear_page_index()`.
+    fn pgoff_of(&self, addr: usize) -> usize {
+        ((addr - self.vm_start()) >> PAGE_SHIFT) + self.pgoff()
+    }
+    /// The range `[start, end)` lies inside this VMA (`range_in_vma`).
+    fn contains(&self, start: usize, end: usize) -> bool {
+        self.vm_start() <= start && end <= self.vm_end()
+    }
+    fn is_anonymous(&self) -> bool {
+        // SAFETY: As for `vm_start`.
+        unsafe { bindings::krs_vma_is_anonymous(self.vma_ptr()) }
+    }
+    fn is_shared(&self) -> bool {
+        // SAFETY: As for `vm_start`.
+        unsafe { bindings::krs_vma_is_shared(self.vma_ptr()) }
+    }
+    fn uffd_wp(&self) -> bool {
+        // SAFETY: As for `vm_start`.
+        unsafe { bindings::krs_userfaultfd_wp(self.vma_ptr()) }
+    }
+    fn uffd_missing(&self) -> bool {
+        // SAFETY: As for `vm_start`.
+        unsafe { bindings::krs_userfaultfd_missing(self.vma_ptr()) }
+    }
+    fn uffd_armed(&self) -> bool {
+        // SAFETY: As for `vm_start`.
+        unsafe { bindings::krs_userfaultfd_armed(self.vma_ptr()) }
+    }
+    /// `thp_vma_suitable_order(vma, addr, PMD_ORDER)`.
+    fn suitable_for_pmd(&self, addr: usize) -> bool {
+        // SAFETY: As for `vm_start`.
+        unsafe { bindings::krs_thp_vma_suitable_pmd(self.vma_ptr(), addr) }
+    }
+    /// `thp_vma_allowable_order(vma, vm_flags, TVA_FORCED_COLLAPSE,
+    /// PMD_ORDER)`: what MADV_COLLAPSE asks (THP/tmpfs settings are
+    /// ignored, VM_NOHUGEPAGE, DAX, prctl, shmem_enabled=deny and the like
+    /// are not).
+    fn allows_forced_collapse(&self) -> bool {
+        // SAFETY: As for `vm_start`.
+        unsafe { bindings::krs_thp_vma_allowable_pmd(self.vma_ptr()) }
+    }
+    /// `file_backed_vma_is_retractable()`: no anon pages (MAP_PRIVATE
+    /// CoW), not uffd-wp (PTE markers live in the table), no guard regions.
+    fn is_retractable(&self) -> bool {
+        // SAFETY: As for `vm_start`; the anon_vma pointer and the guard bit
+        // are read with READ_ONCE / test_bit, as upstream does without locks.
+        unsafe {
+            !bindings::krs_vma_has_anon_vma(self.vma_ptr())
+                && !bindings::krs_userfaultfd_wp(self.vma_ptr())
+                && !bindings::krs_vma_maybe_guard(self.vma_ptr())
+        }
+    }
+    /// The VMA's mm, alive (`mm_count`) while the VMA is.
+    fn vm_mm(&self) -> &Mm {
+        // SAFETY: A valid VMA's `vm_mm` is allocated at least as long as
+        // the VMA is (the mm's VMAs go before the mm does).
+        unsafe { Mm::from_raw(bindings::krs_vma_mm(self.vma_ptr())) }
+    }
+    /// The VMA's file, if any (valid while the VMA is).
+    fn vm_file(&self) -> Option<&File> {
+        // SAFETY: As for `vm_start`.
+        let file = unsafe { bindings::krs_vma_file(self.vma_ptr()) };
+        // SAFETY: `vm_file` holds a reference for the VMA's lifetime.
+        (!file.is_null()).then(|| unsafe { File::from_raw_file(file) })
+    }
+}
+
+impl<T: VmaAccess + ?Sized> VmaExt for T {}
+
+/// A VMA of a mapping's i_mmap tree, valid while the i_mmap lock is held.
+///
+/// # Invariants
+///
+/// The VMA is in the tree whose i_mmap lock is held for `'g`.
+#[derive(Clone, Copy)]
+pub(crate) struct IMmapVma<'g>(NonNull<bindings::vm_area_struct>, PhantomData<&'g ()>);
+
+// SAFETY: The i_mmap lock held for `'g` keeps the VMA in the tree and
+// allocated (type invariant), which is as long as `self` can be borrowed.
+unsafe impl VmaAccess for IMmapVma<'_> {
+    fn vma_ptr(&self) -> *mut bindings::vm_area_struct {
+        self.0.as_ptr()
+    }
+}
+
+/// `vma_interval_tree_foreach()` under the i_mmap lock.
+pub(crate) struct IMmapVmas<'g> {
+    next: *mut bindings::vm_area_struct,
+    first: usize,
+    last: usize,
+    _lock: PhantomData<&'g ()>,
+}
+
+impl IMmapVmas<'_> {
+    /// # Safety
+    ///
+    /// `mapping`'s i_mmap lock is held for the iterator's lifetime.
+    pub(super) unsafe fn new(
+        mapping: *mut bindings::address_space,
+        first: usize,
+        last: usize,
+    ) -> Self {
+        Self {
+            // SAFETY: Under the i_mmap lock (function contract).
+            next: unsafe { bindings::krs_vma_first(mapping, first, last) },
+            first,
+            last,
+            _lock: PhantomData,
+        }
+    }
+}
+
+impl<'g> Iterator for IMmapVmas<'g> {
+    type Item = IMmapVma<'g>;
+
+    fn next(&mut self) -> Option<IMmapVma<'g>> {
+        let vma = NonNull::new(self.next)?;
+        // SAFETY: `vma` is in the tree, under the i_mmap lock held for 'g.
+        self.next = unsafe { bindings::krs_vma_next(vma.as_ptr(), self.first, self.last) };
+        // INVARIANT: Found in the tree under the lock held for 'g.
+        Some(IMmapVma(vma, PhantomData))
+    }
+}
+
+/// What the collapse asks of a file.
+pub(crate) trait FileExt {
+    /// `file->f_mapping`.
+    fn mapping(&self) -> &AddressSpace;
+    /// `shmem_file()`.
+    fn is_shmem(&self) -> bool;
+    /// `S_ISREG(file_inode(file)->i_mode)`.
+    fn is_regular(&self) -> bool;
+    /// `shmem_allowable_huge_orders(..., shmem_huge_force)` has PMD order.
+    fn shmem_pmd_allowed(&self) -> bool;
+}
+
+impl FileExt for File {
+    fn mapping(&self) -> &AddressSpace {
+        // SAFETY: A live file's mapping lives as long as the file.
+        unsafe { AddressSpace::from_raw(bindings::krs_file_mapping(self.as_ptr())) }
+    }
+    fn is_shmem(&self) -> bool {
+        // SAFETY: A live file (we hold a reference or its VMA's lock).
+        unsafe { bindings::krs_file_is_shmem(self.as_ptr()) }
+    }
+    fn is_regular(&self) -> bool {
+        // SAFETY: As for `is_shmem`.
+        unsafe { bindings::krs_file_is_regular(self.as_ptr()) }
+    }
+    fn shmem_pmd_allowed(&self) -> bool {
+        // SAFETY: As for `is_shmem`.
+        unsafe { bindings::krs_file_shmem_pmd_allowed(self.as_ptr()) }
+    }
+}
+
+/// `fget(fd)` in the current task's table.
+pub(crate) fn fget(fd: u32) -> Option<ARef<File>> {
+    let fd = i32::try_from(fd).ok()?;
+    // SAFETY: Looks `fd` up in current's table; a reference or null.
+    let file = NonNull::new(unsafe { bindings::krs_fget(fd) })?;
+    // SAFETY: fget() handed over one reference.
+    Some(unsafe { ARef::from_raw(file.cast()) })
+}
