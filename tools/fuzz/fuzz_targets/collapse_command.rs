@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Fuzzes the grammar of a write to debugfs `collapse` (rust/command.rs,
+//! Fuzzes the grammar of a write to debugfs `collapse` (rust/abi/command.rs,
 //! included unchanged). Beyond "no panic", every input must give:
 //!
 //! - the same result twice (the parser is deterministic);
