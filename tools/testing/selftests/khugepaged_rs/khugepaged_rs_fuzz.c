@@ -116,9 +116,6 @@ static const char *const notifier_words[] = {
 	"2147483647", "2147483648", "4294967297",
 };
 
-#define WORDS(w) (w), sizeof(w) / sizeof((w)[0])
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
 /* What a template's %A (hex address), %P, %Q (pids), %F (fd), %S (string), %I (inode) stand for. */
 struct values {
 	unsigned long addr;
@@ -137,13 +134,27 @@ static size_t expand(char *buf, size_t size, const char *tmpl, const struct valu
 			continue;
 		}
 		switch (*++t) {
-		case 'A': len += snprintf(buf + len, size - len, "%lx", v->addr); break;
-		case 'P': len += snprintf(buf + len, size - len, "%d", v->pid); break;
-		case 'Q': len += snprintf(buf + len, size - len, "%d", v->other_pid); break;
-		case 'F': len += snprintf(buf + len, size - len, "%d", v->fd); break;
-		case 'S': len += snprintf(buf + len, size - len, "%.20s", v->str); break;
-		case 'I': len += snprintf(buf + len, size - len, "%lu", v->ino); break;
-		default: buf[len++] = *t; break;
+		case 'A':
+			len += snprintf(buf + len, size - len, "%lx", v->addr);
+			break;
+		case 'P':
+			len += snprintf(buf + len, size - len, "%d", v->pid);
+			break;
+		case 'Q':
+			len += snprintf(buf + len, size - len, "%d", v->other_pid);
+			break;
+		case 'F':
+			len += snprintf(buf + len, size - len, "%d", v->fd);
+			break;
+		case 'S':
+			len += snprintf(buf + len, size - len, "%.20s", v->str);
+			break;
+		case 'I':
+			len += snprintf(buf + len, size - len, "%lu", v->ino);
+			break;
+		default:
+			buf[len++] = *t;
+			break;
 		}
 	}
 	buf[len] = '\0';
@@ -181,12 +192,15 @@ static size_t gen_soup(char *buf, const char *const *words, size_t nwords)
 		if (chance(30)) {
 			char num[24];
 
-			snprintf(num, sizeof(num), "%llx", (unsigned long long)(rnd() >> below(64)));
+			snprintf(num, sizeof(num), "%llx",
+				 (unsigned long long)(rnd() >> below(64)));
 			len = insert(buf, len, len, num);
 		}
 	}
 	return len;
 }
+
+static const char *const blanks[] = { " ", "\n", "\t", "\v", "\r" };
 
 static size_t mutate(char *buf, size_t len, const char *const *words, size_t nwords)
 {
@@ -235,7 +249,7 @@ static size_t mutate(char *buf, size_t len, const char *const *words, size_t nwo
 			len = at;
 			break;
 		default:	/* whitespace or NUL */
-			len = insert(buf, len, at, (const char *[]){ " ", "\n", "\t", "\v", "\r" }[below(5)]);
+			len = insert(buf, len, at, blanks[below(5)]);
 			if (chance(20) && len < MAX_WRITE)
 				buf[len++] = '\0';
 			break;
@@ -325,7 +339,7 @@ FIXTURE(collapse) {
 };
 
 /* A fresh memfd, both extents PTE-mapped and written with pattern @seed. */
-static int make_target(FIXTURE_DATA(collapse) *self)
+static int make_target(struct _test_data_collapse *self)
 {
 	if (self->p != MAP_FAILED)
 		munmap(self->p, LEN);
@@ -347,7 +361,8 @@ FIXTURE_SETUP(collapse)
 {
 	int ret;
 
-	self->cfd = self->memfd = -1;
+	self->cfd = -1;
+	self->memfd = -1;
 	self->p = MAP_FAILED;
 	self->guard = NULL;
 	if (!krs_module_path())
@@ -385,7 +400,7 @@ static void smaps_pair(unsigned long addr, long *rss, long *pmd)
 }
 
 /* Page @i through the mapping and through pread(): 0 if both hold the pattern. */
-static int check_page(FIXTURE_DATA(collapse) *self, size_t i)
+static int check_page(struct _test_data_collapse *self, size_t i)
 {
 	if (krs_check_page(self->p + i * PAGE, self->seed, i))
 		return 1;
@@ -408,7 +423,7 @@ TEST_F_TIMEOUT(collapse, random_writes, 600)
 	static char prev_report[REPORT_SIZE];
 	uint64_t seed = seed_for("collapse", 1);
 
-	strcpy(prev_report, "");
+	prev_report[0] = '\0';
 	for (unsigned int it = 0; it < n; it++) {
 		unsigned long a = (unsigned long)self->p;
 		long rss0, pmd0, rss1, pmd1, status = 0;
@@ -420,15 +435,17 @@ TEST_F_TIMEOUT(collapse, random_writes, 600)
 		if (kind < 3) {
 			len = gen_random(buf);
 		} else if (kind < 5) {
-			len = gen_soup(buf, WORDS(collapse_words));
+			len = gen_soup(buf, collapse_words, ARRAY_SIZE(collapse_words));
 		} else {
 			struct values v = {
-				.addr = a, .pid = getpid(), .other_pid = 0x7ffffff0, .fd = self->memfd,
+				.addr = a, .pid = getpid(), .other_pid = 0x7ffffff0,
+				.fd = self->memfd,
 			};
 
-			len = expand(buf, sizeof(buf), templates[below(ARRAY_LEN(templates))], &v);
+			len = expand(buf, sizeof(buf), templates[below(ARRAY_SIZE(templates))],
+				     &v);
 			if (kind < 9)
-				len = mutate(buf, len, WORDS(collapse_words));
+				len = mutate(buf, len, collapse_words, ARRAY_SIZE(collapse_words));
 		}
 		dry = has_token(buf, len, "dry_run");
 		smaps_pair(a, &rss0, &pmd0);
@@ -438,19 +455,20 @@ TEST_F_TIMEOUT(collapse, random_writes, 600)
 		if (ret < 0) {
 			refused++;
 			by_errno[-ret & 255]++;
-			if (bad && len <= 256) {
-				ASSERT_EQ(-EFAULT, ret) TH_LOG("seed %#llx iteration %u: bad buffer",
-							      (unsigned long long)seed, it);
-			} else if (len > 256) {
+			/* One of the three, each with its errno. */
+			if (bad && len <= 256)
+				ASSERT_EQ(-EFAULT, ret)
+					TH_LOG("seed %#llx iteration %u: bad buffer",
+					       (unsigned long long)seed, it);
+			if (len > 256)
 				ASSERT_EQ(-EINVAL, ret) TH_LOG("%zu bytes", len);
-			} else {
-				ASSERT_TRUE(errno_in(-ret, clean, ARRAY_LEN(clean)))
-					TH_LOG("seed %#llx iteration %u: %s for \"%.*s\"",
-					       (unsigned long long)seed, it, strerror(-ret), (int)len, buf);
-			}
+			ASSERT_TRUE(bad || len > 256 || errno_in(-ret, clean, ARRAY_SIZE(clean)))
+				TH_LOG("seed %#llx iteration %u: %s for \"%.*s\"",
+				       (unsigned long long)seed, it, strerror(-ret), (int)len, buf);
 		} else {
 			ok++;
-			ASSERT_EQ((ssize_t)len, ret) TH_LOG("a write that succeeds takes all its bytes");
+			ASSERT_EQ((ssize_t)len, ret)
+				TH_LOG("a write that succeeds takes all its bytes");
 			ASSERT_FALSE(bad);
 		}
 
@@ -467,17 +485,19 @@ TEST_F_TIMEOUT(collapse, random_writes, 600)
 						(int)len, buf, self->report);
 			ASSERT_EQ(ret, status) TH_LOG("report:\n%s", self->report);
 		}
-		strcpy(prev_report, self->report);
+		snprintf(prev_report, sizeof(prev_report), "%s", self->report);
 
 		changed_ok = !dry && (ret >= 0 || strstr(self->report, "result=SCAN_SUCCEED"));
 		smaps_pair(a, &rss1, &pmd1);
 		ASSERT_LT(0, krs_stats_read(self->stats[1], STATS_SIZE));
 		if (!changed_ok) {
-			ASSERT_EQ(rss0, rss1) TH_LOG("seed %#llx iteration %u: Rss moved on \"%.*s\" (%zd)",
-						     (unsigned long long)seed, it, (int)len, buf, ret);
-			ASSERT_EQ(pmd0, pmd1) TH_LOG("seed %#llx iteration %u: ShmemPmdMapped moved on "
-						     "\"%.*s\" (%zd)", (unsigned long long)seed, it,
-						     (int)len, buf, ret);
+			ASSERT_EQ(rss0, rss1)
+				TH_LOG("seed %#llx iteration %u: %s moved on \"%.*s\" (%zd)",
+				       (unsigned long long)seed, it, "Rss", (int)len, buf, ret);
+			ASSERT_EQ(pmd0, pmd1)
+				TH_LOG("seed %#llx iteration %u: %s moved on \"%.*s\" (%zd)",
+				       (unsigned long long)seed, it, "ShmemPmdMapped", (int)len,
+				       buf, ret);
 			ASSERT_EQ(krs_stat(self->stats[0], "extents_collapsed"),
 				  krs_stat(self->stats[1], "extents_collapsed"))
 				TH_LOG("seed %#llx iteration %u: collapsed on \"%.*s\" (%zd)",
@@ -490,12 +510,16 @@ TEST_F_TIMEOUT(collapse, random_writes, 600)
 		for (int k = 0; k < 4; k++) {
 			size_t i = k == 0 ? 0 : k == 1 ? NPAGES - 1 : below(NPAGES);
 
-			ASSERT_EQ(0, check_page(self, i)) TH_LOG("seed %#llx iteration %u: page %zu",
-								 (unsigned long long)seed, it, i);
+			int bad_page = check_page(self, i);
+
+			ASSERT_EQ(0, bad_page) TH_LOG("seed %#llx iteration %u: page %zu",
+						      (unsigned long long)seed, it, i);
 		}
 		if (it % 128 == 127 || it == n - 1) {
 			for (size_t i = 0; i < NPAGES; i++) {
-				ASSERT_EQ(0, check_page(self, i)) TH_LOG("page %zu", i);
+				int bad_page = check_page(self, i);
+
+				ASSERT_EQ(0, bad_page) TH_LOG("page %zu", i);
 			}
 		}
 		if (krs_stat(self->stats[0], "extents_collapsed") !=
@@ -503,15 +527,18 @@ TEST_F_TIMEOUT(collapse, random_writes, 600)
 			/* Back to small pages so that later commands have work to do. */
 			collapsed++;
 			for (size_t i = 0; i < NPAGES; i++) {
-				ASSERT_EQ(0, check_page(self, i)) TH_LOG("after a collapse: page %zu", i);
+				int bad_page = check_page(self, i);
+
+				ASSERT_EQ(0, bad_page) TH_LOG("after a collapse: page %zu", i);
 			}
 			ASSERT_EQ(0, make_target(self));
 		}
 	}
-	ksft_print_msg("collapse: %u writes: %u succeeded (%u collapsed), %u refused "
-		       "(%u before parsing; EINVAL %u, ERANGE %u, EBADF %u, ENOMEM %u, EFAULT %u)\n",
-		       n, ok, collapsed, refused, faults, by_errno[EINVAL], by_errno[ERANGE],
-		       by_errno[EBADF], by_errno[ENOMEM], by_errno[EFAULT]);
+	ksft_print_msg("collapse: %u writes: %u succeeded (%u collapsed), %u refused ",
+		       n, ok, collapsed, refused);
+	printf("(%u before parsing; EINVAL %u, ERANGE %u, EBADF %u, ENOMEM %u, EFAULT %u)\n",
+	       faults, by_errno[EINVAL], by_errno[ERANGE], by_errno[EBADF], by_errno[ENOMEM],
+	       by_errno[EFAULT]);
 }
 
 /* ---- inject, notifier, status, stats ------------------------------------ */
@@ -594,29 +621,29 @@ TEST_F_TIMEOUT(files, inject, 600)
 		if (kind < 3) {
 			len = gen_random(buf);
 		} else if (kind < 5) {
-			len = gen_soup(buf, WORDS(inject_words));
+			len = gen_soup(buf, inject_words, ARRAY_SIZE(inject_words));
 		} else {
 			struct values v = {
-				.other_pid = 0x7ffffff0, .str = points[below(ARRAY_LEN(points))],
+				.other_pid = 0x7ffffff0, .str = points[below(ARRAY_SIZE(points))],
 				.ino = 0xfffffffffff0UL + below(8),
 			};
 
-			len = expand(buf, sizeof(buf), templates[below(ARRAY_LEN(templates))], &v);
+			len = expand(buf, sizeof(buf), templates[below(ARRAY_SIZE(templates))],
+				     &v);
 			if (kind < 9)
-				len = mutate(buf, len, WORDS(inject_words));
+				len = mutate(buf, len, inject_words, ARRAY_SIZE(inject_words));
 		}
 		ASSERT_LE(0, krs_read_file(KRS_INJECT, self->before, TEXT_SIZE));
 		ret = fuzz_write(fd, buf, len, self->guard, &bad);
 		ASSERT_LE(0, krs_read_file(KRS_INJECT, self->after, TEXT_SIZE));
 		if (ret < 0) {
 			refused++;
-			if (bad && len <= 256) {
+			/* A bad buffer faults; anything else gets a clean errno. */
+			if (bad && len <= 256)
 				ASSERT_EQ(-EFAULT, ret);
-			} else {
-				ASSERT_TRUE(errno_in(-ret, clean, 2))
-					TH_LOG("seed %#llx iteration %u: %s for \"%.*s\"",
-					       (unsigned long long)seed, it, strerror(-ret), (int)len, buf);
-			}
+			ASSERT_TRUE((bad && len <= 256) || errno_in(-ret, clean, 2))
+				TH_LOG("seed %#llx iteration %u: %s for \"%.*s\"",
+				       (unsigned long long)seed, it, strerror(-ret), (int)len, buf);
 			ASSERT_STREQ(self->before, self->after)
 				TH_LOG("seed %#llx iteration %u: refused \"%.*s\" changed inject",
 				       (unsigned long long)seed, it, (int)len, buf);
@@ -626,14 +653,13 @@ TEST_F_TIMEOUT(files, inject, 600)
 		ASSERT_EQ((ssize_t)len, ret);
 		ASSERT_FALSE(bad);
 		if (has_token(buf, len, "clear") || chance(30)) {
-			if (!has_token(buf, len, "clear")) {
+			if (!has_token(buf, len, "clear"))
 				ASSERT_EQ(0, krs_inject("clear"));
-			}
 			clears++;
 			armed = inject_armed(self->after, TEXT_SIZE);
-			ASSERT_EQ(0, armed) TH_LOG("seed %#llx iteration %u: armed after clear "
-						   "(\"%.*s\"):\n%s", (unsigned long long)seed, it,
-						   (int)len, buf, self->after);
+			ASSERT_EQ(0, armed)
+				TH_LOG("seed %#llx iteration %u: armed after clear (\"%.*s\"):\n%s",
+				       (unsigned long long)seed, it, (int)len, buf, self->after);
 		}
 	}
 	close(fd);
@@ -676,13 +702,13 @@ TEST_F_TIMEOUT(files, notifier, 600)
 		if (kind < 3) {
 			len = gen_random(buf);
 		} else if (kind < 5) {
-			len = gen_soup(buf, WORDS(notifier_words));
+			len = gen_soup(buf, notifier_words, ARRAY_SIZE(notifier_words));
 		} else {
 			struct values v = { .pid = getpid(), .other_pid = 0x7ffffff0 };
 
-			len = expand(buf, sizeof(buf), templates[below(ARRAY_LEN(templates))], &v);
+			len = expand(buf, sizeof(buf), templates[below(ARRAY_SIZE(templates))], &v);
 			if (kind < 9)
-				len = mutate(buf, len, WORDS(notifier_words));
+				len = mutate(buf, len, notifier_words, ARRAY_SIZE(notifier_words));
 		}
 		pid0 = notifier_pid(self->before, TEXT_SIZE);
 		ASSERT_LE(0, pid0);
@@ -699,7 +725,7 @@ TEST_F_TIMEOUT(files, notifier, 600)
 		if (bad && len <= 256) {
 			ASSERT_EQ(-EFAULT, ret);
 		} else {
-			ASSERT_TRUE(errno_in(-ret, clean, ARRAY_LEN(clean)))
+			ASSERT_TRUE(errno_in(-ret, clean, ARRAY_SIZE(clean)))
 				TH_LOG("seed %#llx iteration %u: %s for \"%.*s\"",
 				       (unsigned long long)seed, it, strerror(-ret), (int)len, buf);
 		}
@@ -728,7 +754,7 @@ TEST_F_TIMEOUT(files, read_only, 600)
 	char buf[MAX_WRITE + 64];
 
 	seed_for("status, stats", 4);
-	for (size_t f = 0; f < sizeof(paths) / sizeof(paths[0]); f++) {
+	for (size_t f = 0; f < ARRAY_SIZE(paths); f++) {
 		int fd, open_errno;
 
 		ASSERT_LT(0, krs_read_file(paths[f], self->before, TEXT_SIZE));
@@ -736,19 +762,20 @@ TEST_F_TIMEOUT(files, read_only, 600)
 		open_errno = errno;
 		for (unsigned int it = 0; it < n; it++) {
 			size_t len = below(3) ? gen_random(buf) :
-				     gen_soup(buf, WORDS(collapse_words));
+				     gen_soup(buf, collapse_words, ARRAY_SIZE(collapse_words));
 			ssize_t ret;
 			bool bad;
 
 			if (fd < 0) {
 				/* Root may be refused at open: as good. */
-				ASSERT_TRUE(errno_in(open_errno, clean, ARRAY_LEN(clean)));
+				ASSERT_TRUE(errno_in(open_errno, clean, ARRAY_SIZE(clean)));
 				break;
 			}
 			ret = fuzz_write(fd, buf, len, self->guard, &bad);
 			ASSERT_GT(0, ret) TH_LOG("%s took a write", paths[f]);
-			ASSERT_TRUE(errno_in(-ret, clean, ARRAY_LEN(clean)) ||
-				    (bad && ret == -EFAULT)) TH_LOG("%s: %s", paths[f], strerror(-ret));
+			ASSERT_TRUE(errno_in(-ret, clean, ARRAY_SIZE(clean)) ||
+				    (bad && ret == -EFAULT))
+				TH_LOG("%s: %s", paths[f], strerror(-ret));
 			refused++;
 		}
 		if (fd >= 0)

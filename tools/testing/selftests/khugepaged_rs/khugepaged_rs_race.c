@@ -111,7 +111,7 @@ static long file_blocks(int fd)
 }
 
 /* A /proc/vmstat counter; -1 if absent. */
-static long vmstat(const char *name)
+static long vmstat_read(const char *name)
 {
 	char buf[16384], key[64], *line;
 	ssize_t n = krs_read_file("/proc/vmstat", buf, sizeof(buf));
@@ -211,17 +211,22 @@ static bool result_in(const char *result, const char *allowed)
 	return false;
 }
 
-/* Common set-up: the module loaded, inject present and cleared. */
-#define RACE_SETUP() do { \
-	int __ret; \
-	if (!krs_module_path()) \
-		SKIP(return, "khugepaged_rs.ko not found (set KHUGEPAGED_RS_KO)"); \
-	__ret = krs_ensure_loaded(); \
-	ASSERT_EQ(0, __ret) TH_LOG("loading khugepaged_rs: %s", strerror(-__ret)); \
-	if (access(KRS_INJECT, W_OK)) \
-		SKIP(return, "%s: %s", KRS_INJECT, strerror(errno)); \
-	ASSERT_EQ(0, krs_inject("clear")); \
-} while (0)
+/*
+ * Common set-up, the last thing each fixture's set-up does: the module
+ * loaded, inject present and cleared, or the test skipped.
+ */
+static void race_common_setup(struct __test_metadata *_metadata)
+{
+	int ret;
+
+	if (!krs_module_path())
+		SKIP(return, "khugepaged_rs.ko not found (set KHUGEPAGED_RS_KO)");
+	ret = krs_ensure_loaded();
+	ASSERT_EQ(0, ret) TH_LOG("loading khugepaged_rs: %s", strerror(-ret));
+	if (access(KRS_INJECT, W_OK))
+		SKIP(return, "%s: %s", KRS_INJECT, strerror(errno));
+	ASSERT_EQ(0, krs_inject("clear"));
+}
 
 #define RACE_TEARDOWN() do { \
 	krs_inject("clear"); \
@@ -252,7 +257,10 @@ static void *toucher_fn(void *arg)
 	return NULL;
 }
 
-/* Wait until thread @tid of this process sleeps uninterruptibly (state D); true if so within @ms. */
+/*
+ * Wait until thread @tid of this process sleeps uninterruptibly (state D);
+ * true if so within @ms.
+ */
 static bool wait_blocked(const pid_t *tid, int ms)
 {
 	for (int waited = 0; waited < ms; waited += 2) {
@@ -261,7 +269,8 @@ static bool wait_blocked(const pid_t *tid, int ms)
 
 		if (t) {
 			snprintf(path, sizeof(path), "/proc/self/task/%d/stat", t);
-			state = krs_read_file(path, buf, sizeof(buf)) > 0 ? strrchr(buf, ')') : NULL;
+			state = krs_read_file(path, buf, sizeof(buf)) > 0 ? strrchr(buf, ')') :
+									    NULL;
 			if (state && state[1] == ' ' && state[2] == 'D')
 				return true;
 		}
@@ -291,7 +300,7 @@ FIXTURE(race) {
 
 FIXTURE_SETUP(race)
 {
-	RACE_SETUP();
+	race_common_setup(_metadata);
 }
 
 FIXTURE_TEARDOWN(race)
@@ -335,7 +344,8 @@ TEST_F(race, fault_fills_hole)
 	EXPECT_EQ(-EAGAIN, o.ret) TH_LOG("'%s': report:\n%s", c.cmd, c.report);
 	EXPECT_STREQ("SCAN_PAGE_FILLED", o.result);
 	snap_stats(_metadata, self->stats1);
-	EXPECT_EQ(1, stat_delta(_metadata, self->stats0, self->stats1, "rollback_SCAN_PAGE_FILLED"));
+	EXPECT_EQ(1, stat_delta(_metadata, self->stats0, self->stats1,
+				"rollback_SCAN_PAGE_FILLED"));
 	EXPECT_EQ(1, stat_delta(_metadata, self->stats0, self->stats1, "SCAN_PAGE_FILLED"));
 	EXPECT_EQ(0, stat_delta(_metadata, self->stats0, self->stats1, "extents_collapsed"));
 	EXPECT_EQ(0, stat_delta(_metadata, self->stats0, self->stats1, "holes_filled"));
@@ -351,7 +361,9 @@ TEST_F(race, fault_fills_hole)
 	}
 	EXPECT_EQ(0UL, krs_check_page(p + hole * PAGE, 32, hole));
 	for (size_t i = 0; i < NPAGES; i += step) {
-		ASSERT_EQ(0UL, krs_check_page(p + i * PAGE, 31, i)) TH_LOG("page %zu", i);
+		size_t bad = krs_check_page(p + i * PAGE, 31, i);
+
+		ASSERT_EQ(0UL, bad) TH_LOG("page %zu", i);
 	}
 	EXPECT_EQ(0, smaps(p, "ShmemPmdMapped"));
 
@@ -453,7 +465,9 @@ TEST_F(race, uffd_copy_fills_hole)
 	EXPECT_EQ(0, h.error) TH_LOG("resolving: %s", strerror(h.error));
 	EXPECT_FALSE(h.timed_out);
 	for (size_t i = 0; i < NPAGES; i += step) {
-		ASSERT_EQ(0UL, krs_check_page(a + i * PAGE, 33, i)) TH_LOG("page %zu", i);
+		size_t bad = krs_check_page(a + i * PAGE, 33, i);
+
+		ASSERT_EQ(0UL, bad) TH_LOG("page %zu", i);
 	}
 	close(uffd);
 	munmap(a, LEN);
@@ -527,7 +541,9 @@ TEST_F(race, uffd_missing_registered_in_pause)
 	EXPECT_FALSE(h.timed_out);
 	EXPECT_EQ(0, krs_pread_check(fd, 36, hole));
 	for (size_t i = 0; i < NPAGES; i += step) {
-		ASSERT_EQ(0UL, krs_check_page(a + i * PAGE, 35, i)) TH_LOG("page %zu", i);
+		size_t bad = krs_check_page(a + i * PAGE, 35, i);
+
+		ASSERT_EQ(0UL, bad) TH_LOG("page %zu", i);
 	}
 	close(uffd);
 	munmap(a, LEN);
@@ -608,7 +624,9 @@ TEST_F_TIMEOUT(race, retract_vs_uffd_copy_private, 60)
 	fd = krs_memfd("krs_race_priv", LEN);
 	ASSERT_LE(0, fd);
 	for (size_t i = 0; i < NPAGES; i++) {
-		ASSERT_EQ(0, krs_pwrite_page(fd, 41, i));
+		int r = krs_pwrite_page(fd, 41, i);
+
+		ASSERT_EQ(0, r);
 	}
 	/* Mapped in this order: the retraction walks them in this order. */
 	r = krs_map_aligned(LEN, PROT_READ, MAP_SHARED, fd, 0);
@@ -628,11 +646,10 @@ TEST_F_TIMEOUT(race, retract_vs_uffd_copy_private, 60)
 	krs_fill_page(src, 42, k);
 
 	have_notifier = !access(KRS_NOTIFIER, W_OK);
-	if (have_notifier) {
+	if (have_notifier)
 		ASSERT_EQ(0, krs_notifier("pid=%d", getpid()));
-	} else {
+	if (!have_notifier)
 		TH_LOG("no %s: the pause on the private VMA is found by tree order", KRS_NOTIFIER);
-	}
 	snap_stats(_metadata, self->stats0);
 	ASSERT_EQ(0, krs_inject("pause=retract_vma ino=%lu count=2", file_ino(fd)));
 	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=2M", (unsigned long)s));
@@ -655,7 +672,8 @@ TEST_F_TIMEOUT(race, retract_vs_uffd_copy_private, 60)
 			};
 
 			ret = ioctl(uffd, UFFDIO_COPY, &cp);
-			EXPECT_EQ(0, ret) TH_LOG("UFFDIO_COPY during the pause: %s", strerror(errno));
+			EXPECT_EQ(0, ret)
+				TH_LOG("UFFDIO_COPY during the pause: %s", strerror(errno));
 			copied = !ret;
 			/* It is mapped in the table the retraction is about to remove. */
 			EXPECT_EQ(4, smaps(pv, "Anonymous"));
@@ -678,9 +696,12 @@ TEST_F_TIMEOUT(race, retract_vs_uffd_copy_private, 60)
 	EXPECT_LE(4, smaps(pv, "Rss"));
 	EXPECT_EQ(0UL, krs_check_page(pv + k * PAGE, 42, k)) TH_LOG("copied data lost");
 	for (size_t i = 0; i < NPAGES; i++) {
-		if (i != k) {
-			ASSERT_EQ(0UL, krs_check_page(pv + i * PAGE, 41, i)) TH_LOG("private page %zu", i);
-		}
+		size_t bad;
+
+		if (i == k)
+			continue;
+		bad = krs_check_page(pv + i * PAGE, 41, i);
+		ASSERT_EQ(0UL, bad) TH_LOG("private page %zu", i);
 	}
 	EXPECT_EQ(0, smaps(pv, "ShmemPmdMapped"));
 	EXPECT_EQ(4, smaps(pv, "Anonymous"));
@@ -704,14 +725,17 @@ TEST_F_TIMEOUT(race, retract_vs_uffd_copy_private, 60)
 		for (int i = 0; i < n; i++) {
 			if (rec[i].end)
 				continue;
-			if (!strcmp(rec[i].event, "MMU_NOTIFY_CLEAR") && rec[i].stop - rec[i].start == LEN) {
+			if (!strcmp(rec[i].event, "MMU_NOTIFY_CLEAR") &&
+			    rec[i].stop - rec[i].start == LEN) {
 				r_starts += rec[i].start == (unsigned long)r;
 				pv_starts += rec[i].start == (unsigned long)pv;
 			}
 			for (int j = i + 1; j < n; j++) {
 				if (rec[j].end && !rec[j].paired && rec[j].start == rec[i].start &&
-				    rec[j].stop == rec[i].stop && !strcmp(rec[j].event, rec[i].event)) {
-					rec[j].paired = rec[i].paired = true;
+				    rec[j].stop == rec[i].stop &&
+				    !strcmp(rec[j].event, rec[i].event)) {
+					rec[j].paired = true;
+					rec[i].paired = true;
 					break;
 				}
 			}
@@ -869,15 +893,13 @@ FIXTURE_VARIANT_ADD(install, target_process_exits) {
 
 FIXTURE_SETUP(install)
 {
-	RACE_SETUP();
+	race_common_setup(_metadata);
 }
 
 FIXTURE_TEARDOWN(install)
 {
 	RACE_TEARDOWN();
 }
-
-#define CFAIL(...) do { krs_send_msg(out, __VA_ARGS__); goto out; } while (0)
 
 /* Grandchild for OP_EXIT: map and fill the memfd, send the address, exit on request. */
 static int exit_child(int in, int out, void *arg)
@@ -912,7 +934,8 @@ static const char *check_huge_cache(int fd)
 		return msg;
 	}
 	if (kb != 2048) {
-		snprintf(msg, sizeof(msg), "a new mapping has ShmemPmdMapped %ld kB: no huge page", kb);
+		snprintf(msg, sizeof(msg), "a new mapping has ShmemPmdMapped %ld kB: %s", kb,
+			 "no huge page");
 		return msg;
 	}
 	return NULL;
@@ -924,7 +947,7 @@ static const char *check_huge_cache(int fd)
  */
 static int install_child(int in, int out, void *varg)
 {
-	const FIXTURE_VARIANT(install) *v = varg;
+	const struct _fixture_variant_install *v = varg;	/* FIXTURE_VARIANT(install) */
 	struct krs_child g = { .pid = 0, .to_child = -1, .from_child = -1 };
 	struct krs_bg_collapse c = { 0 };
 	struct krs_extent ext[MAX_EXTENTS];
@@ -938,138 +961,218 @@ static int install_child(int in, int out, void *varg)
 	long status;
 
 	fd = krs_memfd("krs_race_install", LEN);
-	if (fd < 0)
-		CFAIL("memfd: %s", strerror(-fd));
+	if (fd < 0) {
+		krs_send_msg(out, "memfd: %s", strerror(-fd));
+		goto out;
+	}
 	if (v->op == OP_EXIT) {
-		if (krs_child_start(&g, exit_child, &fd))
-			CFAIL("fork");
-		if (krs_recv(g.from_child, &addr, sizeof(addr), WAIT_MS) || !addr)
-			CFAIL("grandchild did not map the memfd");
-		if (krs_inject("pause=before_install pid=%d", getpid()))
-			CFAIL("arming before_install");
-		if (krs_bg_collapse_start(&c, "pid=%d addr=%lx len=2M", g.pid, addr))
-			CFAIL("thread");
+		if (krs_child_start(&g, exit_child, &fd)) {
+			krs_send_msg(out, "fork");
+			goto out;
+		}
+		if (krs_recv(g.from_child, &addr, sizeof(addr), WAIT_MS) || !addr) {
+			krs_send_msg(out, "grandchild did not map the memfd");
+			goto out;
+		}
+		if (krs_inject("pause=before_install pid=%d", getpid())) {
+			krs_send_msg(out, "arming before_install");
+			goto out;
+		}
+		if (krs_bg_collapse_start(&c, "pid=%d addr=%lx len=2M", g.pid, addr)) {
+			krs_send_msg(out, "thread");
+			goto out;
+		}
 	} else {
 		p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
-		if (p == MAP_FAILED)
-			CFAIL("mmap: %s", strerror(errno));
+		if (p == MAP_FAILED) {
+			krs_send_msg(out, "mmap: %s", strerror(errno));
+			goto out;
+		}
 		fill(p, 51, 1);
-		if (krs_inject("pause=before_install ino=%lu", file_ino(fd)))
-			CFAIL("arming before_install");
-		if (krs_bg_collapse_start(&c, "addr=%lx len=2M", (unsigned long)p))
-			CFAIL("thread");
+		if (krs_inject("pause=before_install ino=%lu", file_ino(fd))) {
+			krs_send_msg(out, "arming before_install");
+			goto out;
+		}
+		if (krs_bg_collapse_start(&c, "addr=%lx len=2M", (unsigned long)p)) {
+			krs_send_msg(out, "thread");
+			goto out;
+		}
 	}
 	ret = krs_inject_wait_paused("before_install", 1, WAIT_MS, &c.done);
-	if (ret)
-		CFAIL("no pause at before_install: %s; report: %s", strerror(-ret), c.report);
+	if (ret) {
+		krs_send_msg(out, "no pause at before_install: %s; report: %s", strerror(-ret),
+			     c.report);
+		goto out;
+	}
 
 	switch (v->op) {
 	case OP_MUNMAP:
-		if (munmap(p, LEN))
-			CFAIL("munmap: %s", strerror(errno));
+		if (munmap(p, LEN)) {
+			krs_send_msg(out, "munmap: %s", strerror(errno));
+			goto out;
+		}
 		p = NULL;
 		break;
 	case OP_SHRINK:
-		if (munmap(p + LEN / 2, LEN / 2))
-			CFAIL("munmap: %s", strerror(errno));
+		if (munmap(p + LEN / 2, LEN / 2)) {
+			krs_send_msg(out, "munmap: %s", strerror(errno));
+			goto out;
+		}
 		break;
 	case OP_MREMAP:
-		if (krs_unmapped_range(LEN, &start, &len))
-			CFAIL("no free 2 MiB range");
+		if (krs_unmapped_range(LEN, &start, &len)) {
+			krs_send_msg(out, "no free 2 MiB range");
+			goto out;
+		}
 		q = mremap(p, LEN, LEN, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start);
-		if (q == MAP_FAILED)
-			CFAIL("mremap: %s", strerror(errno));
+		if (q == MAP_FAILED) {
+			krs_send_msg(out, "mremap: %s", strerror(errno));
+			goto out;
+		}
 		p = NULL;
 		break;
 	case OP_MPROTECT:
-		if (mprotect(p, LEN, PROT_NONE))
-			CFAIL("mprotect: %s", strerror(errno));
+		if (mprotect(p, LEN, PROT_NONE)) {
+			krs_send_msg(out, "mprotect: %s", strerror(errno));
+			goto out;
+		}
 		break;
 	case OP_REPLACE:
 		fd2 = krs_memfd("krs_race_other", LEN);
-		if (fd2 < 0)
-			CFAIL("memfd: %s", strerror(-fd2));
-		for (size_t i = 0; i < NPAGES; i++) {
-			if (krs_pwrite_page(fd2, 52, i))
-				CFAIL("pwrite");
+		if (fd2 < 0) {
+			krs_send_msg(out, "memfd: %s", strerror(-fd2));
+			goto out;
 		}
-		if (mmap(p, LEN, RW, MAP_SHARED | MAP_FIXED, fd2, 0) != p)
-			CFAIL("mmap over: %s", strerror(errno));
+		for (size_t i = 0; i < NPAGES; i++) {
+			if (krs_pwrite_page(fd2, 52, i)) {
+				krs_send_msg(out, "pwrite");
+				goto out;
+			}
+		}
+		if (mmap(p, LEN, RW, MAP_SHARED | MAP_FIXED, fd2, 0) != p) {
+			krs_send_msg(out, "mmap over: %s", strerror(errno));
+			goto out;
+		}
 		break;
 	case OP_EXIT:
-		if (krs_send(g.to_child, "x", 1))
-			CFAIL("telling the grandchild to exit");
+		if (krs_send(g.to_child, "x", 1)) {
+			krs_send_msg(out, "telling the grandchild to exit");
+			goto out;
+		}
 		gpid = g.pid;
 		ret = krs_child_wait(&g);
-		if (ret)
-			CFAIL("grandchild exited with %d", ret);
-		if (!kill(gpid, 0) || errno != ESRCH)
-			CFAIL("the grandchild still exists");
+		if (ret) {
+			krs_send_msg(out, "grandchild exited with %d", ret);
+			goto out;
+		}
+		if (!kill(gpid, 0) || errno != ESRCH) {
+			krs_send_msg(out, "the grandchild still exists");
+			goto out;
+		}
 		break;
 	}
 
-	if (krs_inject("release"))
-		CFAIL("release");
-	if (krs_bg_collapse_join(&c, WAIT_MS))
-		CFAIL("collapse still running after the release");
-	if (krs_inject_state("before_install", &st) || st.hits != 1 || st.timeouts)
-		CFAIL("before_install: hits %u timeouts %u", st.hits, st.timeouts);
+	if (krs_inject("release")) {
+		krs_send_msg(out, "release");
+		goto out;
+	}
+	if (krs_bg_collapse_join(&c, WAIT_MS)) {
+		krs_send_msg(out, "collapse still running after the release");
+		goto out;
+	}
+	if (krs_inject_state("before_install", &st) || st.hits != 1 || st.timeouts) {
+		krs_send_msg(out, "before_install: hits %u timeouts %u", st.hits, st.timeouts);
+		goto out;
+	}
 	nr = krs_report_parse(c.report, ext, MAX_EXTENTS, &status);
-	if (nr != 1 || status != c.ret)
-		CFAIL("'%s': bad report: %s", c.cmd, c.report);
-	if (!result_in(ext[0].result, v->results))
-		CFAIL("'%s': result %s, want one of: %s", c.cmd, ext[0].result, v->results);
+	if (nr != 1 || status != c.ret) {
+		krs_send_msg(out, "'%s': bad report: %s", c.cmd, c.report);
+		goto out;
+	}
+	if (!result_in(ext[0].result, v->results)) {
+		krs_send_msg(out, "'%s': result %s, want one of: %s", c.cmd, ext[0].result,
+			     v->results);
+		goto out;
+	}
 	fprintf(stderr, "# %s\n", ext[0].result);
 	if (!strcmp(ext[0].result, "SCAN_SUCCEED") ? c.ret != (ssize_t)strlen(c.cmd) :
-						    c.ret >= 0)
-		CFAIL("'%s': %s but write() returned %zd", c.cmd, ext[0].result, c.ret);
+						    c.ret >= 0) {
+		krs_send_msg(out, "'%s': %s but write() returned %zd", c.cmd, ext[0].result, c.ret);
+		goto out;
+	}
 
 	/* The page cache is huge and holds the data, whatever the install did. */
 	ret = bad_file_page(fd, 51, 1);
-	if (ret)
-		CFAIL("file page %d wrong", ret - 1);
+	if (ret) {
+		krs_send_msg(out, "file page %d wrong", ret - 1);
+		goto out;
+	}
 	switch (v->op) {
 	case OP_SHRINK:
-		if (smaps(p, "ShmemPmdMapped") != 0)
-			CFAIL("a PMD mapped over a 1 MiB VMA");
-		for (size_t i = 0; i < NPAGES / 2; i++) {
-			if (krs_check_page(p + i * PAGE, 51, i))
-				CFAIL("shrunk mapping: page %zu wrong", i);
+		if (smaps(p, "ShmemPmdMapped") != 0) {
+			krs_send_msg(out, "a PMD mapped over a 1 MiB VMA");
+			goto out;
 		}
-		if (smaps(p + LEN / 2, "Rss") != -1)
-			CFAIL("something is mapped where the VMA was cut off");
+		for (size_t i = 0; i < NPAGES / 2; i++) {
+			if (krs_check_page(p + i * PAGE, 51, i)) {
+				krs_send_msg(out, "shrunk mapping: page %zu wrong", i);
+				goto out;
+			}
+		}
+		if (smaps(p + LEN / 2, "Rss") != -1) {
+			krs_send_msg(out, "something is mapped where the VMA was cut off");
+			goto out;
+		}
 		munmap(p, LEN / 2);
 		p = NULL;
 		break;
 	case OP_MREMAP:
 		ret = bad_page(q, 51, 1);
-		if (ret)
-			CFAIL("moved mapping: page %d wrong", ret - 1);
-		if (smaps(q, "ShmemPmdMapped") != 2048)
-			CFAIL("moved mapping: ShmemPmdMapped %ld kB", smaps(q, "ShmemPmdMapped"));
+		if (ret) {
+			krs_send_msg(out, "moved mapping: page %d wrong", ret - 1);
+			goto out;
+		}
+		if (smaps(q, "ShmemPmdMapped") != 2048) {
+			krs_send_msg(out, "moved mapping: ShmemPmdMapped %ld kB",
+				     smaps(q, "ShmemPmdMapped"));
+			goto out;
+		}
 		break;
 	case OP_MPROTECT:
-		if (mprotect(p, LEN, RW))
-			CFAIL("mprotect back: %s", strerror(errno));
+		if (mprotect(p, LEN, RW)) {
+			krs_send_msg(out, "mprotect back: %s", strerror(errno));
+			goto out;
+		}
 		ret = bad_page(p, 51, 1);
-		if (ret)
-			CFAIL("page %d wrong after PROT_NONE and back", ret - 1);
-		if (smaps(p, "ShmemPmdMapped") != 2048)
-			CFAIL("ShmemPmdMapped %ld kB", smaps(p, "ShmemPmdMapped"));
+		if (ret) {
+			krs_send_msg(out, "page %d wrong after PROT_NONE and back", ret - 1);
+			goto out;
+		}
+		if (smaps(p, "ShmemPmdMapped") != 2048) {
+			krs_send_msg(out, "ShmemPmdMapped %ld kB", smaps(p, "ShmemPmdMapped"));
+			goto out;
+		}
 		break;
 	case OP_REPLACE:
-		if (smaps(p, "ShmemPmdMapped") != 0)
-			CFAIL("the replacing mapping got a PMD");
+		if (smaps(p, "ShmemPmdMapped") != 0) {
+			krs_send_msg(out, "the replacing mapping got a PMD");
+			goto out;
+		}
 		ret = bad_page(p, 52, 1);
-		if (ret)
-			CFAIL("the replacing mapping shows page %d wrong (the collapsed file?)", ret - 1);
+		if (ret) {
+			krs_send_msg(out, "the replacing mapping shows page %d wrong %s", ret - 1,
+				     "(the collapsed file?)");
+			goto out;
+		}
 		break;
 	default:
 		break;
 	}
 	why = check_huge_cache(fd);
-	if (why)
-		CFAIL("%s", why);
+	if (why) {
+		krs_send_msg(out, "%s", why);
+		goto out;
+	}
 	krs_send_msg(out, "ok");
 out:
 	if (c.running) {
@@ -1241,7 +1344,7 @@ FIXTURE_VARIANT_ADD(trunc, punch_before_copy) {
 FIXTURE_SETUP(trunc)
 {
 	self->fd = -1;
-	RACE_SETUP();
+	race_common_setup(_metadata);
 }
 
 FIXTURE_TEARDOWN(trunc)
@@ -1253,7 +1356,7 @@ FIXTURE_TEARDOWN(trunc)
 
 static void *trunc_fn(void *arg)
 {
-	FIXTURE_DATA(trunc) *t = arg;
+	struct _test_data_trunc *t = arg;	/* FIXTURE_DATA(trunc) */
 	int ret;
 
 	__atomic_store_n(&t->tid, gettid(), __ATOMIC_SEQ_CST);
@@ -1315,9 +1418,8 @@ TEST_F_TIMEOUT(trunc, while_paused, 60)
 		TH_LOG("result %s, want one of: %s", o.result, variant->results);
 	EXPECT_EQ(!strcmp(o.result, "SCAN_SUCCEED"), o.ret == (ssize_t)strlen(c.cmd))
 		TH_LOG("%s but write() returned %zd", o.result, o.ret);
-	if (!strcmp(o.result, "SCAN_PAGE_COUNT")) {
+	if (!strcmp(o.result, "SCAN_PAGE_COUNT"))
 		EXPECT_EQ(-EAGAIN, o.ret);
-	}
 	TH_LOG("%s", o.result);
 
 	ASSERT_EQ(0, fstat(self->fd, &sb));
@@ -1325,21 +1427,26 @@ TEST_F_TIMEOUT(trunc, while_paused, 60)
 		char byte;
 
 		EXPECT_EQ(variant->off, sb.st_size);
-		if (!variant->off) {
+		if (!variant->off)
 			EXPECT_EQ(0, sb.st_blocks) TH_LOG("blocks left after truncating to 0");
-		}
 		for (size_t i = 0; i < first; i++) {
-			ASSERT_EQ(0, krs_pread_check(self->fd, 81, i)) TH_LOG("page %zu", i);
+			int r = krs_pread_check(self->fd, 81, i);
+
+			ASSERT_EQ(0, r) TH_LOG("page %zu", i);
 		}
 		EXPECT_EQ(0, pread(self->fd, &byte, 1, variant->off)) TH_LOG("data beyond EOF");
 		/* Extended again: what was truncated reads as zeroes. */
 		ASSERT_EQ(0, ftruncate(self->fd, LEN));
 		for (size_t i = first; i < NPAGES; i++) {
-			ASSERT_EQ(0, krs_pread_zero(self->fd, i)) TH_LOG("page %zu came back", i);
+			int r = krs_pread_zero(self->fd, i);
+
+			ASSERT_EQ(0, r) TH_LOG("page %zu came back", i);
 		}
 		for (size_t i = 0; i < NPAGES; i++) {
-			ASSERT_EQ(0UL, i < first ? krs_check_page(p + i * PAGE, 81, i) :
-				       !krs_page_is_zero(p + i * PAGE)) TH_LOG("mapped page %zu", i);
+			size_t bad = i < first ? krs_check_page(p + i * PAGE, 81, i) :
+						 !krs_page_is_zero(p + i * PAGE);
+
+			ASSERT_EQ(0UL, bad) TH_LOG("mapped page %zu", i);
 		}
 	} else {
 		EXPECT_EQ(LEN, (size_t)sb.st_size);
@@ -1357,8 +1464,10 @@ TEST_F_TIMEOUT(trunc, while_paused, 60)
 			ASSERT_EQ(0, r) TH_LOG("file page %zu", i);
 		}
 		for (size_t i = 0; i < NPAGES; i++) {
-			ASSERT_EQ(0UL, i >= first && i < last ? !krs_page_is_zero(p + i * PAGE) :
-				       krs_check_page(p + i * PAGE, 81, i)) TH_LOG("mapped page %zu", i);
+			size_t bad = i >= first && i < last ? !krs_page_is_zero(p + i * PAGE) :
+							      krs_check_page(p + i * PAGE, 81, i);
+
+			ASSERT_EQ(0UL, bad) TH_LOG("mapped page %zu", i);
 		}
 	}
 	munmap(p, LEN);
@@ -1407,7 +1516,7 @@ FIXTURE_VARIANT_ADD(fail, copy_mc) {
 
 FIXTURE_SETUP(fail)
 {
-	RACE_SETUP();
+	race_common_setup(_metadata);
 }
 
 FIXTURE_TEARDOWN(fail)
@@ -1443,7 +1552,7 @@ TEST_F(fail, once)
 	krs_vm_stat_refresh();
 	shmem = krs_meminfo_kb("Shmem");
 	snap_stats(_metadata, self->stats0);
-	events = variant->vmstat ? vmstat(variant->vmstat) : 0;
+	events = variant->vmstat ? vmstat_read(variant->vmstat) : 0;
 
 	ASSERT_EQ(0, krs_inject("fail=%s ino=%lu", variant->point, file_ino(fd)));
 	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=2M", (unsigned long)p));
@@ -1454,9 +1563,8 @@ TEST_F(fail, once)
 	EXPECT_EQ(0, st.armed);
 	EXPECT_EQ(-variant->err, o.ret) TH_LOG("'%s': report:\n%s", c.cmd, c.report);
 	EXPECT_STREQ(variant->result, o.result);
-	if (variant->vmstat) {
-		EXPECT_EQ(events + 1, vmstat(variant->vmstat)) TH_LOG("%s", variant->vmstat);
-	}
+	if (variant->vmstat)
+		EXPECT_EQ(events + 1, vmstat_read(variant->vmstat)) TH_LOG("%s", variant->vmstat);
 
 	snap_stats(_metadata, self->stats1);
 	EXPECT_EQ(0, stat_delta(_metadata, self->stats0, self->stats1, "extents_collapsed"));
@@ -1469,13 +1577,15 @@ TEST_F(fail, once)
 	EXPECT_EQ(blocks, file_blocks(fd)) TH_LOG("st_blocks changed");
 	EXPECT_EQ(0, bad_file_page(fd, 91, step));
 	EXPECT_EQ(0, smaps(p, "ShmemPmdMapped"));
-	if (!variant->unmapped) {
-		EXPECT_EQ(rss, smaps(p, "Rss")) TH_LOG("pages were unmapped before %s", variant->point);
-	}
+	if (!variant->unmapped)
+		EXPECT_EQ(rss, smaps(p, "Rss"))
+			TH_LOG("pages were unmapped before %s", variant->point);
 	krs_vm_stat_refresh();
 	EXPECT_EQ(shmem, krs_meminfo_kb("Shmem")) TH_LOG("Shmem changed");
 	for (size_t i = 0; i < NPAGES; i += step) {
-		ASSERT_EQ(0UL, krs_check_page(p + i * PAGE, 91, i)) TH_LOG("page %zu", i);
+		size_t bad = krs_check_page(p + i * PAGE, 91, i);
+
+		ASSERT_EQ(0UL, bad) TH_LOG("page %zu", i);
 	}
 	EXPECT_EQ(rss, smaps(p, "Rss"));
 	EXPECT_EQ(blocks, file_blocks(fd));
@@ -1512,16 +1622,20 @@ FIXTURE_VARIANT(minor) {
 FIXTURE_VARIANT_ADD(minor, scan_index) {
 	.point = "scan_index", .results = "SCAN_SUCCEED SCAN_PAGE_COUNT",
 };
+
 FIXTURE_VARIANT_ADD(minor, before_copy) { .point = "before_copy", .results = "SCAN_SUCCEED" };
+
 FIXTURE_VARIANT_ADD(minor, before_store) { .point = "before_store", .results = "SCAN_SUCCEED" };
+
 FIXTURE_VARIANT_ADD(minor, retract_vma) { .point = "retract_vma", .results = "SCAN_SUCCEED" };
+
 FIXTURE_VARIANT_ADD(minor, before_install) {
 	.point = "before_install", .results = "SCAN_SUCCEED",
 };
 
 FIXTURE_SETUP(minor)
 {
-	RACE_SETUP();
+	race_common_setup(_metadata);
 }
 
 FIXTURE_TEARDOWN(minor)
@@ -1568,8 +1682,10 @@ TEST_F_TIMEOUT(minor, paused, 60)
 
 	fill(pop, 71, 1);
 	/* Give the registered VMA a page table, then empty it. */
-	for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
-		ASSERT_EQ(0UL, krs_check_page(reg + after[i] * PAGE, 71, after[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(after); i++) {
+		size_t bad = krs_check_page(reg + after[i] * PAGE, 71, after[i]);
+
+		ASSERT_EQ(0UL, bad);
 	}
 	ASSERT_EQ(0, madvise(reg, LEN, MADV_DONTNEED));
 	before = __atomic_load_n(&h.minor_faults, __ATOMIC_SEQ_CST);
@@ -1579,7 +1695,7 @@ TEST_F_TIMEOUT(minor, paused, 60)
 	wait_paused(_metadata, &c, variant->point, 1);
 	t.base = reg;
 	t.idx = during;
-	t.n = sizeof(during) / sizeof(during[0]);
+	t.n = ARRAY_SIZE(during);
 	t.seed = 71;
 	ASSERT_EQ(0, pthread_create(&t.thread, NULL, toucher_fn, &t));
 	usleep(100 * 1000);
@@ -1608,7 +1724,7 @@ TEST_F_TIMEOUT(minor, paused, 60)
 
 	/* After the collapse: zap, then every access is a minor fault again. */
 	ASSERT_EQ(0, madvise(reg, LEN, MADV_DONTNEED));
-	for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(after); i++) {
 		unsigned int n = __atomic_load_n(&h.minor_faults, __ATOMIC_SEQ_CST);
 
 		EXPECT_EQ(0UL, krs_check_page(reg + after[i] * PAGE, 71, after[i]));
@@ -1643,7 +1759,7 @@ FIXTURE(tlb) {
 FIXTURE_SETUP(tlb)
 {
 	self->instance[0] = '\0';
-	RACE_SETUP();
+	race_common_setup(_metadata);
 }
 
 FIXTURE_TEARDOWN(tlb)
@@ -1670,7 +1786,7 @@ static int write_file(const char *dir, const char *file, const char *s)
 
 /* A thread on CPU 1 reading one page of the mapping until told to stop. */
 struct spinner {
-	const volatile char *p;
+	const char *p;		/* read with relaxed atomic loads: from memory every time */
 	int stop;
 	int on_cpu;
 	pthread_t thread;
@@ -1686,7 +1802,7 @@ static void *spin_fn(void *arg)
 	__atomic_store_n(&s->on_cpu, !sched_setaffinity(0, sizeof(set), &set) ? 1 : -1,
 			 __ATOMIC_SEQ_CST);
 	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED))
-		(void)*s->p;
+		(void)__atomic_load_n(s->p, __ATOMIC_RELAXED);
 	return NULL;
 }
 
@@ -1802,8 +1918,9 @@ TEST_F(tlb, flushed_when_the_scan_fails)
 		if (*line != '#' && *line != '\n')
 			flushes++;
 	}
-	EXPECT_LE(1, flushes) TH_LOG("no remote TLB flush by the collapse (tid %d) after its scan "
-				     "failed:\n%s", rel.writer, buf);
+	EXPECT_LE(1, flushes)
+		TH_LOG("no remote TLB flush by the collapse (tid %d) after its scan failed:\n%s",
+		       rel.writer, buf);
 	close(rel.pfd[0]);
 	close(rel.pfd[1]);
 	EXPECT_EQ(0, bad_page(p, 92, 1));
@@ -1821,7 +1938,7 @@ FIXTURE(stale) {
 
 FIXTURE_SETUP(stale)
 {
-	RACE_SETUP();
+	race_common_setup(_metadata);
 }
 
 FIXTURE_TEARDOWN(stale)
