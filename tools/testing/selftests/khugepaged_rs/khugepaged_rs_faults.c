@@ -88,7 +88,7 @@ static unsigned int nth_max = 400, rounds = 40;
 static int failures;
 static char first_failure[512];
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...) __printf(1, 2);
 
 static void fail(const char *fmt, ...)
 {
@@ -122,7 +122,7 @@ static double now_s(void)
 
 /* ---- small file helpers ------------------------------------------------- */
 
-static int put(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int put(const char *path, const char *fmt, ...) __printf(2, 3);
 
 /* Write a formatted value to @path (one write); 0 or -errno. */
 static int put(const char *path, const char *fmt, ...)
@@ -143,7 +143,7 @@ static int put(const char *path, const char *fmt, ...)
 	return ret;
 }
 
-static void must_put(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void must_put(const char *path, const char *fmt, ...) __printf(2, 3);
 
 static void must_put(const char *path, const char *fmt, ...)
 {
@@ -179,7 +179,7 @@ static const char *const attr_name[NR_ATTRS] = { "failslab", "fail_page_alloc" }
 static unsigned long text_start, text_end;
 
 static void attr_put(enum attr a, const char *knob, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+	__printf(3, 4);
 
 static void attr_put(enum attr a, const char *knob, const char *fmt, ...)
 {
@@ -364,7 +364,7 @@ static bool internal_frame(const char *f)
 		"<stack trace>",
 	};
 
-	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(f, prefixes[i], strlen(prefixes[i])))
 			return true;
 	return false;
@@ -411,8 +411,9 @@ static void failure_done(void)
 			attr = ATTR_PAGE;
 	}
 	for (unsigned int i = 0; i < cur.nframes && modframes < 2; i++) {
-		if (!cur.module[i] && (internal_frame(cur.frame[i]) || (!kernel && !modframes &&
-								   !strcmp(cur.frame[i], "0x0"))))
+		if (!cur.module[i] &&
+		    (internal_frame(cur.frame[i]) ||
+		     (!kernel && !modframes && !strcmp(cur.frame[i], "0x0"))))
 			continue;
 		if (cur.module[i]) {
 			demangle_short(cur.frame[i], name, sizeof(name));
@@ -429,12 +430,13 @@ static void failure_done(void)
 			break;
 	}
 	if (!modframes)
-		len += snprintf(key + len, sizeof(key) - len, "%s(no module frame)", len ? " < " : "");
+		len += snprintf(key + len, sizeof(key) - len, "%s(no module frame)",
+				len ? " < " : "");
 	s = site_index(key);
 	if (attr >= 0 && attr < NR_ATTRS)
 		sites[s].n[attr]++;
 	sites[s].total++;
-	if (nr_pending < sizeof(pending_sites) / sizeof(pending_sites[0]))
+	if (nr_pending < ARRAY_SIZE(pending_sites))
 		pending_sites[nr_pending++] = s;
 }
 
@@ -468,7 +470,7 @@ static void trace_line(char *line)
 
 		snprintf(f, sizeof(cur.frame[0]), "%s", p + 3);
 		mod = strstr(f, " [" KRS_MODNAME "]");
-		cur.module[cur.nframes] = mod != NULL;
+		cur.module[cur.nframes] = !!mod;
 		if (mod)
 			*mod = '\0';
 		f[strcspn(f, "+ ")] = '\0';
@@ -534,9 +536,8 @@ static void trace_teardown(void)
 		int fd = open(TRACING "/kprobe_events", O_WRONLY | O_APPEND | O_CLOEXEC);
 
 		if (fd >= 0) {
-			if (write(fd, "-:krs_faults/fail\n", 18) < 0) {
-				/* not there */
-			}
+			/* It may not be there. */
+			krs_ignore(write(fd, "-:krs_faults/fail\n", 18));
 			close(fd);
 		}
 	}
@@ -567,12 +568,16 @@ static int trace_setup(void)
 	ret = append(TRACING "/kprobe_events",
 		     "r:krs_faults/fail should_fail_ex ret=$retval:u8 attr=$arg1:x64\n");
 	if (ret)
-		ret = append(TRACING "/kprobe_events", "r:krs_faults/fail should_fail_ex ret=$retval:u8\n");
+		ret = append(TRACING "/kprobe_events",
+			     "r:krs_faults/fail should_fail_ex ret=$retval:u8\n");
 	if (ret)
 		return ret;
-	if ((ret = put(EVENT_DIR "/filter", "ret != 0")) ||
-	    (ret = put(EVENT_DIR "/trigger", "stacktrace if ret != 0")) ||
-	    (ret = put(EVENT_DIR "/enable", "1")))
+	ret = put(EVENT_DIR "/filter", "ret != 0");
+	if (!ret)
+		ret = put(EVENT_DIR "/trigger", "stacktrace if ret != 0");
+	if (!ret)
+		ret = put(EVENT_DIR "/enable", "1");
+	if (ret)
 		return ret;
 	put(TRACING "/tracing_on", "1");
 	trace_fd = open(TRACING "/trace_pipe", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -621,7 +626,7 @@ static const struct scenario scenarios[] = {
 	{ "multi", "four extents in one write, holes, addr=", 4, 32, 0, 1, T_ADDR },
 };
 
-#define NR_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
+#define NR_SCENARIOS (ARRAY_SIZE(scenarios))
 
 struct inst {
 	const struct scenario *sc;
@@ -662,7 +667,8 @@ static int build(struct inst *in, const struct scenario *sc)
 		}
 	}
 	for (unsigned int m = 0; m < sc->maps; m++) {
-		in->map[m] = krs_map_aligned(in->len, PROT_READ | PROT_WRITE, MAP_SHARED, in->fd, 0);
+		in->map[m] = krs_map_aligned(in->len, PROT_READ | PROT_WRITE, MAP_SHARED, in->fd,
+					     0);
 		if (in->map[m] == MAP_FAILED) {
 			in->map[m] = NULL;
 			fail("%s: mmap: %s", sc->name, strerror(errno));
@@ -671,7 +677,7 @@ static int build(struct inst *in, const struct scenario *sc)
 		/* Map every present page by a PTE (retraction has work to do). */
 		for (size_t p = 0; p < in->npages; p++)
 			if (!is_hole(in, p))
-				(void)*(volatile char *)(in->map[m] + p * PAGE);
+				(void)__atomic_load_n(in->map[m] + p * PAGE, __ATOMIC_RELAXED);
 	}
 	if (sc->pageout && swap_works) {
 		for (unsigned int e = 0; e < sc->extents; e++)
@@ -679,8 +685,8 @@ static int build(struct inst *in, const struct scenario *sc)
 		long kb = krs_smaps_kb(0, (unsigned long)in->map[0], "Swap");
 
 		if (kb <= 0) {
-			printf("# %s: MADV_PAGEOUT swapped nothing out (no swap?): the scenario "
-			       "runs without swapped pages\n", sc->name);
+			printf("# %s: MADV_PAGEOUT swapped nothing out (no swap?): ", sc->name);
+			printf("the scenario runs without swapped pages\n");
 			swap_works = false;
 		} else {
 			swapped_total += kb / 4;
@@ -770,11 +776,11 @@ static int result_index(const char *name)
 enum arm { ARM_NONE, ARM_NTH, ARM_TASK };
 
 /*
- * Write @in's collapse with injection armed as @arm (fail-nth = @n), check
+ * Write @in's collapse with injection armed as @how (fail-nth = @n), check
  * everything, collapse again clean. Returns 1 if a failure was injected (for
- * ARM_NTH: fail-nth went to 0), 0 if not, -1 if a check failed.
+ * ARM_NTH: fail-nth went to 0), else 0; -1 if a check failed.
  */
-static int run_one(struct inst *in, enum arm arm, unsigned int n)
+static int run_one(struct inst *in, enum arm how, unsigned int n)
 {
 	struct krs_extent ext[MAX_EXTENTS];
 	bool collapsed = false, injected = false;
@@ -791,39 +797,41 @@ static int run_one(struct inst *in, enum arm arm, unsigned int n)
 	trace_collect();
 	nr_pending = 0;
 	alarm(ITER_TIMEOUT);
-	if (arm == ARM_NTH)
+	if (how == ARM_NTH)
 		must_put("/proc/thread-self/fail-nth", "%u", n);
-	else if (arm == ARM_TASK)
+	else if (how == ARM_TASK)
 		must_put("/proc/thread-self/make-it-fail", "1");
 	ret = krs_collapse_write(cfd, in->cmd, strlen(in->cmd));
 	rn = krs_collapse_report(cfd, report, sizeof(report));
-	if (arm == ARM_NTH) {
+	if (how == ARM_NTH) {
 		nth_left = get_ll("/proc/thread-self/fail-nth");
 		must_put("/proc/thread-self/fail-nth", "0");
 		injected = nth_left == 0;
-	} else if (arm == ARM_TASK) {
+	} else if (how == ARM_TASK) {
 		must_put("/proc/thread-self/make-it-fail", "0");
 	}
 	alarm(0);
 	trace_collect();
-	if (arm == ARM_TASK)
+	if (how == ARM_TASK)
 		injected = nr_pending > 0;	/* only known with tracing */
 	collapses++;
 	by_errno[ret < 0 ? (-ret < 134 ? -ret : 133) : 0]++;
 
 	if (ret >= 0 && (size_t)ret != strlen(in->cmd))
-		fail("%s: \"%s\" returned %zd, not the command's length", in->sc->name, in->cmd, ret);
+		fail("%s: \"%s\" returned %zd, not the command's length", in->sc->name, in->cmd,
+		     ret);
 	else if (ret < 0 && !documented_errno(-ret))
 		fail("%s: \"%s\" failed with %s, not a collapse errno of the ABI", in->sc->name,
 		     in->cmd, errname(ret));
 	next = -1;
+	if (rn > 0)
+		next = krs_report_parse(report, ext, MAX_EXTENTS, &status);
 	if (rn < 0) {
 		fail("%s: reading the report: %s", in->sc->name, strerror(-rn));
 	} else if (!rn) {
 		empty_reports++;
 		fail("%s: \"%s\" (%s) left an empty report", in->sc->name, in->cmd, errname(ret));
-	} else if ((next = krs_report_parse(report, ext, MAX_EXTENTS, &status)) < 0 ||
-		   status != ret) {
+	} else if (next < 0 || status != ret) {
 		fail("%s: report of \"%s\" (%zd) malformed or wrong:\n%s", in->sc->name, in->cmd,
 		     ret, report);
 		next = -1;
@@ -840,7 +848,8 @@ static int run_one(struct inst *in, enum arm arm, unsigned int n)
 		    k == 3 /* SCAN_PMD_MAPPED */)
 			collapsed = true;
 		else if (!strcmp(outcome, errname(ret)))
-			snprintf(outcome, sizeof(outcome), "%s %s", errname(ret), ext[i].result + 5);
+			snprintf(outcome, sizeof(outcome), "%s %s", errname(ret),
+				 ext[i].result + 5);
 	}
 	if (ret >= 0)
 		collapsed = true;
@@ -871,8 +880,8 @@ static int run_one(struct inst *in, enum arm arm, unsigned int n)
 		long kb = krs_smaps_kb(0, (unsigned long)in->map[0], "ShmemPmdMapped");
 
 		if (kb < (long)(in->len >> 10))
-			fail("%s: clean collapse succeeded but ShmemPmdMapped is %ld kB", in->sc->name,
-			     kb);
+			fail("%s: clean collapse succeeded but %s is %ld kB", in->sc->name,
+			     "ShmemPmdMapped", kb);
 	}
 	verify(in, "after the clean collapse");
 	if (failures != bad_before)
@@ -894,7 +903,8 @@ static void print_stats_delta(const char *prefix, const char *title)
 		char name[64];
 		long long v, d;
 
-		if (sscanf(line, "%63s %lld", name, &v) == 2 && !strncmp(name, prefix, strlen(prefix))) {
+		if (sscanf(line, "%63s %lld", name, &v) == 2 &&
+		    !strncmp(name, prefix, strlen(prefix))) {
 			d = v - (krs_stat(stats0, name) > 0 ? krs_stat(stats0, name) : 0);
 			if (d) {
 				printf("#   %-40s %lld\n", name + strlen(prefix), d);
@@ -940,7 +950,8 @@ static void print_sites(const char *title)
 					sites[i].outcome[o], sites[i].outcome_n[o]);
 		printf("#   %6lu  %s%s\n", sites[i].total,
 		       sites[i].n[ATTR_SLAB] && !sites[i].n[ATTR_PAGE] ? "slab: " :
-		       sites[i].n[ATTR_PAGE] && !sites[i].n[ATTR_SLAB] ? "page: " : "", sites[i].key);
+		       sites[i].n[ATTR_PAGE] && !sites[i].n[ATTR_SLAB] ? "page: " : "",
+		       sites[i].key);
 		printf("#           -> %s\n", outs);
 		total += sites[i].total;
 	}
@@ -953,7 +964,9 @@ static void reset_counts(void)
 	memset(by_result, 0, sizeof(by_result));
 	memset(sites, 0, sizeof(sites));
 	nr_sites = 0;
-	collapses = status_only_reports = empty_reports = 0;
+	collapses = 0;
+	status_only_reports = 0;
+	empty_reports = 0;
 	krs_stats_read(stats0, sizeof(stats0));
 }
 
@@ -1002,8 +1015,8 @@ static void phase_nth(void)
 				injected++;
 		}
 		if (n > nth_max)
-			printf("# %-9s %s: still allocating at n = %u (--nth-max): %u failures injected\n",
-			       sc->name, sc->what, nth_max, injected);
+			printf("# %-9s %s: still allocating at n = %u (--nth-max): %u %s\n",
+			       sc->name, sc->what, nth_max, injected, "failures injected");
 		else
 			printf("# %-9s %s: %u allocations through the module, each failed once%s\n",
 			       sc->name, sc->what, n - 1, r < 0 ? " (a check failed)" : "");
@@ -1041,7 +1054,7 @@ static void phase_rates(void)
 	reset_counts();
 	printf("# ---- phase rates: task-filter + make-it-fail, %u collapses per setting ----\n",
 	       rounds);
-	for (size_t r = 0; r < sizeof(rates) / sizeof(rates[0]); r++) {
+	for (size_t r = 0; r < ARRAY_SIZE(rates); r++) {
 		const struct rate *rt = &rates[r];
 		unsigned long hit = 0, before_collapses = collapses;
 		long long spent = 0;
@@ -1056,11 +1069,14 @@ static void phase_rates(void)
 			struct inst in;
 
 			for (int a = 0; a < NR_ATTRS; a++) {
+				unsigned long long space = 0;
+
 				t[a] = rt->times ? rt->times : TIMES_BUDGET;
 				attr_put(a, "times", "%lld", t[a]);
 				/* space counts bytes for slab, pages for page allocations */
-				attr_put(a, "space", "%llu", rt->space ?
-					 (unsigned long long)(rnd() % (a == ATTR_SLAB ? 65536 : 1024)) : 0ULL);
+				if (rt->space)
+					space = rnd() % (a == ATTR_SLAB ? 65536 : 1024);
+				attr_put(a, "space", "%llu", space);
 			}
 			if (!build(&in, sc))
 				run_one(&in, ARM_TASK, 0);
@@ -1075,8 +1091,8 @@ static void phase_rates(void)
 			spent += round;
 			hit += round > 0;
 		}
-		printf("# %-22s %lu collapses, %lu with a failure injected, %lld failures\n", rt->name,
-		       collapses - before_collapses, hit, spent);
+		printf("# %-22s %lu collapses, %lu with a failure injected, %lld failures\n",
+		       rt->name, collapses - before_collapses, hit, spent);
 	}
 	for (int a = 0; a < NR_ATTRS; a++) {
 		attr_put(a, "probability", "0");
@@ -1090,17 +1106,17 @@ static void on_alarm(int sig)
 {
 	static const char msg[] = "# FAIL a collapse or check took over 300 s\n";
 
-	if (write(1, msg, sizeof(msg) - 1) < 0) {
-		/* nothing more to do */
-	}
+	/* Nothing more to do if it cannot be written. */
+	krs_ignore(write(1, msg, sizeof(msg) - 1));
 	attrs_off();
 	_exit(1);
 }
 
-static void usage(const char *argv0)
+static void print_usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s [--phase nth|rates|all] [--nth-max N] [--rounds N] [--seed S] "
-		"[--no-trace] [-v]\n", argv0);
+	fprintf(stderr,
+		"usage: %s [--phase nth|rates|all] [--nth-max N] [--rounds N] [--seed S] [--no-trace] [-v]\n",
+		argv0);
 	exit(2);
 }
 
@@ -1123,19 +1139,32 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'p': phase = optarg; break;
-		case 'n': nth_max = strtoul(optarg, NULL, 0); break;
-		case 'r': rounds = strtoul(optarg, NULL, 0); break;
-		case 's': seed = strtoull(optarg, NULL, 0); break;
-		case 't': use_trace = false; break;
-		case 'v': verbose = true; break;
-		default: usage(argv[0]);
+		case 'p':
+			phase = optarg;
+			break;
+		case 'n':
+			nth_max = strtoul(optarg, NULL, 0);
+			break;
+		case 'r':
+			rounds = strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+			seed = strtoull(optarg, NULL, 0);
+			break;
+		case 't':
+			use_trace = false;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			print_usage(argv[0]);
 		}
 	}
 	if (optind != argc)
-		usage(argv[0]);
+		print_usage(argv[0]);
 	if (strcmp(phase, "nth") && strcmp(phase, "rates") && strcmp(phase, "all"))
-		usage(argv[0]);
+		print_usage(argv[0]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	srandom(seed ^ seed >> 32);
 	signal(SIGALRM, on_alarm);
@@ -1147,8 +1176,9 @@ int main(int argc, char **argv)
 	if (access(DEBUGFS "failslab/probability", W_OK) ||
 	    access(DEBUGFS "fail_page_alloc/require-start", W_OK) ||
 	    access("/proc/thread-self/fail-nth", W_OK)) {
-		printf("# this kernel lacks FAILSLAB, FAIL_PAGE_ALLOC, FAULT_INJECTION_DEBUG_FS or "
-		       "FAULT_INJECTION_STACKTRACE_FILTER (use the debug kernel)\n");
+		printf("# this kernel lacks FAILSLAB, FAIL_PAGE_ALLOC, ");
+		printf("FAULT_INJECTION_DEBUG_FS or FAULT_INJECTION_STACKTRACE_FILTER ");
+		printf("(use the debug kernel)\n");
 		return 2;
 	}
 	ret = find_module_text();
@@ -1167,7 +1197,8 @@ int main(int argc, char **argv)
 	if (use_trace) {
 		ret = trace_setup();
 		if (ret) {
-			printf("# tracing unavailable (%s): failures per attribute only\n", strerror(-ret));
+			printf("# tracing unavailable (%s): failures per attribute only\n",
+			       strerror(-ret));
 			trace_teardown();
 		}
 	}
@@ -1178,16 +1209,17 @@ int main(int argc, char **argv)
 	attrs_off();
 	trace_teardown();
 	printf("# ---- summary: %.0f s ----\n", now_s() - t0);
-	printf("# scenarios: %zu; collapses checked with a clean collapse after: %lu\n", NR_SCENARIOS,
-	       recollapses);
-	printf("# pages checked (pread and mappings): %llu; pages swapped out before collapses: %llu\n",
-	       pages_checked, swapped_total);
+	printf("# scenarios: %zu; collapses checked with a clean collapse after: %lu\n",
+	       NR_SCENARIOS, recollapses);
+	printf("# pages checked (pread and mappings): %llu; ", pages_checked);
+	printf("pages swapped out before collapses: %llu\n", swapped_total);
 	if (failures) {
 		printf("# FAILED: %d check(s) failed; first: %s\n", failures, first_failure);
 		printf("# replay: khugepaged_rs_faults --phase %s --seed %#llx\n", phase,
 		       (unsigned long long)seed);
 		return 1;
 	}
-	printf("# PASSED: every injected failure ended in a clean rollback or a documented errno\n");
+	printf("# PASSED: %s\n",
+	       "every injected failure ended in a clean rollback or a documented errno");
 	return 0;
 }
