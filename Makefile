@@ -2,12 +2,22 @@
 #
 # khugepaged_rs: user-facing targets. Kbuild (the module itself) is in Kbuild.
 #
-#   make              build khugepaged_rs.ko (against the prepared stock
-#                     tree; set-up runs first if needed)
+#   make              build khugepaged_rs.ko: against the running kernel's
+#                     /lib/modules/$(uname -r)/build when that tree can build
+#                     Rust modules with the toolchain on PATH (CONFIG_RUST=y,
+#                     the same rustc and bindgen); otherwise it says why and
+#                     builds against the prepared stock tree (set-up first)
 #   make KDIR=/path   build against your own built 7.2 Rust-enabled tree
+#   make modules_install  build, then install as the kernel installs modules:
+#                     /lib/modules/<release>/updates/khugepaged_rs.ko[.xz],
+#                     depmod run (INSTALL_MOD_PATH=dir installs under dir)
+#   make rust-analyzer    write rust-project.json (kernel crates + this one)
+#                     for rust-analyzer
+#   make help         this list
 #   make setup        toolchain root + stock kernel + prepared tree (cached)
-#   make check        everything: build, clippy, rustfmt, host tests, kselftests
-#                     in a VM; ends with "N passed, N failed"
+#   make check        everything: build, clippy, rustfmt, docs and C style,
+#                     host tests, kselftests in a VM through the kernel's
+#                     run_kselftest.sh; ends with "N passed, N failed"
 #   make check-debug  the kselftests on the debug kernel (KASAN, lockdep,
 #                     DEBUG_VM; built once, about an hour cold)
 #   make demo         boot the stock kernel, load the module, show what it does
@@ -30,18 +40,37 @@
 #                     rollbacks checked, leak checks
 #   make selftests    build the kselftests only
 #   make hosttest     run the host-side (cargo) tests only
+#   make docs         Documentation/ with sphinx-build -W (build/docs/html),
+#                     the ABI file validated, checkpatch --strict
 #   make clean
 #
-# KDIR, LLVM and CLIPPY pass through to Kbuild.
+# KDIR, LLVM, CLIPPY and INSTALL_MOD_PATH pass through to Kbuild. The
+# targets that boot the stock kernel (demo, bench, vm, mutants, stress,
+# soak) build the module against the stock tree.
 
-export KDIR LLVM CLIPPY
+export KDIR LLVM CLIPPY INSTALL_MOD_PATH
 
-.PHONY: all module setup check check-debug demo bench vm selftests hosttest fuzz stress soak stress-debug soak-debug faults clean
+.PHONY: all module stock-module modules_install rust-analyzer help docs setup check check-debug demo bench vm selftests hosttest fuzz stress soak stress-debug soak-debug faults clean
 
 all: module
 
 module:
+	@tools/build/module --auto
+
+stock-module:
 	@tools/build/module
+
+modules_install:
+	@tools/build/module --auto modules modules_install
+
+rust-analyzer:
+	@tools/build/module --auto rust-analyzer
+
+help:
+	@sed -n '/^#   make /,/^# KDIR/{/^# KDIR/d;s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
+
+docs:
+	@tools/build/docs
 
 setup:
 	@tools/setup/setup
@@ -52,13 +81,13 @@ check:
 check-debug:
 	@tools/check --debug
 
-demo: module
+demo: stock-module
 	@tools/demo/run
 
-bench: module
+bench: stock-module
 	@tools/bench/run
 
-vm: module selftests
+vm: stock-module selftests
 	@tools/vm/run
 
 selftests:
@@ -67,17 +96,17 @@ selftests:
 hosttest:
 	@tools/build/hosttest
 
-mutants: module selftests
+mutants: stock-module selftests
 	@python3 tools/mutants/mutants.py
 
 fuzz:
 	@tools/fuzz/run
 
-stress: module
+stress: stock-module
 	@tools/stress/run
 
 SEEDS ?= 2000
-soak: module selftests
+soak: stock-module selftests
 	@tools/vm/run --timeout $$(( $(SEEDS) + 600 )) -- sh -c 'selftests/khugepaged_rs_diff --seeds $(SEEDS)'
 
 stress-debug:
@@ -91,4 +120,6 @@ faults:
 
 clean:
 	@tools/build/module clean
-	rm -rf build tools/testing/selftests/khugepaged_rs/khugepaged_rs_module
+	rm -rf build rust-project.json
+	find tools/testing/selftests/khugepaged_rs -maxdepth 1 -type f \
+		-name 'khugepaged_rs_*' ! -name '*.[ch]' -delete
