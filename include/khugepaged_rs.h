@@ -234,4 +234,24 @@ void krs_msleep(unsigned int ms);
 int krs_current_tgid(void);
 unsigned long krs_mapping_ino(struct address_space *mapping);
 
+/*
+ * Tracepoints (include/khugepaged_rs_trace.h, defined in
+ * rust/helpers/trace.c): the static key of each event, and the call Rust
+ * makes once it found the key enabled (rust/ffi/trace.rs).
+ */
+struct tracepoint;
+extern struct tracepoint __tracepoint_scan_file;
+extern struct tracepoint __tracepoint_collapse_file;
+extern struct tracepoint __tracepoint_retract;
+extern struct tracepoint __tracepoint_install_pmd;
+void rust_do_trace_scan_file(struct mm_struct *mm, unsigned long pfn, struct file *file,
+			     int present, int swap, int result);
+void rust_do_trace_collapse_file(struct mm_struct *mm, unsigned long hpfn, unsigned long index,
+				 unsigned long addr, bool is_shmem, struct file *file, int nr,
+				 int copied, int holes, int result);
+void rust_do_trace_retract(struct mm_struct *mm, unsigned long addr, int result);
+void rust_do_trace_install_pmd(struct mm_struct *mm, unsigned long addr, int result);
+/* folio_pfn(). */
+unsigned long krs_folio_pfn(struct folio *folio);
+
 #endif /* _KHUGEPAGED_RS_H */

@@ -28,7 +28,8 @@ pub(crate) mod errno {
     pub(crate) const ERANGE: i32 = 34;
 }
 
-const PAGE_SIZE: u64 = 4096;
+/// The page size, as a `u64` for the grammar's numbers.
+const PAGE_SIZE: u64 = super::PAGE_SIZE as u64;
 
 /// The longest range one request may cover.
 pub(crate) const MAX_LEN: u64 = 1 << 30;
@@ -151,64 +152,74 @@ fn set(slot: &mut Option<u64>, value: u64) -> Result<()> {
     Ok(())
 }
 
-/// Parses one write. `user_limit` is the end of the user address space
-/// (`TASK_SIZE`): an mm range must end at or below it.
-pub(crate) fn parse(input: &[u8], user_limit: u64) -> Result<Command> {
-    if input
-        .iter()
-        .any(|&b| !(b.is_ascii_graphic() || b.is_ascii_whitespace()))
-    {
-        return Err(ParseError::NotText);
-    }
-    // Only ASCII remains, so this cannot fail.
-    let text = core::str::from_utf8(input).map_err(|_| ParseError::NotText)?;
+/// The keys of one command, each at most once.
+#[derive(Default)]
+struct Keys {
+    addr: Option<u64>,
+    len: Option<u64>,
+    pid: Option<u64>,
+    fd: Option<u64>,
+    offset: Option<u64>,
+    dry_run: bool,
+}
 
-    let (mut addr, mut len, mut pid, mut fd, mut offset) = (None, None, None, None, None);
-    let mut dry_run = false;
-    let mut any = false;
-    for token in text.split_ascii_whitespace() {
-        any = true;
-        if token == "dry_run" {
-            if dry_run {
-                return Err(ParseError::Duplicate);
+impl Keys {
+    fn parse(text: &str) -> Result<Self> {
+        let mut keys = Self::default();
+        let mut any = false;
+        for token in text.split_ascii_whitespace() {
+            any = true;
+            if token == "dry_run" {
+                if keys.dry_run {
+                    return Err(ParseError::Duplicate);
+                }
+                keys.dry_run = true;
+                continue;
             }
-            dry_run = true;
-            continue;
+            let (key, value) = token.split_once('=').ok_or(ParseError::UnknownKey)?;
+            match key {
+                "addr" => set(&mut keys.addr, parse_hex(value)?)?,
+                "len" => set(&mut keys.len, parse_size(value)?)?,
+                "offset" => set(&mut keys.offset, parse_size(value)?)?,
+                "pid" => set(&mut keys.pid, parse_id(value, ParseError::BadPid, 1)?)?,
+                "fd" => set(&mut keys.fd, parse_id(value, ParseError::BadFd, 0)?)?,
+                _ => return Err(ParseError::UnknownKey),
+            }
         }
-        let (key, value) = token.split_once('=').ok_or(ParseError::UnknownKey)?;
-        match key {
-            "addr" => set(&mut addr, parse_hex(value)?)?,
-            "len" => set(&mut len, parse_size(value)?)?,
-            "offset" => set(&mut offset, parse_size(value)?)?,
-            "pid" => set(&mut pid, parse_id(value, ParseError::BadPid, 1)?)?,
-            "fd" => set(&mut fd, parse_id(value, ParseError::BadFd, 0)?)?,
-            _ => return Err(ParseError::UnknownKey),
+        if !any {
+            return Err(ParseError::Empty);
         }
-    }
-    if !any {
-        return Err(ParseError::Empty);
+        Ok(keys)
     }
 
-    let len = len.ok_or(ParseError::Missing)?;
-    let target = match (fd, addr) {
-        (Some(_), Some(_)) => return Err(ParseError::Conflict),
-        (Some(_), None) if pid.is_some() => return Err(ParseError::Conflict),
-        (None, Some(_)) if offset.is_some() => return Err(ParseError::Conflict),
-        (None, None) if offset.is_some() => return Err(ParseError::Conflict),
-        (None, None) => return Err(ParseError::Missing),
-        (Some(fd), None) => Target::File {
-            fd: fd as u32,
-            offset: offset.unwrap_or(0),
-            len,
-        },
-        (None, Some(addr)) => Target::Mm {
-            pid: pid.map(|p| p as u32),
-            addr,
-            len,
-        },
-    };
+    /// The form the keys make: `addr=` (with `pid=`) or `fd=` (with
+    /// `offset=`), never both.
+    fn target(&self) -> Result<Target> {
+        let len = self.len.ok_or(ParseError::Missing)?;
+        Ok(match (self.fd, self.addr) {
+            (Some(_), Some(_)) => return Err(ParseError::Conflict),
+            (Some(_), None) if self.pid.is_some() => return Err(ParseError::Conflict),
+            (None, Some(_)) if self.offset.is_some() => return Err(ParseError::Conflict),
+            (None, None) if self.offset.is_some() => return Err(ParseError::Conflict),
+            (None, None) => return Err(ParseError::Missing),
+            (Some(fd), None) => Target::File {
+                fd: fd as u32,
+                offset: self.offset.unwrap_or(0),
+                len,
+            },
+            (None, Some(addr)) => Target::Mm {
+                pid: self.pid.map(|p| p as u32),
+                addr,
+                len,
+            },
+        })
+    }
+}
 
-    let (start, len) = match target {
+/// The range of a target: non-empty, at most [`MAX_LEN`], page-aligned,
+/// and inside the user address space (`addr=`) or the largest file.
+fn check_range(target: &Target, user_limit: u64) -> Result<()> {
+    let (start, len) = match *target {
         Target::Mm { addr, len, .. } => (addr, len),
         Target::File { offset, len, .. } => (offset, len),
     };
@@ -223,12 +234,31 @@ pub(crate) fn parse(input: &[u8], user_limit: u64) -> Result<Command> {
     }
     let end = start.checked_add(len).ok_or(ParseError::OutOfRange)?;
     match target {
-        Target::Mm { .. } if end > user_limit => return Err(ParseError::OutOfRange),
+        Target::Mm { .. } if end > user_limit => Err(ParseError::OutOfRange),
         // Page-cache offsets are bounded by MAX_LFS_FILESIZE (i64::MAX).
-        Target::File { .. } if end > i64::MAX as u64 => return Err(ParseError::OutOfRange),
-        _ => {}
+        Target::File { .. } if end > i64::MAX as u64 => Err(ParseError::OutOfRange),
+        _ => Ok(()),
     }
-    Ok(Command { target, dry_run })
+}
+
+/// Parses one write. `user_limit` is the end of the user address space
+/// (`TASK_SIZE`): an mm range must end at or below it.
+pub(crate) fn parse(input: &[u8], user_limit: u64) -> Result<Command> {
+    if input
+        .iter()
+        .any(|&b| !(b.is_ascii_graphic() || b.is_ascii_whitespace()))
+    {
+        return Err(ParseError::NotText);
+    }
+    // Only ASCII remains, so this cannot fail.
+    let text = core::str::from_utf8(input).map_err(|_| ParseError::NotText)?;
+    let keys = Keys::parse(text)?;
+    let target = keys.target()?;
+    check_range(&target, user_limit)?;
+    Ok(Command {
+        target,
+        dry_run: keys.dry_run,
+    })
 }
 
 #[cfg(test)]

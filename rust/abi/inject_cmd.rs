@@ -143,45 +143,74 @@ pub(crate) fn parse(input: &[u8]) -> Result<InjectCmd, i32> {
     let text = core::str::from_utf8(input).map_err(|_| errno::EINVAL)?;
     let mut tokens = text.split_ascii_whitespace();
     let first = tokens.next().ok_or(errno::EINVAL)?;
-    if first == "clear" {
-        return match tokens.next() {
-            None => Ok(InjectCmd::Clear),
-            Some(_) => Err(errno::EINVAL),
-        };
+    let cmd = match first {
+        "clear" => InjectCmd::Clear,
+        "release" => InjectCmd::Release(
+            tokens
+                .next()
+                .map(|p| Point::from_name(p).ok_or(errno::EINVAL))
+                .transpose()?,
+        ),
+        _ => return parse_arm(first, tokens),
+    };
+    match tokens.next() {
+        None => Ok(cmd),
+        Some(_) => Err(errno::EINVAL),
     }
-    if first == "release" {
-        let point = match tokens.next() {
-            None => None,
-            Some(p) => Some(Point::from_name(p).ok_or(errno::EINVAL)?),
-        };
-        return match tokens.next() {
-            None => Ok(InjectCmd::Release(point)),
-            Some(_) => Err(errno::EINVAL),
-        };
+}
+
+/// The keys of an arming, each at most once.
+#[derive(Default)]
+struct ArmKeys {
+    scope: Option<Scope>,
+    count: Option<u32>,
+    ms: Option<u32>,
+    timeout: Option<u32>,
+}
+
+impl ArmKeys {
+    fn parse<'a>(tokens: impl Iterator<Item = &'a str>) -> Result<Self, i32> {
+        let mut keys = Self::default();
+        for t in tokens {
+            let (k, v) = t.split_once('=').ok_or(errno::EINVAL)?;
+            let slot_was_set = match k {
+                "pid" => keys
+                    .scope
+                    .replace(Scope::Pid(number(v, i32::MAX as u64)? as u32))
+                    .is_some(),
+                "ino" => keys
+                    .scope
+                    .replace(Scope::Ino(number(v, u64::MAX)?))
+                    .is_some(),
+                "count" => keys.count.replace(number(v, 1_000_000)? as u32).is_some(),
+                "ms" => keys
+                    .ms
+                    .replace(number(v, u64::from(MAX_DELAY_MS))? as u32)
+                    .is_some(),
+                "timeout_ms" => keys
+                    .timeout
+                    .replace(number(v, u64::from(MAX_PAUSE_MS))? as u32)
+                    .is_some(),
+                _ => return Err(errno::EINVAL),
+            };
+            if slot_was_set {
+                return Err(errno::EINVAL);
+            }
+        }
+        Ok(keys)
     }
+}
+
+/// `pause=`, `delay=` or `fail=<point>` and its keys.
+fn parse_arm<'a>(first: &str, tokens: impl Iterator<Item = &'a str>) -> Result<InjectCmd, i32> {
     let (verb, point) = first.split_once('=').ok_or(errno::EINVAL)?;
     let point = Point::from_name(point).ok_or(errno::EINVAL)?;
-    let (mut scope, mut count, mut ms, mut timeout) = (None, None, None, None);
-    for t in tokens {
-        let (k, v) = t.split_once('=').ok_or(errno::EINVAL)?;
-        let slot_was_set = match k {
-            "pid" => scope
-                .replace(Scope::Pid(number(v, i32::MAX as u64)? as u32))
-                .is_some(),
-            "ino" => scope.replace(Scope::Ino(number(v, u64::MAX)?)).is_some(),
-            "count" => count.replace(number(v, 1_000_000)? as u32).is_some(),
-            "ms" => ms
-                .replace(number(v, u64::from(MAX_DELAY_MS))? as u32)
-                .is_some(),
-            "timeout_ms" => timeout
-                .replace(number(v, u64::from(MAX_PAUSE_MS))? as u32)
-                .is_some(),
-            _ => return Err(errno::EINVAL),
-        };
-        if slot_was_set {
-            return Err(errno::EINVAL);
-        }
-    }
+    let ArmKeys {
+        scope,
+        count,
+        ms,
+        timeout,
+    } = ArmKeys::parse(tokens)?;
     let scope = scope.ok_or(errno::EINVAL)?;
     if matches!(scope, Scope::Pid(0)) || count == Some(0) {
         return Err(errno::EINVAL);

@@ -12,3 +12,14 @@ pub(crate) mod command;
 pub(crate) mod inject_cmd;
 pub(crate) mod outcome;
 pub(crate) mod result;
+
+/// The sizes the module works in (x86_64), the one copy of each: the mm
+/// layer re-exports them, checked at build time against `kernel::page`.
+pub(crate) const PAGE_SHIFT: usize = 12;
+pub(crate) const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+/// `HPAGE_PMD_ORDER`.
+pub(crate) const HPAGE_PMD_ORDER: u32 = 9;
+/// Pages in one PMD.
+pub(crate) const HPAGE_PMD_NR: usize = 1 << HPAGE_PMD_ORDER;
+/// 2 MiB: one PMD.
+pub(crate) const HPAGE_PMD_SIZE: usize = PAGE_SIZE << HPAGE_PMD_ORDER;

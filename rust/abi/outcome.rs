@@ -14,7 +14,7 @@
 use crate::abi::command::errno;
 use crate::abi::result::ScanResult;
 
-const HPAGE: usize = 1 << 21;
+use super::HPAGE_PMD_SIZE as HPAGE;
 
 /// One piece of the requested range, in address order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,8 @@ pub(crate) struct Outcome {
     pub(crate) copied: usize,
     /// Holes filled with zeroes.
     pub(crate) holes: usize,
+    /// The pfn of the huge folio this collapse committed.
+    pub(crate) hpfn: Option<usize>,
 }
 
 impl Outcome {
@@ -40,6 +42,7 @@ impl Outcome {
             result,
             copied: 0,
             holes: 0,
+            hpfn: None,
         }
     }
 }
@@ -138,6 +141,7 @@ fn collapse(mm: Option<&Mm>, mapping: &AddressSpace, start: usize) -> Result<Out
     };
 
     // Commit: publish the new folio as one multi-index entry.
+    let hpfn = new.pfn();
     new.publish(true);
     warn_on_once!(xa.store_folio(start, &new).is_err());
     drop(xa);
@@ -157,6 +161,7 @@ fn collapse(mm: Option<&Mm>, mapping: &AddressSpace, start: usize) -> Result<Out
         result: ScanResult::Succeed,
         copied,
         holes: nr_none,
+        hpfn: Some(hpfn),
     })
 }
 

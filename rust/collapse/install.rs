@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 use crate::abi::result::ScanResult;
-use crate::mm::pgtable::{set_huge_pmd, ClearedPtes, NotifierRange, PmdRef, Subpage};
+use crate::mm::pgtable::{
+    set_huge_pmd, ClearedPtes, NotifierRange, PmdRef, PteTable, SpinGuard, Subpage,
+};
 use crate::mm::{FileExt, LockedFolio, MmapRead, VmaExt, VmaRef, HPAGE_PMD_NR, HPAGE_PMD_SIZE};
 
 /// Maps the huge folio at `haddr` (2 MiB aligned) of the mm by a PMD.
@@ -106,27 +108,14 @@ fn clear_and_retract(
         return Err(ScanResult::Fail);
     }
 
-    // Step 2: clear the table and adjust the rmap.
+    // Step 2: clear the table and adjust the rmap, under the PTE lock: the
+    // nested one, or the PMD lock when they are one.
     let mut cleared = ClearedPtes::new(mm, folio);
-    {
-        // The PTE lock: the nested one, or the PMD lock when they are one.
-        let Some(held) = pte_lock.as_ref().or(early_pml.as_ref()) else {
-            return Err(ScanResult::Fail);
-        };
-        for i in 0..HPAGE_PMD_NR {
-            // The PTE lock was dropped after step 1 for the notifier: the
-            // folio lock stops new PTEs of it, not CoW copies, swap-out or
-            // migration of the existing ones, so check again.
-            match table.subpage(vma, haddr, i, folio, held) {
-                Subpage::None => {}
-                // Must clear the entry, or a racing truncate may re-remove
-                // it; the TLB flush waits for pmdp_collapse_flush().
-                Subpage::Mapped(page) => table.clear(vma, haddr, i, page, &mut cleared, held),
-                Subpage::NonPresent => return Err(ScanResult::PteNonPresent),
-                Subpage::Other => return Err(ScanResult::Fail),
-            }
-        }
-    }
+    let held = pte_lock
+        .as_ref()
+        .or(early_pml.as_ref())
+        .ok_or(ScanResult::Fail)?;
+    clear_ptes(vma, haddr, &table, folio, &mut cleared, held)?;
     let pte_lock = if early_pml.is_none() {
         drop(pte_lock);
         None
@@ -156,6 +145,32 @@ fn clear_and_retract(
     drop(range);
     retracted.free_deferred();
     crate::stats::count_retracted();
+    Ok(())
+}
+
+/// Step 2: clears every PTE mapping a subpage of `folio` and its rmap; the
+/// references and rss they held are given back by `cleared`.
+fn clear_ptes(
+    vma: &VmaRef,
+    haddr: usize,
+    table: &PteTable<'_>,
+    folio: &LockedFolio,
+    cleared: &mut ClearedPtes<'_>,
+    ptl: &SpinGuard<'_>,
+) -> Result<(), ScanResult> {
+    for i in 0..HPAGE_PMD_NR {
+        // The PTE lock was dropped after step 1 for the notifier: the folio
+        // lock stops new PTEs of it, not CoW copies, swap-out or migration
+        // of the existing ones, so check again.
+        match table.subpage(vma, haddr, i, folio, ptl) {
+            Subpage::None => {}
+            // Must clear the entry, or a racing truncate may re-remove it;
+            // the TLB flush waits for pmdp_collapse_flush().
+            Subpage::Mapped(page) => table.clear(vma, haddr, i, page, cleared, ptl),
+            Subpage::NonPresent => return Err(ScanResult::PteNonPresent),
+            Subpage::Other => return Err(ScanResult::Fail),
+        }
+    }
     Ok(())
 }
 

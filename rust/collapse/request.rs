@@ -13,11 +13,14 @@ use crate::abi::command::{self, Target};
 use crate::abi::inject_cmd::Point;
 use crate::abi::outcome::{self, Segment, Tried};
 use crate::abi::result::ScanResult;
+use crate::ffi::trace::{self, CollapseEvent};
 use crate::inject;
 use crate::mm::pgtable::PmdRef;
 use crate::mm::task::{self, MmExt};
 use crate::mm::vma::fget;
-use crate::mm::{File, FileExt, MmWithUser, MmapRead, VmaExt, VmaRef, HPAGE_PMD_SIZE, PAGE_SHIFT};
+use crate::mm::{
+    File, FileExt, Mm, MmWithUser, MmapRead, VmaExt, VmaRef, HPAGE_PMD_SIZE, PAGE_SHIFT,
+};
 use crate::stats;
 use kernel::error::Error;
 use kernel::prelude::*;
@@ -224,61 +227,105 @@ fn collapse_extent(
     dry_run: bool,
     entered: &mut Option<usize>,
 ) -> (usize, Outcome, Option<usize>) {
-    let (file, pgoff, vma_end) = {
-        let lock = MmapRead::lock(mm);
-        let vma = match revalidate(&lock, addr, entered) {
-            Ok(vma) => vma,
-            Err(r) => return (0, Outcome::failed(r), None),
-        };
-        let pgoff = vma.pgoff_of(addr);
-        // Our own reference: the file outlives the mmap lock.
-        let file = match vma.vm_file() {
-            Some(f) if f.is_shmem() => ARef::from(f),
-            _ => return (pgoff, Outcome::failed(ScanResult::VmaCheck), None),
-        };
-        (file, pgoff, Some(vma.vm_end()))
+    let (file, pgoff, vma_end) = match vma_file(mm, addr, entered) {
+        Ok(found) => found,
+        Err((pgoff, r)) => return (pgoff, Outcome::failed(r), None),
     };
-
-    let mapping = file.mapping();
-    let target = inject::Target::of(mapping);
-    let (mut result, count) = scan_file(mapping, pgoff);
-    let mut done = Outcome::failed(result);
+    let vma_end = Some(vma_end);
+    let mut done = scan_and_collapse(Some(mm), &file, pgoff, addr, Form::Madvise, dry_run);
     if dry_run {
-        done.copied = count.present;
-        done.holes = count.holes;
-        if result == ScanResult::PteMappedHugepage && pmd_mapped(mm, addr) {
+        if done.result == ScanResult::PteMappedHugepage && pmd_mapped(mm, addr) {
             done.result = ScanResult::PmdMapped;
         }
         return (pgoff, done, vma_end);
     }
-    if result == ScanResult::Succeed {
-        inject::hit(Point::AfterScan, target);
-        done = collapse_file(Some(&**mm), mapping, pgoff);
-        // "If MADV_COLLAPSE, adjust result to call
-        // try_collapse_pte_mapped_thp()".
-        if done.result == ScanResult::Succeed {
-            done.result = ScanResult::PteMappedHugepage;
-        }
-        result = done.result;
-    }
-    if result == ScanResult::PteMappedHugepage {
-        inject::hit(Point::BeforeInstall, target);
-    }
-    drop(file);
-
-    if result == ScanResult::PteMappedHugepage {
-        let lock = MmapRead::lock(mm);
-        done.result = if mm.exiting() || mm.thp_disabled() {
-            ScanResult::AnyProcess
-        } else {
-            match try_collapse_pte_mapped_thp(&lock, addr) {
-                // Mapped by us right now: the collapse succeeded.
-                ScanResult::PmdMapped if done.copied + done.holes > 0 => ScanResult::Succeed,
-                r => r,
-            }
-        };
+    if done.result == ScanResult::PteMappedHugepage {
+        inject::hit(Point::BeforeInstall, inject::Target::of(file.mapping()));
+        drop(file);
+        done.result = install(mm, addr, &done);
     }
     (pgoff, done, vma_end)
+}
+
+/// Under the mmap lock: the checks of the extent at `addr`, and the VMA's
+/// file (our own reference: it outlives the lock), its page offset and the
+/// VMA's end; or the page offset (0 if unknown) and why not.
+fn vma_file(
+    mm: &MmWithUser,
+    addr: usize,
+    entered: &mut Option<usize>,
+) -> Result<(ARef<File>, usize, usize), (usize, ScanResult)> {
+    let lock = MmapRead::lock(mm);
+    let vma = revalidate(&lock, addr, entered).map_err(|r| (0, r))?;
+    let pgoff = vma.pgoff_of(addr);
+    match vma.vm_file() {
+        Some(f) if f.is_shmem() => Ok((ARef::from(f), pgoff, vma.vm_end())),
+        _ => Err((pgoff, ScanResult::VmaCheck)),
+    }
+}
+
+/// Who asked: MADV_COLLAPSE's walk (`addr=`, `pid=`) or a file (`fd=`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Madvise,
+    File,
+}
+
+/// `collapse_scan_file()` for the extent at page `pgoff` of `file`, and
+/// the `collapse_file()` it leads to (not for a dry run), with their
+/// tracepoints; `addr` is the user address (0 for `fd=`).
+fn scan_and_collapse(
+    mm: Option<&Mm>,
+    file: &File,
+    pgoff: usize,
+    addr: usize,
+    form: Form,
+    dry_run: bool,
+) -> Outcome {
+    let mapping = file.mapping();
+    let (result, count) = scan_file(mapping, pgoff);
+    let mut done = Outcome::failed(result);
+    if dry_run {
+        done.copied = count.present;
+        done.holes = count.holes;
+    } else if result == ScanResult::Succeed {
+        inject::hit(Point::AfterScan, inject::Target::of(mapping));
+        done = collapse_file(mm, mapping, pgoff);
+        // "If MADV_COLLAPSE, adjust result to call
+        // try_collapse_pte_mapped_thp()".
+        if form == Form::Madvise && done.result == ScanResult::Succeed {
+            done.result = ScanResult::PteMappedHugepage;
+        }
+        trace::collapse_file(&CollapseEvent {
+            mm,
+            hpfn: done.hpfn,
+            index: pgoff,
+            addr,
+            file,
+            copied: done.copied,
+            holes: done.holes,
+            result: done.result,
+        });
+    }
+    // As upstream: the scan's event carries the collapse's result.
+    trace::scan_file(mm, count.pfn, file, count.present, count.swap, done.result);
+    done
+}
+
+/// The end of `collapse_single_pmd()`: with the mmap lock taken again, map
+/// the huge folio by a PMD (`try_collapse_pte_mapped_thp()`).
+fn install(mm: &MmWithUser, addr: usize, done: &Outcome) -> ScanResult {
+    let lock = MmapRead::lock(mm);
+    if mm.exiting() || mm.thp_disabled() {
+        return ScanResult::AnyProcess;
+    }
+    let result = try_collapse_pte_mapped_thp(&lock, addr);
+    trace::install_pmd(mm, addr, result);
+    match result {
+        // Mapped by us right now: the collapse succeeded.
+        ScanResult::PmdMapped if done.copied + done.holes > 0 => ScanResult::Succeed,
+        r => r,
+    }
 }
 
 /// The extent at `addr` is mapped by a PMD in `mm` now.
@@ -361,7 +408,6 @@ fn collapse_fd(
     extents: &mut KVec<Extent>,
 ) -> Result {
     crate::mm::lru_add_drain_all();
-    let mapping = file.mapping();
     let mut last_fail = None;
     let mut off = align_up(start);
     while off < align_down(end) {
@@ -369,19 +415,7 @@ fn collapse_fd(
         let done = if !file.shmem_pmd_allowed() {
             Outcome::failed(ScanResult::VmaCheck)
         } else {
-            let (result, count) = scan_file(mapping, pgoff);
-            if dry_run {
-                Outcome {
-                    result,
-                    copied: count.present,
-                    holes: count.holes,
-                }
-            } else if result == ScanResult::Succeed {
-                inject::hit(Point::AfterScan, inject::Target::of(mapping));
-                collapse_file(None, mapping, pgoff)
-            } else {
-                Outcome::failed(result)
-            }
+            scan_and_collapse(None, file, pgoff, 0, Form::File, dry_run)
         };
         push(extents, off, pgoff, done)?;
         let r = done.result;

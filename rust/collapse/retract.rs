@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 use crate::abi::inject_cmd::Point;
+use crate::ffi::trace::{self, Retract};
 use crate::inject::{self, Target};
 use crate::mm::pgtable::{NotifierRange, PmdRef, PmdState};
 use crate::mm::task::MmExt;
@@ -24,21 +25,29 @@ pub(crate) fn retract_page_tables(mapping: &AddressSpace, pgoff: usize) {
     }
 }
 
-/// The loop body of `retract_page_tables()` for one VMA.
+/// The loop body of `retract_page_tables()` for one VMA, with its event.
 fn retract_one(vma: IMmapVma<'_>, pgoff: usize, target: Target<'_>) {
     let addr = vma.vm_start() + ((pgoff - vma.pgoff()) << PAGE_SHIFT);
+    let result = try_retract(&vma, addr, target);
+    trace::retract(vma.vm_mm(), addr, result);
+}
+
+fn try_retract(vma: &IMmapVma<'_>, addr: usize, target: Target<'_>) -> Retract {
     if addr & (HPAGE_PMD_SIZE - 1) != 0 || vma.vm_end() < addr + HPAGE_PMD_SIZE {
-        return;
+        return Retract::NotPmdAligned;
     }
-    let Some(pmd) = PmdRef::find(&vma, addr) else {
-        return;
+    let Some(pmd) = PmdRef::find(vma, addr) else {
+        return Retract::NoPteTable;
     };
     if pmd.state() != PmdState::Table {
-        return;
+        return Retract::NoPteTable;
     }
     let mm = vma.vm_mm();
-    if mm.exiting() || !vma.is_retractable() {
-        return;
+    if mm.exiting() {
+        return Retract::MmExiting;
+    }
+    if !vma.is_retractable() {
+        return Retract::NotRetractable;
     }
 
     // PTEs were notified when unmapped; now for the PMD (seed 002).
@@ -50,14 +59,14 @@ fn retract_one(vma: IMmapVma<'_>, pgoff: usize, target: Target<'_>) {
     // was freed and a new one installed, it is empty too: re-checking that
     // the PMD still points to a table is enough (no pmd_same()).
     if pmd.state() != PmdState::Table {
-        return;
+        return Retract::ChangedUnderPtl;
     }
     let pte_lock = pmd.lock_pte_nested(&pml);
     // No mmap lock is held, so a racing UFFDIO_COPY or madvise() may have
     // inserted PTEs or markers since the first check (seed 002's private
     // shmem case). Under the PTE lock, repeating the check settles it.
     let table = if vma.is_retractable() {
-        Some(pmd.collapse_flush(&vma, addr, &pml))
+        Some(pmd.collapse_flush(vma, addr, &pml))
     } else {
         None
     };
@@ -65,9 +74,11 @@ fn retract_one(vma: IMmapVma<'_>, pgoff: usize, target: Target<'_>) {
     drop(pml);
     drop(range);
 
-    if let Some(table) = table {
-        // Freed after RCU readers (pte_free_defer), with no lock held.
-        table.free_deferred();
-        crate::stats::count_retracted();
-    }
+    let Some(table) = table else {
+        return Retract::NotRetractableUnderPtl;
+    };
+    // Freed after RCU readers (pte_free_defer), with no lock held.
+    table.free_deferred();
+    crate::stats::count_retracted();
+    Retract::Retracted
 }

@@ -20,6 +20,8 @@ pub(crate) struct ScanCount {
     /// Indices without an entry among those looked at: all 512 when the
     /// scan went through, those before the entry that stopped it otherwise.
     pub(crate) holes: usize,
+    /// The pfn of the last folio looked at (for the tracepoint).
+    pub(crate) pfn: Option<usize>,
 }
 
 impl ScanCount {
@@ -93,6 +95,7 @@ pub(crate) fn scan_file(mapping: &AddressSpace, start: usize) -> (ScanResult, Sc
 /// The per-folio checks of `collapse_scan_file()`, on a referenced folio
 /// that is still the entry.
 fn check_folio(folio: &Folio, count: &mut ScanCount) -> Step {
+    count.pfn = Some(folio.pfn());
     if folio.is_pmd_order() {
         // Already huge: only the page table can still be collapsed.
         return Step::Stop(ScanResult::PteMappedHugepage);

@@ -38,7 +38,8 @@ pub(crate) struct Files {
 
 // SAFETY: The dentry pointer is only used to remove the directory on drop.
 unsafe impl Send for Files {}
-// SAFETY: As above; no shared mutable state.
+// SAFETY: The dentry pointer is only used to remove the directory on
+// drop; no shared mutable state.
 unsafe impl Sync for Files {}
 
 fn is_err(p: *mut bindings::dentry) -> bool {
@@ -57,15 +58,15 @@ impl Files {
         collapse_fops.owner = module.as_ptr();
         collapse_fops.open = Some(collapse_open);
         collapse_fops.read = Some(collapse_read);
-        collapse_fops.write = Some(collapse_write);
+        collapse_fops.write = Some(write_op::<CollapseFile>);
         collapse_fops.release = Some(collapse_release);
         collapse_fops.llseek = Some(bindings::default_llseek);
         let mut inject_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
         *inject_fops = *show_fops;
-        inject_fops.write = Some(inject_write);
+        inject_fops.write = Some(write_op::<InjectFile>);
         let mut notifier_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
         *notifier_fops = *show_fops;
-        notifier_fops.write = Some(notifier_write);
+        notifier_fops.write = Some(write_op::<NotifierFile>);
 
         // SAFETY: Creates a top-level directory; the name is a C string.
         let dir = unsafe {
@@ -240,19 +241,44 @@ unsafe fn collapse_state<'a>(file: *mut bindings::file) -> &'a CollapseState {
     unsafe { &*((*file).private_data.cast::<CollapseState>()) }
 }
 
-/// `write` of `collapse`: runs one request and keeps its report.
+/// What a writable file does with one command written to it.
+trait CommandFile {
+    /// Runs `input` (the `count` bytes written to `file`); returns what
+    /// `write()` returns (the byte count, or -errno).
+    ///
+    /// # Safety
+    ///
+    /// `file` is an open file of this kind (its `private_data` as its
+    /// `open` set it).
+    unsafe fn write(file: *mut bindings::file, input: &[u8], count: usize) -> isize;
+}
+
+/// `write` of every writable file: copies the command in (at most
+/// [`MAX_COMMAND`] bytes) and hands it to `F`.
 ///
 /// # Safety
 ///
-/// Called by the VFS on a file opened by [`collapse_open`], with a user
-/// buffer of `count` bytes.
-unsafe extern "C" fn collapse_write(
+/// Called by the VFS on an open file of kind `F`, with a user buffer of
+/// `count` bytes.
+unsafe extern "C" fn write_op<F: CommandFile>(
     file: *mut bindings::file,
     ubuf: *const u8,
     count: usize,
     _ppos: *mut i64,
 ) -> isize {
-    with_command(ubuf, count, |input| {
+    let mut buf = [0u8; MAX_COMMAND];
+    match read_command(&mut buf, ubuf, count) {
+        // SAFETY: `file` is an open file of kind `F` (function contract).
+        Ok(input) => unsafe { F::write(file, input, count) },
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// `collapse`: runs one request and keeps its report for this open file.
+struct CollapseFile;
+
+impl CommandFile for CollapseFile {
+    unsafe fn write(file: *mut bindings::file, input: &[u8], count: usize) -> isize {
         let report = request::run(input, count);
         let mut text = Text::new();
         if render(&report, &mut text).is_err() {
@@ -260,11 +286,11 @@ unsafe extern "C" fn collapse_write(
             text.clear();
             let _ = writeln!(FmtVec(&mut text), "status={}", report.status);
         }
-        // SAFETY: `file` is an open collapse file.
+        // SAFETY: `file` is an open collapse file (function contract).
         let state = unsafe { collapse_state(file) };
         *state.lock() = text;
         report.status
-    })
+    }
 }
 
 /// Renders a report as the `collapse` file shows it.
@@ -319,18 +345,11 @@ unsafe extern "C" fn collapse_release(
     0
 }
 
-/// `write` of `inject`: arms, releases or clears injection points.
-///
-/// # Safety
-///
-/// Called by the VFS with a user buffer of `count` bytes.
-unsafe extern "C" fn inject_write(
-    _file: *mut bindings::file,
-    ubuf: *const u8,
-    count: usize,
-    _ppos: *mut i64,
-) -> isize {
-    with_command(ubuf, count, |input| {
+/// `inject`: arms, releases or clears injection points.
+struct InjectFile;
+
+impl CommandFile for InjectFile {
+    unsafe fn write(_file: *mut bindings::file, input: &[u8], count: usize) -> isize {
         match crate::abi::inject_cmd::parse(input) {
             Ok(cmd) => {
                 crate::inject::apply(cmd);
@@ -338,16 +357,6 @@ unsafe extern "C" fn inject_write(
             }
             Err(e) => -(e as isize),
         }
-    })
-}
-
-/// Runs `f` on the command written (`count` bytes at `ubuf`), or returns
-/// the errno of copying it in.
-fn with_command(ubuf: *const u8, count: usize, f: impl FnOnce(&[u8]) -> isize) -> isize {
-    let mut buf = [0u8; MAX_COMMAND];
-    match read_command(&mut buf, ubuf, count) {
-        Ok(input) => f(input),
-        Err(e) => e.to_errno() as isize,
     }
 }
 
@@ -361,18 +370,11 @@ fn read_command(buf: &mut [u8; MAX_COMMAND], ubuf: *const u8, count: usize) -> R
     Ok(&buf[..count])
 }
 
-/// `write` of `notifier`: `pid=<n>`, `stop` or `clear`.
-///
-/// # Safety
-///
-/// Called by the VFS with a user buffer of `count` bytes.
-unsafe extern "C" fn notifier_write(
-    _file: *mut bindings::file,
-    ubuf: *const u8,
-    count: usize,
-    _ppos: *mut i64,
-) -> isize {
-    with_command(ubuf, count, |input| {
+/// `notifier`: `pid=<n>`, `stop` or `clear`.
+struct NotifierFile;
+
+impl CommandFile for NotifierFile {
+    unsafe fn write(_file: *mut bindings::file, input: &[u8], count: usize) -> isize {
         let text = core::str::from_utf8(input).unwrap_or("").trim();
         let result = match text {
             "stop" => {
@@ -392,5 +394,5 @@ unsafe extern "C" fn notifier_write(
             Ok(()) => count as isize,
             Err(e) => e.to_errno() as isize,
         }
-    })
+    }
 }

@@ -10,10 +10,13 @@
 //! contexts that cannot sleep or take our locks.
 
 use crate::ffi::bindings;
+use crate::mm::task::{self, MmExt};
+use crate::mm::{Mm, MmWithUser};
 use core::fmt;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use kernel::prelude::*;
+use kernel::sync::aref::ARef;
 
 const CAPACITY: usize = 4096;
 
@@ -55,8 +58,12 @@ pub(crate) unsafe fn init() {
     unsafe { CURRENT.init() };
 }
 
-/// The registration in place, owned by [`CURRENT`]: a `KBox::into_raw`
-/// allocation registered on its `mm`, which holds an `mmgrab`.
+/// The registration in place, owned by [`CURRENT`].
+///
+/// # Invariants
+///
+/// A `KBox::into_raw` allocation, registered on its `mm`, which it holds
+/// with an `mmgrab`.
 struct Registered(NonNull<Registration>);
 
 // SAFETY: The pointer is only used under the `CURRENT` mutex, from any
@@ -64,17 +71,44 @@ struct Registered(NonNull<Registration>);
 unsafe impl Send for Registered {}
 
 impl Registered {
+    /// `mmu_notifier_register()` of a new registration on `mm`.
+    fn register(mm: &MmWithUser) -> Result<Self> {
+        let reg = KBox::new(
+            Registration {
+                mn: bindings::mmu_notifier {
+                    ops: &OPS,
+                    ..Default::default()
+                },
+                // mmgrab: the struct must outlive the registration.
+                mm: ARef::from(&**mm),
+            },
+            GFP_KERNEL,
+        )?;
+        let reg = KBox::into_raw(reg);
+        // SAFETY: `reg` is a stable heap allocation (ours until freed
+        // below or in `unregister`); `mm` is live (mm_users, held by the
+        // caller's `ARef<MmWithUser>`).
+        let ret = unsafe { bindings::mmu_notifier_register(&mut (*reg).mn, mm.as_raw()) };
+        if ret != 0 {
+            // SAFETY: Not registered: ours alone again; dropping it drops
+            // the mmgrab.
+            drop(unsafe { KBox::from_raw(reg) });
+            return Err(Error::from_errno(ret));
+        }
+        // SAFETY: `KBox::into_raw` never returns null.
+        let reg = unsafe { NonNull::new_unchecked(reg) };
+        // INVARIANT: Registered on its mm, which it holds with mmgrab.
+        Ok(Registered(reg))
+    }
+
     /// Unregisters and frees it.
     fn unregister(self) {
         let reg = self.0.as_ptr();
-        // SAFETY: `reg` came from `KBox::into_raw` in `start` and was
-        // registered on `mm`, which we hold with mmgrab (type invariant);
-        // unregistering waits for running callbacks, after which it can
-        // be freed.
+        // SAFETY: From `KBox::into_raw`, registered on its `mm`, held with
+        // mmgrab (type invariant); unregistering waits for running
+        // callbacks, after which it is freed (dropping the mmgrab).
         unsafe {
-            let mm = (*reg).mm;
-            bindings::mmu_notifier_unregister(&mut (*reg).mn, mm);
-            bindings::mmdrop(mm);
+            bindings::mmu_notifier_unregister(&mut (*reg).mn, (*reg).mm.as_raw());
             drop(KBox::from_raw(reg));
         }
     }
@@ -86,7 +120,7 @@ const END_BIT: u64 = 1 << 63;
 #[repr(C)]
 struct Registration {
     mn: bindings::mmu_notifier,
-    mm: *mut bindings::mm_struct,
+    mm: ARef<Mm>,
 }
 
 fn record(range: *const bindings::mmu_notifier_range, end: bool) {
@@ -156,19 +190,10 @@ pub(crate) fn stop() {
 /// The whole replacement runs under [`CURRENT`]'s lock.
 pub(crate) fn start(pid: u32) -> Result {
     let mut current = CURRENT.lock();
-    let mut err = 0;
-    // SAFETY: Returns an mm with an mm_users reference after a
-    // PTRACE_MODE_READ check, or null with the errno in `err`.
-    let mm = unsafe { bindings::krs_pid_mm_get(pid as i32, &mut err) };
-    if mm.is_null() {
-        return Err(Error::from_errno(err));
-    }
+    let mm = task::pid_mm(pid)?;
     // As pid= of `collapse` (process_madvise(2)): another process's mm
     // also needs CAP_SYS_NICE.
-    // SAFETY: `mm` is live (mm_users); compares it with current's.
-    if unsafe { bindings::krs_remote_mm_needs_nice(mm) } {
-        // SAFETY: Drops the reference taken above.
-        unsafe { bindings::krs_mmput(mm) };
+    if mm.remote_without_cap_sys_nice() {
         return Err(EPERM);
     }
     if let Some(reg) = current.take() {
@@ -176,43 +201,8 @@ pub(crate) fn start(pid: u32) -> Result {
     }
     PID.store(0, SeqCst);
     clear();
-    // SAFETY: `mm` is live (mm_users); mmgrab keeps the struct for unregister.
-    unsafe { bindings::mmgrab(mm) };
-    let reg = KBox::new(
-        Registration {
-            mn: bindings::mmu_notifier {
-                ops: &OPS,
-                ..Default::default()
-            },
-            mm,
-        },
-        GFP_KERNEL,
-    );
-    let reg = match reg {
-        Ok(r) => KBox::into_raw(r),
-        Err(e) => {
-            // SAFETY: Undo the two references taken above.
-            unsafe {
-                bindings::mmdrop(mm);
-                bindings::krs_mmput(mm);
-            }
-            return Err(e.into());
-        }
-    };
-    // SAFETY: `reg` is a stable heap allocation; `mm` is live.
-    let ret = unsafe { bindings::mmu_notifier_register(&mut (*reg).mn, mm) };
-    // SAFETY: The mm_users reference is no longer needed (mmgrab kept).
-    unsafe { bindings::krs_mmput(mm) };
-    if ret != 0 {
-        // SAFETY: Not registered: free it and drop the mmgrab.
-        unsafe {
-            drop(KBox::from_raw(reg));
-            bindings::mmdrop(mm);
-        }
-        return Err(Error::from_errno(ret));
-    }
-    // SAFETY: `reg` is the non-null `KBox::into_raw` allocation above.
-    *current = Some(Registered(unsafe { NonNull::new_unchecked(reg) }));
+    let reg = Registered::register(&mm)?;
+    *current = Some(reg);
     PID.store(u64::from(pid), SeqCst);
     Ok(())
 }

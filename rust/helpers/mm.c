@@ -38,6 +38,7 @@ bool krs_folio_try_get(struct folio *folio) { return folio_try_get(folio); }
 long krs_folio_nr_pages(struct folio *folio) { return folio_nr_pages(folio); }
 unsigned int krs_folio_order(struct folio *folio) { return folio_order(folio); }
 unsigned long krs_folio_index(struct folio *folio) { return folio->index; }
+unsigned long krs_folio_pfn(struct folio *folio) { return folio_pfn(folio); }
 bool krs_folio_test_uptodate(struct folio *folio) { return folio_test_uptodate(folio); }
 bool krs_folio_test_lru(struct folio *folio) { return folio_test_lru(folio); }
 bool krs_folio_mapped(struct folio *folio) { return folio_mapped(folio); }

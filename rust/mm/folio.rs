@@ -68,44 +68,50 @@ impl Folio {
 
     /// `folio_nr_pages()`.
     pub(crate) fn nr_pages(&self) -> usize {
-        // SAFETY: As for `order`.
+        // SAFETY: A valid folio (type invariant); only reads it.
         let nr = unsafe { bindings::krs_folio_nr_pages(self.as_raw()) };
         usize::try_from(nr).unwrap_or(0)
     }
 
+    /// `folio_pfn()`.
+    pub(crate) fn pfn(&self) -> usize {
+        // SAFETY: A valid folio (type invariant); only reads it.
+        unsafe { bindings::krs_folio_pfn(self.as_raw()) }
+    }
+
     /// `folio->index`.
     pub(crate) fn index(&self) -> usize {
-        // SAFETY: As for `order`.
+        // SAFETY: A valid folio (type invariant); only reads it.
         unsafe { bindings::krs_folio_index(self.as_raw()) }
     }
 
     /// `folio_test_uptodate()`.
     pub(crate) fn is_uptodate(&self) -> bool {
-        // SAFETY: As for `order`.
+        // SAFETY: A valid folio (type invariant); only reads it.
         unsafe { bindings::krs_folio_test_uptodate(self.as_raw()) }
     }
 
     /// `folio_test_lru()`.
     pub(crate) fn is_lru(&self) -> bool {
-        // SAFETY: As for `order`.
+        // SAFETY: A valid folio (type invariant); only reads it.
         unsafe { bindings::krs_folio_test_lru(self.as_raw()) }
     }
 
     /// `folio_ref_count()`.
     pub(crate) fn ref_count(&self) -> i32 {
-        // SAFETY: As for `order`.
+        // SAFETY: A valid folio (type invariant); only reads it.
         unsafe { bindings::krs_folio_ref_count(self.as_raw()) }
     }
 
     /// `folio_expected_ref_count()`: the page cache's and the mappings'.
     pub(crate) fn expected_ref_count(&self) -> i32 {
-        // SAFETY: As for `order`.
+        // SAFETY: A valid folio (type invariant); only reads it.
         unsafe { bindings::krs_folio_expected_ref_count(self.as_raw()) }
     }
 
     /// `folio_mapping(folio) == mapping`: still in that page cache.
     pub(crate) fn belongs_to(&self, mapping: &AddressSpace) -> bool {
-        // SAFETY: As for `order`.
+        // SAFETY: A valid folio (type invariant); only reads it.
         unsafe { bindings::krs_folio_mapping(self.as_raw()) == mapping.as_raw() }
     }
 
@@ -419,6 +425,12 @@ pub(crate) struct NewFolio(NonNull<bindings::folio>);
 impl NewFolio {
     pub(super) fn as_raw(&self) -> *mut bindings::folio {
         self.0.as_ptr()
+    }
+
+    /// `folio_pfn()` of the new folio.
+    pub(crate) fn pfn(&self) -> usize {
+        // SAFETY: Ours (type invariant).
+        unsafe { bindings::krs_folio_pfn(self.as_raw()) }
     }
 
     /// `copy_mc_highpage()` of page `sub` of `src` into page `dst` of the

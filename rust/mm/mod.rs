@@ -43,17 +43,14 @@ pub(crate) mod vma;
 
 use crate::ffi::bindings;
 
+pub(crate) use crate::abi::{HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SHIFT, PAGE_SIZE};
 pub(crate) use kernel::fs::File;
 pub(crate) use kernel::mm::virt::VmaRef;
 pub(crate) use kernel::mm::{Mm, MmWithUser};
-pub(crate) use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 
-/// `HPAGE_PMD_ORDER`.
-pub(crate) const HPAGE_PMD_ORDER: u32 = 9;
-/// Pages in one PMD.
-pub(crate) const HPAGE_PMD_NR: usize = 1 << HPAGE_PMD_ORDER;
-/// 2 MiB: one PMD.
-pub(crate) const HPAGE_PMD_SIZE: usize = PAGE_SIZE << HPAGE_PMD_ORDER;
+// The pure parts' sizes are the kernel's.
+const _: () =
+    assert!(PAGE_SIZE == kernel::page::PAGE_SIZE && PAGE_SHIFT == kernel::page::PAGE_SHIFT);
 
 pub(crate) use folio::{Folio, IsolatedFolio, LockedFolio, NewFolio, OldFolios};
 pub(crate) use page_cache::{AddressSpace, Entry, XaCursor};

@@ -174,7 +174,8 @@ impl PteLock<'_> {
         match pml {
             // SAFETY: The lock of a table mapped for 't (the table keeps it).
             None => Some(unsafe { SpinGuard::lock(ptl) }),
-            // SAFETY: As above, nested inside the held PMD lock.
+            // SAFETY: The lock of a table mapped for 't, nested inside the
+            // held PMD lock.
             Some(l) if l.0 != ptl => Some(unsafe { SpinGuard::lock_nested(ptl) }),
             Some(_) => None,
         }

@@ -52,7 +52,7 @@ impl MmExt for Mm {
         unsafe { bindings::krs_mm_exiting(self.as_raw()) }
     }
     fn thp_disabled(&self) -> bool {
-        // SAFETY: As for `exiting`; tests a flag.
+        // SAFETY: An allocated mm (a reference proves it); tests a flag.
         unsafe { bindings::krs_mm_thp_disabled(self.as_raw()) }
     }
     fn remote_without_cap_sys_nice(&self) -> bool {

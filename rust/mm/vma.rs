@@ -56,9 +56,10 @@ impl<'a> MmapRead<'a> {
 
     /// `vma_lookup()`: the VMA containing `addr`.
     pub(crate) fn vma_lookup(&self, addr: usize) -> Option<&VmaRef> {
-        // SAFETY: As for `find_vma`.
+        // SAFETY: The mmap lock of this mm is held (type invariant).
         let vma = unsafe { bindings::krs_vma_lookup(self.mm.as_raw(), addr) };
-        // SAFETY: As for `find_vma`.
+        // SAFETY: A VMA found under the mmap lock stays valid while it is
+        // held, i.e. while `self` is borrowed.
         (!vma.is_null()).then(|| unsafe { VmaRef::from_raw(vma) })
     }
 }
@@ -88,11 +89,11 @@ pub(crate) trait VmaExt: VmaAccess {
         unsafe { bindings::krs_vma_start(self.vma_ptr()) }
     }
     fn vm_end(&self) -> usize {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_vma_end(self.vma_ptr()) }
     }
     fn pgoff(&self) -> usize {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_vma_pgoff(self.vma_ptr()) }
     }
     /// `linear_page_index()`.
@@ -104,28 +105,28 @@ pub(crate) trait VmaExt: VmaAccess {
         self.vm_start() <= start && end <= self.vm_end()
     }
     fn is_anonymous(&self) -> bool {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_vma_is_anonymous(self.vma_ptr()) }
     }
     fn is_shared(&self) -> bool {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_vma_is_shared(self.vma_ptr()) }
     }
     fn uffd_wp(&self) -> bool {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_userfaultfd_wp(self.vma_ptr()) }
     }
     fn uffd_missing(&self) -> bool {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_userfaultfd_missing(self.vma_ptr()) }
     }
     fn uffd_armed(&self) -> bool {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_userfaultfd_armed(self.vma_ptr()) }
     }
     /// `thp_vma_suitable_order(vma, addr, PMD_ORDER)`.
     fn suitable_for_pmd(&self, addr: usize) -> bool {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_thp_vma_suitable_pmd(self.vma_ptr(), addr) }
     }
     /// `thp_vma_allowable_order(vma, vm_flags, TVA_FORCED_COLLAPSE,
@@ -133,13 +134,13 @@ pub(crate) trait VmaExt: VmaAccess {
     /// ignored, VM_NOHUGEPAGE, DAX, prctl, shmem_enabled=deny and the like
     /// are not).
     fn allows_forced_collapse(&self) -> bool {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_thp_vma_allowable_pmd(self.vma_ptr()) }
     }
     /// `file_backed_vma_is_retractable()`: no anon pages (MAP_PRIVATE
     /// CoW), not uffd-wp (PTE markers live in the table), no guard regions.
     fn is_retractable(&self) -> bool {
-        // SAFETY: As for `vm_start`; the anon_vma pointer and the guard bit
+        // SAFETY: A valid VMA (`VmaAccess`); the anon_vma pointer and the guard bit
         // are read with READ_ONCE / test_bit, as upstream does without locks.
         unsafe {
             !bindings::krs_vma_has_anon_vma(self.vma_ptr())
@@ -155,7 +156,7 @@ pub(crate) trait VmaExt: VmaAccess {
     }
     /// The VMA's file, if any (valid while the VMA is).
     fn vm_file(&self) -> Option<&File> {
-        // SAFETY: As for `vm_start`.
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         let file = unsafe { bindings::krs_vma_file(self.vma_ptr()) };
         // SAFETY: `vm_file` holds a reference for the VMA's lifetime.
         (!file.is_null()).then(|| unsafe { File::from_raw_file(file) })
@@ -241,11 +242,11 @@ impl FileExt for File {
         unsafe { bindings::krs_file_is_shmem(self.as_ptr()) }
     }
     fn is_regular(&self) -> bool {
-        // SAFETY: As for `is_shmem`.
+        // SAFETY: A live file (a reference, or its VMA's lock); only reads it.
         unsafe { bindings::krs_file_is_regular(self.as_ptr()) }
     }
     fn shmem_pmd_allowed(&self) -> bool {
-        // SAFETY: As for `is_shmem`.
+        // SAFETY: A live file (a reference, or its VMA's lock); only reads it.
         unsafe { bindings::krs_file_shmem_pmd_allowed(self.as_ptr()) }
     }
 }

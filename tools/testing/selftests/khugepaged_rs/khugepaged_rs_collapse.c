@@ -1430,4 +1430,99 @@ TEST_F(collapse, memcg_collapse_event)
 	rmdir(cg);
 }
 
+#define TRACING "/sys/kernel/tracing"
+
+/* Read an event's format file into @buf; bytes or -errno. */
+static ssize_t event_format(const char *inst, const char *event, char *buf, size_t size)
+{
+	char path[192];
+
+	snprintf(path, sizeof(path), "%s/events/khugepaged_rs/%s/format", inst, event);
+	return krs_read_file(path, buf, size);
+}
+
+/* The first line of @trace holding all of @a, @b and @c (NULL: any). */
+static const char *trace_line(const char *trace, const char *a, const char *b, const char *c)
+{
+	for (const char *line = trace; line && *line;) {
+		const char *end = strchr(line, '\n');
+		size_t n = end ? (size_t)(end - line) : strlen(line);
+		char one[1024];
+
+		snprintf(one, sizeof(one), "%.*s", (int)n, line);
+		if (*one != '#' && strstr(one, a) && (!b || strstr(one, b)) && (!c || strstr(one, c)))
+			return line;
+		line = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+/*
+ * 18. The tracepoints: with khugepaged_rs:* enabled (in a tracefs instance
+ * of its own), a collapse emits scan_file, collapse_file, retract and
+ * install_pmd, whose fields match the report (result, pages copied,
+ * holes); each event's format file describes its fields, as perf and
+ * trace-cmd read them.
+ */
+TEST_F(collapse, tracepoints_match_the_report)
+{
+	static const char *const events[] = { "scan_file", "collapse_file", "retract", "install_pmd" };
+	const size_t step = 3, present = (NPAGES + step - 1) / step;
+	char inst[96], path[192], want[128], addr[64];
+	static char trace[1 << 16];
+	int fd = krs_memfd("krs_trace", LEN);
+	ssize_t ret;
+	char *p;
+
+	ASSERT_LE(0, fd);
+	if (access(TRACING "/instances", F_OK))
+		mount("nodev", TRACING, "tracefs", 0, NULL);
+	if (access(TRACING "/instances", F_OK))
+		SKIP(return, "no tracefs");
+	snprintf(inst, sizeof(inst), TRACING "/instances/krs_events_%d", getpid());
+	ASSERT_EQ(0, mkdir(inst, 0755));
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		ret = event_format(inst, events[i], trace, sizeof(trace));
+		EXPECT_LT(0, ret) TH_LOG("khugepaged_rs:%s has no format file", events[i]);
+		if (ret > 0) {
+			EXPECT_NE(NULL, strstr(trace, "field:int result;")) TH_LOG("%s", trace);
+			EXPECT_NE(NULL, strstr(trace, "print fmt:")) TH_LOG("%s", trace);
+		}
+	}
+	ASSERT_LT(0, event_format(inst, "collapse_file", trace, sizeof(trace)));
+	EXPECT_NE(NULL, strstr(trace, "field:int copied;"));
+	EXPECT_NE(NULL, strstr(trace, "field:int holes;"));
+	snprintf(path, sizeof(path), "%s/events/khugepaged_rs/enable", inst);
+	ASSERT_EQ(0, write_str(path, "1"));
+
+	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 26, step);
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
+	EXPECT_EQ(0, write_str(path, "0"));
+	EXPECT_DONE(ret);
+	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_SUCCEED", present, NPAGES - present);
+
+	snprintf(path, sizeof(path), "%s/trace", inst);
+	ASSERT_LT(0, krs_read_file(path, trace, sizeof(trace)));
+	snprintf(addr, sizeof(addr), "addr=%lx,", (unsigned long)p);
+	/* As upstream: the scan's and the collapse's events carry MADV_COLLAPSE's result. */
+	snprintf(want, sizeof(want), "present=%zu, swap=0, result=SCAN_PTE_MAPPED_HUGEPAGE", present);
+	EXPECT_NE(NULL, trace_line(trace, "scan_file:", want, "filename=memfd:krs_trace"))
+		TH_LOG("no scan_file event with '%s':\n%s", want, trace);
+	snprintf(want, sizeof(want), "copied=%zu, holes=%zu, result=SCAN_PTE_MAPPED_HUGEPAGE",
+		 present, NPAGES - present);
+	EXPECT_NE(NULL, trace_line(trace, "collapse_file:", want, addr))
+		TH_LOG("no collapse_file event with '%s':\n%s", want, trace);
+	EXPECT_NE(NULL, trace_line(trace, "retract:", addr, "result=retracted"))
+		TH_LOG("no retract event for %s:\n%s", addr, trace);
+	EXPECT_NE(NULL, trace_line(trace, "install_pmd:", addr, "result=SCAN_SUCCEED"))
+		TH_LOG("no install_pmd event for %s:\n%s", addr, trace);
+	EXPECT_EQ(2048, smaps(p, "ShmemPmdMapped"));
+	EXPECT_EQ(0, bad_page(p, 26, step));
+	munmap(p, LEN);
+	close(fd);
+	rmdir(inst);
+}
+
 TEST_HARNESS_MAIN
