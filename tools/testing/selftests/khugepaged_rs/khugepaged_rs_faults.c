@@ -9,8 +9,11 @@
  * `make faults` (tools/endurance/run faults) runs it in the debug VM, with
  * the module loaded.
  *
- *   khugepaged_rs_faults [--phase nth|rates|all] [--nth-max N] [--rounds N]
+ *   khugepaged_rs_faults [--phase nth|rates|all|clean] [--nth-max N] [--rounds N]
  *                        [--seed S] [--no-trace] [-v]
+ *
+ * (--phase clean runs each scenario once with nothing failed, on any kernel:
+ * a check of the program itself.)
  *
  * Failures go only to the collapsing task and only to allocations whose call
  * chain passes through the module's text: failslab and fail_page_alloc both
@@ -231,6 +234,59 @@ static int find_module_text(void)
 	return 0;
 }
 
+/*
+ * kmemleak's bookkeeping: every object it tracks gets a kmemleak_object from
+ * a slab cache (falling back to a static pool when that fails), allocated
+ * under the allocation it tracks, so under the module's frames too. Failing
+ * those would double every count and test kmemleak, not the module: the
+ * reject range covers kmemleak.c from mem_pool_alloc() to the end of its
+ * last allocation hook. [0, 0) without kmemleak.
+ */
+static unsigned long reject_start, reject_end;
+
+static void find_kmemleak_text(void)
+{
+	static const char *const names[] = {
+		"mem_pool_alloc", "__alloc_object", "__create_object", "create_object",
+		"kmemleak_alloc", "kmemleak_alloc_percpu", "kmemleak_vmalloc", "kmemleak_alloc_phys",
+	};
+	unsigned long lo = 0, hi = 0, next = 0, addr;
+	char line[512], sym[256], type;
+	FILE *f = fopen("/proc/kallsyms", "re");
+
+	if (!f)
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		rewind(f);
+		while (fgets(line, sizeof(line), f)) {
+			if (strchr(line, '[') || sscanf(line, "%lx %c %255s", &addr, &type, sym) != 3 ||
+			    (type != 't' && type != 'T'))
+				continue;
+			if (pass == 1) {
+				/* the first symbol above the last hook ends the range */
+				if (addr > hi && (!next || addr < next))
+					next = addr;
+				continue;
+			}
+			for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+				if (strcmp(sym, names[i]))
+					continue;
+				if (!lo || addr < lo)
+					lo = addr;
+				if (addr > hi)
+					hi = addr;
+			}
+		}
+		if (!lo)
+			break;
+	}
+	fclose(f);
+	if (lo && next) {
+		reject_start = lo;
+		reject_end = next;
+	}
+}
+
 /* Everything off but the filters shared by both phases. */
 static void attrs_base(void)
 {
@@ -245,8 +301,8 @@ static void attrs_base(void)
 		attr_put(a, "stacktrace-depth", "32");
 		attr_put(a, "require-start", "%#lx", text_start);
 		attr_put(a, "require-end", "%#lx", text_end);
-		attr_put(a, "reject-start", "0");
-		attr_put(a, "reject-end", "0");
+		attr_put(a, "reject-start", "%#lx", reject_start);
+		attr_put(a, "reject-end", "%#lx", reject_end);
 	}
 	attr_put(ATTR_PAGE, "min-order", "0");
 	attr_put(ATTR_PAGE, "ignore-gfp-highmem", "N");
@@ -1115,7 +1171,7 @@ static void on_alarm(int sig)
 static void print_usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s [--phase nth|rates|all] [--nth-max N] [--rounds N] [--seed S] [--no-trace] [-v]\n",
+		"usage: %s [--phase nth|rates|all|clean] [--nth-max N] [--rounds N] [--seed S] [--no-trace] [-v]\n",
 		argv0);
 	exit(2);
 }
@@ -1163,7 +1219,8 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		print_usage(argv[0]);
-	if (strcmp(phase, "nth") && strcmp(phase, "rates") && strcmp(phase, "all"))
+	if (strcmp(phase, "nth") && strcmp(phase, "rates") && strcmp(phase, "all") &&
+	    strcmp(phase, "clean"))
 		print_usage(argv[0]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	srandom(seed ^ seed >> 32);
@@ -1172,6 +1229,24 @@ int main(int argc, char **argv)
 	if (!krs_module_loaded()) {
 		printf("# khugepaged_rs is not loaded\n");
 		return 2;
+	}
+	cfd = krs_collapse_open();
+	if (cfd < 0) {
+		printf("# cannot open the collapse file: %s\n", strerror(-cfd));
+		return 2;
+	}
+	if (!strcmp(phase, "clean")) {
+		for (size_t s = 0; s < NR_SCENARIOS; s++) {
+			struct inst in;
+
+			if (!build(&in, &scenarios[s]))
+				run_one(&in, ARM_NONE, 0);
+			teardown(&in);
+			printf("# %-9s %s: %s\n", scenarios[s].name, scenarios[s].what,
+			       failures ? "FAILED" : "ok");
+		}
+		print_outcomes();
+		return failures ? 1 : 0;
 	}
 	if (access(DEBUGFS "failslab/probability", W_OK) ||
 	    access(DEBUGFS "fail_page_alloc/require-start", W_OK) ||
@@ -1186,13 +1261,11 @@ int main(int argc, char **argv)
 		printf("# cannot find the module's text in /proc/kallsyms: %s\n", strerror(-ret));
 		return 2;
 	}
-	cfd = krs_collapse_open();
-	if (cfd < 0) {
-		printf("# cannot open the collapse file: %s\n", strerror(-cfd));
-		return 2;
-	}
+	find_kmemleak_text();
 	printf("# khugepaged_rs faults: seed %#llx, module text [%#lx, %#lx), phase %s\n",
 	       (unsigned long long)seed, text_start, text_end, phase);
+	if (reject_end)
+		printf("# not failed: kmemleak's bookkeeping [%#lx, %#lx)\n", reject_start, reject_end);
 	attrs_base();
 	if (use_trace) {
 		ret = trace_setup();
