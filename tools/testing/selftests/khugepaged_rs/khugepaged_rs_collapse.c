@@ -521,6 +521,7 @@ TEST_F(collapse, private_cow_pages_kept)
  */
 TEST_F(collapse, uffd_missing_refused)
 {
+	const char *why;
 	struct krs_uffd_handler h = { 0 };
 	uint64_t src[PAGE / sizeof(uint64_t)];
 	long blocks;
@@ -528,18 +529,16 @@ TEST_F(collapse, uffd_missing_refused)
 	ssize_t ret;
 	int fd, uffd;
 
-	uffd = krs_uffd_open(UFFD_FEATURE_MISSING_SHMEM);
-	if (uffd < 0)
-		SKIP(return, "userfaultfd with MISSING_SHMEM: %s", strerror(-uffd));
 	fd = krs_memfd("krs_uffd_missing", LEN);
 	ASSERT_LE(0, fd);
 	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	fill(p, 6, 2);			/* odd pages are holes */
 	blocks = file_blocks(fd);
-	ret = krs_uffd_register(uffd, p, LEN, UFFDIO_REGISTER_MODE_MISSING, NULL);
-	if (ret)
-		SKIP(return, "UFFDIO_REGISTER_MODE_MISSING on shmem: %s", strerror(-ret));
+	uffd = krs_uffd_setup(UFFD_FEATURE_MISSING_SHMEM, p, LEN, UFFDIO_REGISTER_MODE_MISSING,
+			      &why);
+	if (uffd < 0)
+		SKIP(return, "%s: %s", why, strerror(-uffd));
 	krs_fill_page(src, 66, 1);
 	h.uffd = uffd;
 	h.how = KRS_UFFD_COPY;
@@ -591,14 +590,12 @@ TEST_F(collapse, uffd_missing_refused)
  */
 TEST_F(collapse, uffd_wp_other_mapping)
 {
+	const char *why;
 	struct krs_uffd_handler h = { 0 };
 	char *a, *w;
 	ssize_t ret;
 	int fd, uffd;
 
-	uffd = krs_uffd_open(UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
-	if (uffd < 0)
-		SKIP(return, "userfaultfd with WP_HUGETLBFS_SHMEM: %s", strerror(-uffd));
 	fd = krs_memfd("krs_uffd_wp", LEN);
 	ASSERT_LE(0, fd);
 	a = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
@@ -607,9 +604,10 @@ TEST_F(collapse, uffd_wp_other_mapping)
 	ASSERT_NE(MAP_FAILED, w);
 	fill(a, 7, 1);
 	ASSERT_EQ(0, bad_page(w, 7, 1));
-	ret = krs_uffd_register(uffd, w, LEN, UFFDIO_REGISTER_MODE_WP, NULL);
-	if (ret)
-		SKIP(return, "UFFDIO_REGISTER_MODE_WP on shmem: %s", strerror(-ret));
+	uffd = krs_uffd_setup(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, w, LEN, UFFDIO_REGISTER_MODE_WP,
+			      &why);
+	if (uffd < 0)
+		SKIP(return, "%s: %s", why, strerror(-uffd));
 	ASSERT_EQ(0, krs_uffd_wp(uffd, w, LEN, true));
 	h.uffd = uffd;
 	h.how = KRS_UFFD_WP_CLEAR;
@@ -668,6 +666,7 @@ TEST_F(collapse, uffd_wp_other_mapping)
  */
 TEST_F(collapse, uffd_minor_continue)
 {
+	const char *why;
 	static const size_t touch[] = { 0, 1, 100, 511 };
 	struct krs_uffd_handler h = { 0 };
 	unsigned int before;
@@ -675,18 +674,15 @@ TEST_F(collapse, uffd_minor_continue)
 	ssize_t ret;
 	int fd, uffd;
 
-	uffd = krs_uffd_open(UFFD_FEATURE_MINOR_SHMEM);
-	if (uffd < 0)
-		SKIP(return, "userfaultfd with MINOR_SHMEM: %s", strerror(-uffd));
 	fd = krs_memfd("krs_uffd_minor", LEN);
 	ASSERT_LE(0, fd);
 	pop = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, pop);
 	reg = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, reg);
-	ret = krs_uffd_register(uffd, reg, LEN, UFFDIO_REGISTER_MODE_MINOR, NULL);
-	if (ret)
-		SKIP(return, "UFFDIO_REGISTER_MODE_MINOR on shmem: %s", strerror(-ret));
+	uffd = krs_uffd_setup(UFFD_FEATURE_MINOR_SHMEM, reg, LEN, UFFDIO_REGISTER_MODE_MINOR, &why);
+	if (uffd < 0)
+		SKIP(return, "%s: %s", why, strerror(-uffd));
 	h.uffd = uffd;
 	h.how = KRS_UFFD_CONTINUE;
 	h.reg_addr = reg;
@@ -1450,7 +1446,8 @@ static const char *trace_line(const char *trace, const char *a, const char *b, c
 		char one[1024];
 
 		snprintf(one, sizeof(one), "%.*s", (int)n, line);
-		if (*one != '#' && strstr(one, a) && (!b || strstr(one, b)) && (!c || strstr(one, c)))
+		if (*one != '#' && strstr(one, a) && (!b || strstr(one, b)) &&
+		    (!c || strstr(one, c)))
 			return line;
 		line = end ? end + 1 : NULL;
 	}
@@ -1466,7 +1463,9 @@ static const char *trace_line(const char *trace, const char *a, const char *b, c
  */
 TEST_F(collapse, tracepoints_match_the_report)
 {
-	static const char *const events[] = { "scan_file", "collapse_file", "retract", "install_pmd" };
+	static const char *const events[] = {
+		"scan_file", "collapse_file", "retract", "install_pmd",
+	};
 	const size_t step = 3, present = (NPAGES + step - 1) / step;
 	char inst[96], path[192], want[128], addr[64];
 	static char trace[1 << 16];
@@ -1481,7 +1480,7 @@ TEST_F(collapse, tracepoints_match_the_report)
 		SKIP(return, "no tracefs");
 	snprintf(inst, sizeof(inst), TRACING "/instances/krs_events_%d", getpid());
 	ASSERT_EQ(0, mkdir(inst, 0755));
-	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(events); i++) {
 		ret = event_format(inst, events[i], trace, sizeof(trace));
 		EXPECT_LT(0, ret) TH_LOG("khugepaged_rs:%s has no format file", events[i]);
 		if (ret > 0) {
@@ -1501,13 +1500,15 @@ TEST_F(collapse, tracepoints_match_the_report)
 	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
 	EXPECT_EQ(0, write_str(path, "0"));
 	EXPECT_DONE(ret);
-	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_SUCCEED", present, NPAGES - present);
+	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_SUCCEED", present,
+		     NPAGES - present);
 
 	snprintf(path, sizeof(path), "%s/trace", inst);
 	ASSERT_LT(0, krs_read_file(path, trace, sizeof(trace)));
 	snprintf(addr, sizeof(addr), "addr=%lx,", (unsigned long)p);
 	/* As upstream: the scan's and the collapse's events carry MADV_COLLAPSE's result. */
-	snprintf(want, sizeof(want), "present=%zu, swap=0, result=SCAN_PTE_MAPPED_HUGEPAGE", present);
+	snprintf(want, sizeof(want), "present=%zu, swap=0, result=SCAN_PTE_MAPPED_HUGEPAGE",
+		 present);
 	EXPECT_NE(NULL, trace_line(trace, "scan_file:", want, "filename=memfd:krs_trace"))
 		TH_LOG("no scan_file event with '%s':\n%s", want, trace);
 	snprintf(want, sizeof(want), "copied=%zu, holes=%zu, result=SCAN_PTE_MAPPED_HUGEPAGE",

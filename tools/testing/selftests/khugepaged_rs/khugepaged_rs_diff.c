@@ -86,31 +86,6 @@
 #define SLOT (10UL << 20)	/* mapping i at region + 2M + i * SLOT */
 #define SEED_TIMEOUT 60
 
-/* ---- PRNG (splitmix64) ------------------------------------------------- */
-
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rnext(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static size_t rnd(struct rng *r, size_t n)
-{
-	return n ? rnext(r) % n : 0;
-}
-
-static bool chance(struct rng *r, unsigned int pct)
-{
-	return rnd(r, 100) < pct;
-}
-
 /* ---- options, log ------------------------------------------------------ */
 
 static bool verbose, strict;
@@ -348,7 +323,7 @@ static int uffd_features(void)
 
 /* Register map @m (pages [first, +n)) with mode @mode. */
 static void uffd_register_map(struct twin *t, struct map *m, size_t first, size_t n,
-			      unsigned int mode, struct rng *r)
+			      unsigned int mode, struct krs_rng *r)
 {
 	uint64_t regmode = 0;
 	int fd = krs_uffd_open(uffd_features()), slot, ret;
@@ -378,8 +353,8 @@ static void uffd_register_map(struct twin *t, struct map *m, size_t first, size_
 	}
 	m->uslot = slot;
 	m->umode = mode;
-	if ((mode & UF_WP) && chance(r, 70)) {
-		size_t a = first + rnd(r, n), b = a + 1 + rnd(r, first + n - a);
+	if ((mode & UF_WP) && krs_chance(r, 70)) {
+		size_t a = first + krs_below(r, n), b = a + 1 + krs_below(r, first + n - a);
 
 		ret = krs_uffd_wp(fd, m->addr + a * PAGE, (b - a) * PAGE, true);
 		vlog("uffd wp-protect pages [%zu, %zu): %s", a, b, ret ? strerror(-ret) : "ok");
@@ -387,9 +362,9 @@ static void uffd_register_map(struct twin *t, struct map *m, size_t first, size_
 }
 
 /* A page range [*a, *b) of @n pages: all, a 2 MiB-aligned part, or any. */
-static void pick_range(struct rng *r, size_t n, size_t *a, size_t *b)
+static void pick_range(struct krs_rng *r, size_t n, size_t *a, size_t *b)
 {
-	switch (rnd(r, 3)) {
+	switch (krs_below(r, 3)) {
 	case 0:
 		*a = 0;
 		*b = n;
@@ -398,7 +373,7 @@ static void pick_range(struct rng *r, size_t n, size_t *a, size_t *b)
 		size_t ext = n / PMD_PAGES;
 
 		if (ext) {
-			size_t e0 = rnd(r, ext), e1 = e0 + 1 + rnd(r, ext - e0);
+			size_t e0 = krs_below(r, ext), e1 = e0 + 1 + krs_below(r, ext - e0);
 
 			*a = e0 * PMD_PAGES;
 			*b = e1 * PMD_PAGES;
@@ -407,8 +382,8 @@ static void pick_range(struct rng *r, size_t n, size_t *a, size_t *b)
 	}
 	fallthrough;
 	default:
-		*a = rnd(r, n);
-		*b = *a + 1 + rnd(r, n - *a);
+		*a = krs_below(r, n);
+		*b = *a + 1 + krs_below(r, n - *a);
 		break;
 	}
 }
@@ -420,16 +395,16 @@ static void pick_range(struct rng *r, size_t n, size_t *a, size_t *b)
  */
 static int build(struct twin *t, uint64_t seed)
 {
-	struct rng r = { seed };
-	size_t nr_ext = 1 + rnd(&r, MAX_EXT), npages = nr_ext * PMD_PAGES;
+	struct krs_rng r = { seed };
+	size_t nr_ext = 1 + krs_below(&r, MAX_EXT), npages = nr_ext * PMD_PAGES;
 	unsigned int version = 1;
 	struct map *m;
 	int nextra;
 
 	t->nr_ext = nr_ext;
 	t->fpages = npages;
-	if (chance(&r, 10))
-		t->fpages -= 1 + rnd(&r, PMD_PAGES - 1);
+	if (krs_chance(&r, 10))
+		t->fpages -= 1 + krs_below(&r, PMD_PAGES - 1);
 	vlog("file: %zu pages, %zu extents", t->fpages, nr_ext);
 	t->fd = krs_memfd("krs_diff", t->fpages * PAGE);
 	if (t->fd < 0) {
@@ -445,13 +420,13 @@ static int build(struct twin *t, uint64_t seed)
 	t->region = (char *)(((uintptr_t)t->region + PMD - 1) & ~(PMD - 1));
 
 	/* The main mapping: shared, rw, the whole file (sometimes misaligned). */
-	if (add_map(t, 0, chance(&r, 4) ? 1 + rnd(&r, 8) : 0, npages, true, true))
+	if (add_map(t, 0, krs_chance(&r, 4) ? 1 + krs_below(&r, 8) : 0, npages, true, true))
 		return -1;
 	m = &t->maps[0];
 
 	/* Page states, extent by extent. */
 	for (size_t e = 0; e < nr_ext; e++) {
-		unsigned int profile = rnd(&r, 7), dens = rnd(&r, 101);
+		unsigned int profile = krs_below(&r, 7), dens = krs_below(&r, 101);
 
 		vlog("extent %zu: profile %u density %u", e, profile, dens);
 		for (size_t i = e * PMD_PAGES; i < (e + 1) * PMD_PAGES; i++) {
@@ -465,22 +440,22 @@ static int build(struct twin *t, uint64_t seed)
 				act = 0;
 				break;
 			case 1:		/* sparse */
-				act = chance(&r, dens) ? 0 : 4;
+				act = krs_chance(&r, dens) ? 0 : 4;
 				break;
 			case 2:		/* empty */
 				act = 4;
 				break;
 			case 3:		/* fallocate mix */
-				act = chance(&r, dens) ? 2 : (chance(&r, 50) ? 0 : 4);
+				act = krs_chance(&r, dens) ? 2 : (krs_chance(&r, 50) ? 0 : 4);
 				break;
 			case 4:		/* read-faulted holes mix */
-				act = chance(&r, dens) ? 3 : (chance(&r, 50) ? 1 : 4);
+				act = krs_chance(&r, dens) ? 3 : (krs_chance(&r, 50) ? 1 : 4);
 				break;
 			case 5:		/* everything */
-				act = rnd(&r, 5);
+				act = krs_below(&r, 5);
 				break;
 			default:	/* all but a few */
-				act = chance(&r, 3) ? 4 : 1;
+				act = krs_chance(&r, 3) ? 4 : 1;
 				break;
 			}
 			switch (act) {
@@ -506,14 +481,14 @@ static int build(struct twin *t, uint64_t seed)
 		char *ea = m->addr + e * PMD;
 
 		t->pre_madv[e] = 0;
-		if (!chance(&r, 25))
+		if (!krs_chance(&r, 25))
 			continue;
 		t->pre_madv[e] = madvise(ea, PMD, MADV_COLLAPSE) ? errno : 0;
 		vlog("extent %zu: MADV_COLLAPSE first: %s", e, strerror(t->pre_madv[e]));
 		version++;
-		switch (rnd(&r, 6)) {
+		switch (krs_below(&r, 6)) {
 		case 0: {	/* unmap part of the PMD: PTE-mapped huge page */
-			size_t a = rnd(&r, PMD_PAGES), n = 1 + rnd(&r, PMD_PAGES - a);
+			size_t a = krs_below(&r, PMD_PAGES), n = 1 + krs_below(&r, PMD_PAGES - a);
 
 			madvise(ea + a * PAGE, n * PAGE, MADV_DONTNEED);
 			vlog("  DONTNEED pages [%zu, +%zu)", a, n);
@@ -524,8 +499,8 @@ static int build(struct twin *t, uint64_t seed)
 			vlog("  DONTNEED all");
 			break;
 		case 2: {	/* write a few pages */
-			for (int k = 0, n = 1 + rnd(&r, 8); k < n; k++) {
-				size_t i = e * PMD_PAGES + rnd(&r, PMD_PAGES);
+			for (int k = 0, n = 1 + krs_below(&r, 8); k < n; k++) {
+				size_t i = e * PMD_PAGES + krs_below(&r, PMD_PAGES);
 
 				if (in_file(t, m, i))
 					krs_fill_page(m->addr + i * PAGE, pat_seed(seed, version),
@@ -535,7 +510,8 @@ static int build(struct twin *t, uint64_t seed)
 			break;
 		}
 		case 3: {	/* punch a hole: split the huge page */
-			size_t i = m->off + e * PMD_PAGES + rnd(&r, PMD_PAGES), n = 1 + rnd(&r, 4);
+			size_t i = m->off + e * PMD_PAGES + krs_below(&r, PMD_PAGES);
+			size_t n = 1 + krs_below(&r, 4);
 
 			punch(t->fd, i, n);
 			vlog("  punch file pages [%zu, +%zu)", i, n);
@@ -547,36 +523,36 @@ static int build(struct twin *t, uint64_t seed)
 	}
 
 	/* Extra mappings. */
-	nextra = rnd(&r, MAX_MAPS);
+	nextra = krs_below(&r, MAX_MAPS);
 	for (int k = 0; k < nextra; k++) {
-		bool shared = chance(&r, 55), writable = !shared || chance(&r, 60);
+		bool shared = krs_chance(&r, 55), writable = !shared || krs_chance(&r, 60);
 		size_t off = 0, n = npages;
 		struct map *x;
 
-		if (chance(&r, 40)) {
-			size_t e0 = rnd(&r, nr_ext);
+		if (krs_chance(&r, 40)) {
+			size_t e0 = krs_below(&r, nr_ext);
 
 			off = e0 * PMD_PAGES;
-			n = (1 + rnd(&r, nr_ext - e0)) * PMD_PAGES;
+			n = (1 + krs_below(&r, nr_ext - e0)) * PMD_PAGES;
 		}
-		if (chance(&r, 8))
-			off += 1 + rnd(&r, 16);
+		if (krs_chance(&r, 8))
+			off += 1 + krs_below(&r, 16);
 		if (add_map(t, 1 + k, off, n, shared, writable))
 			return -1;
 		x = &t->maps[t->nmaps - 1];
 		/* Populate some PTEs by reading; CoW some pages of a private one. */
-		if (chance(&r, 70)) {
+		if (krs_chance(&r, 70)) {
 			size_t a, b;
 
 			pick_range(&r, n, &a, &b);
 			for (size_t i = a; i < b; i++)
-				if (in_file(t, x, i) && chance(&r, 80))
+				if (in_file(t, x, i) && krs_chance(&r, 80))
 					touch_read(x->addr + i * PAGE);
 			vlog("  map %d: read pages in [%zu, %zu)", t->nmaps - 1, a, b);
 		}
-		if (!shared && chance(&r, 60)) {
-			for (int c = 0, nc = 1 + rnd(&r, 64); c < nc; c++) {
-				size_t i = rnd(&r, n);
+		if (!shared && krs_chance(&r, 60)) {
+			for (int c = 0, nc = 1 + krs_below(&r, 64); c < nc; c++) {
+				size_t i = krs_below(&r, n);
 
 				if (in_file(t, x, i))
 					krs_fill_page(x->addr + i * PAGE, pat_seed(seed, 100 + k),
@@ -587,7 +563,7 @@ static int build(struct twin *t, uint64_t seed)
 	}
 
 	/* Swap out pages mapped by the main mapping only. */
-	if (chance(&r, 35)) {
+	if (krs_chance(&r, 35)) {
 		size_t a, b;
 
 		pick_range(&r, npages, &a, &b);
@@ -610,8 +586,8 @@ static int build(struct twin *t, uint64_t seed)
 
 		while (lim && !in_file(t, x, lim - 1))
 			lim--;
-		if (lim && chance(&r, k ? 10 : 15)) {
-			bool onfault = chance(&r, 50);
+		if (lim && krs_chance(&r, k ? 10 : 15)) {
+			bool onfault = krs_chance(&r, 50);
 			int ret;
 
 			pick_range(&r, lim, &a, &b);
@@ -620,20 +596,20 @@ static int build(struct twin *t, uint64_t seed)
 			vlog("mlock%s map %d pages [%zu, %zu): %s", onfault ? "(onfault)" : "", k,
 			     a, b, ret ? strerror(errno) : "ok");
 		}
-		if (chance(&r, 5)) {
+		if (krs_chance(&r, 5)) {
 			pick_range(&r, x->npages, &a, &b);
 			madvise(x->addr + a * PAGE, (b - a) * PAGE, MADV_NOHUGEPAGE);
 			vlog("NOHUGEPAGE map %d pages [%zu, %zu)", k, a, b);
 		}
-		if (chance(&r, k ? 20 : 30)) {
-			unsigned int mode = 1 + rnd(&r, 7);
+		if (krs_chance(&r, k ? 20 : 30)) {
+			unsigned int mode = 1 + krs_below(&r, 7);
 
-			if (!x->shared && (mode & UF_MINOR) && chance(&r, 50))
+			if (!x->shared && (mode & UF_MINOR) && krs_chance(&r, 50))
 				mode &= ~UF_MINOR;
 			if (!mode)
 				mode = UF_MISSING;
 			pick_range(&r, x->npages, &a, &b);
-			if (chance(&r, 60)) {
+			if (krs_chance(&r, 60)) {
 				a = 0;
 				b = x->npages;
 			}
@@ -841,33 +817,33 @@ struct request {
 
 static void pick_request(uint64_t seed, const struct twin *t, struct request *q)
 {
-	struct rng r = { seed ^ 0x5eed5eed5eedULL };
+	struct krs_rng r = { seed ^ 0x5eed5eed5eedULL };
 	const struct map *m;
 	size_t n;
 
-	q->map = chance(&r, 80) || t->nmaps == 1 ? 0 : 1 + rnd(&r, t->nmaps - 1);
+	q->map = krs_chance(&r, 80) || t->nmaps == 1 ? 0 : 1 + krs_below(&r, t->nmaps - 1);
 	m = &t->maps[q->map];
 	n = m->npages;
-	switch (rnd(&r, 5)) {
+	switch (krs_below(&r, 5)) {
 	case 0:
 	case 1:
 		q->first = 0;
 		q->npages = n;
 		break;
 	case 2:		/* one extent */
-		q->first = rnd(&r, n / PMD_PAGES) * PMD_PAGES;
+		q->first = krs_below(&r, n / PMD_PAGES) * PMD_PAGES;
 		q->npages = PMD_PAGES;
 		break;
 	case 3:		/* unaligned start and length */
-		q->first = rnd(&r, PMD_PAGES);
-		q->npages = 1 + rnd(&r, n + PMD_PAGES - q->first);
+		q->first = krs_below(&r, PMD_PAGES);
+		q->npages = 1 + krs_below(&r, n + PMD_PAGES - q->first);
 		break;
 	default:	/* past the end of the mapping (a gap follows it) */
-		q->first = rnd(&r, n / PMD_PAGES) * PMD_PAGES;
-		q->npages = n - q->first + (1 + rnd(&r, 2)) * PMD_PAGES;
+		q->first = krs_below(&r, n / PMD_PAGES) * PMD_PAGES;
+		q->npages = n - q->first + (1 + krs_below(&r, 2)) * PMD_PAGES;
 		break;
 	}
-	q->twice = chance(&r, 10);
+	q->twice = krs_chance(&r, 10);
 }
 
 /*

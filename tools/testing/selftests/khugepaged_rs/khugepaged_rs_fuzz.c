@@ -46,25 +46,21 @@
 
 /* ---- random inputs ------------------------------------------------------ */
 
-static uint64_t rng;
+static struct krs_rng rng;
 
 static uint64_t rnd(void)
 {
-	/* xorshift64* */
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 0x2545f4914f6cdd1dULL;
+	return krs_rand(&rng);
 }
 
 static size_t below(size_t n)
 {
-	return n ? rnd() % n : 0;
+	return krs_below(&rng, n);
 }
 
 static bool chance(unsigned int percent)
 {
-	return below(100) < percent;
+	return krs_chance(&rng, percent);
 }
 
 /* The run's seed (KRS_FUZZ_SEED or the clock), mixed with @salt per test. */
@@ -82,9 +78,7 @@ static uint64_t seed_for(const char *what, unsigned int salt)
 			base = 1;
 	}
 	ksft_print_msg("%s: KRS_FUZZ_SEED=%#llx\n", what, (unsigned long long)base);
-	rng = base * 0x9e3779b97f4a7c15ULL + salt;
-	if (!rng)
-		rng = 1;
+	rng.s = base * 0x9e3779b97f4a7c15ULL + salt;
 	return base;
 }
 

@@ -406,7 +406,7 @@ TEST_F(race, uffd_copy_fills_hole)
 
 	uffd = krs_uffd_open(UFFD_FEATURE_MISSING_SHMEM);
 	if (uffd < 0)
-		SKIP(return, "userfaultfd with MISSING_SHMEM: %s", strerror(-uffd));
+		SKIP(return, "userfaultfd with UFFD_FEATURE_MISSING_SHMEM: %s", strerror(-uffd));
 	fd = krs_memfd("krs_race_ufill", LEN);
 	ASSERT_LE(0, fd);
 	a = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
@@ -495,7 +495,7 @@ TEST_F(race, uffd_missing_registered_in_pause)
 
 	uffd = krs_uffd_open(UFFD_FEATURE_MISSING_SHMEM);
 	if (uffd < 0)
-		SKIP(return, "userfaultfd with MISSING_SHMEM: %s", strerror(-uffd));
+		SKIP(return, "userfaultfd with UFFD_FEATURE_MISSING_SHMEM: %s", strerror(-uffd));
 	fd = krs_memfd("krs_race_umiss", LEN);
 	ASSERT_LE(0, fd);
 	a = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
@@ -620,7 +620,7 @@ TEST_F_TIMEOUT(race, retract_vs_uffd_copy_private, 60)
 
 	uffd = krs_uffd_open(UFFD_FEATURE_MISSING_SHMEM);
 	if (uffd < 0)
-		SKIP(return, "userfaultfd with MISSING_SHMEM: %s", strerror(-uffd));
+		SKIP(return, "userfaultfd with UFFD_FEATURE_MISSING_SHMEM: %s", strerror(-uffd));
 	fd = krs_memfd("krs_race_priv", LEN);
 	ASSERT_LE(0, fd);
 	for (size_t i = 0; i < NPAGES; i++) {
@@ -642,7 +642,7 @@ TEST_F_TIMEOUT(race, retract_vs_uffd_copy_private, 60)
 	ASSERT_EQ(0, smaps(pv, "Anonymous"));
 	ret = krs_uffd_register(uffd, pv, LEN, UFFDIO_REGISTER_MODE_MISSING, NULL);
 	if (ret)
-		SKIP(return, "UFFDIO_REGISTER_MODE_MISSING on private shmem: %s", strerror(-ret));
+		SKIP(return, "UFFDIO_REGISTER_MODE_MISSING on shmem: %s", strerror(-ret));
 	krs_fill_page(src, 42, k);
 
 	have_notifier = !access(KRS_NOTIFIER, W_OK);
@@ -1653,6 +1653,7 @@ FIXTURE_TEARDOWN(minor)
  */
 TEST_F_TIMEOUT(minor, paused, 60)
 {
+	const char *why;
 	static const size_t during[] = { 0, 1, 100, 511 }, after[] = { 5, 300, 0 };
 	struct toucher t = { 0 };
 	struct krs_uffd_handler h = { 0 };
@@ -1660,20 +1661,17 @@ TEST_F_TIMEOUT(minor, paused, 60)
 	struct outcome o;
 	unsigned int before;
 	char *pop, *reg;
-	int fd, uffd, ret;
+	int fd, uffd;
 
-	uffd = krs_uffd_open(UFFD_FEATURE_MINOR_SHMEM);
-	if (uffd < 0)
-		SKIP(return, "userfaultfd with MINOR_SHMEM: %s", strerror(-uffd));
 	fd = krs_memfd("krs_race_minor", LEN);
 	ASSERT_LE(0, fd);
 	pop = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, pop);
 	reg = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, reg);
-	ret = krs_uffd_register(uffd, reg, LEN, UFFDIO_REGISTER_MODE_MINOR, NULL);
-	if (ret)
-		SKIP(return, "UFFDIO_REGISTER_MODE_MINOR on shmem: %s", strerror(-ret));
+	uffd = krs_uffd_setup(UFFD_FEATURE_MINOR_SHMEM, reg, LEN, UFFDIO_REGISTER_MODE_MINOR, &why);
+	if (uffd < 0)
+		SKIP(return, "%s: %s", why, strerror(-uffd));
 	h.uffd = uffd;
 	h.how = KRS_UFFD_CONTINUE;
 	h.reg_addr = reg;

@@ -165,26 +165,16 @@ static void fail(const char *fmt, ...)
 
 /* ---- randomness --------------------------------------------------------- */
 
-static __thread uint64_t rng;
-
-static uint64_t rnd(void)
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 0x2545f4914f6cdd1dULL;
-}
+static __thread struct krs_rng rng;
 
 static size_t below(size_t n)
 {
-	return n ? rnd() % n : 0;
+	return krs_below(&rng, n);
 }
 
 static void seed_rng(uint64_t seed, uint64_t salt)
 {
-	rng = (seed + 1) * 0x9e3779b97f4a7c15ULL ^ (salt * 0xbf58476d1ce4e5b9ULL);
-	if (!rng)
-		rng = 1;
+	rng.s = (seed + 1) * 0x9e3779b97f4a7c15ULL ^ (salt * 0xbf58476d1ce4e5b9ULL);
 }
 
 static uint64_t now_ms(void)

@@ -182,6 +182,25 @@ int krs_without_caps(uint64_t caps, int (*fn)(void *), void *arg)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+uint64_t krs_rand(struct krs_rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+size_t krs_below(struct krs_rng *r, size_t n)
+{
+	return n ? krs_rand(r) % n : 0;
+}
+
+bool krs_chance(struct krs_rng *r, unsigned int percent)
+{
+	return krs_below(r, 100) < percent;
+}
+
 int krs_pin_page(void *page, int pipefd[2])
 {
 	struct iovec iov = { .iov_base = page, .iov_len = KRS_PAGE_SIZE };
@@ -674,6 +693,22 @@ int krs_uffd_register(int uffd, void *addr, size_t len, uint64_t mode, uint64_t 
 	if (ioctls)
 		*ioctls = reg.ioctls;
 	return 0;
+}
+
+int krs_uffd_setup(uint64_t features, void *addr, size_t len, uint64_t mode, const char **why)
+{
+	int uffd = krs_uffd_open(features), ret;
+
+	*why = "userfaultfd with these features";
+	if (uffd < 0)
+		return uffd;
+	ret = krs_uffd_register(uffd, addr, len, mode, NULL);
+	if (ret) {
+		*why = "UFFDIO_REGISTER in this mode on shmem";
+		close(uffd);
+		return ret;
+	}
+	return uffd;
 }
 
 int krs_uffd_wp(int uffd, void *addr, size_t len, bool protect)

@@ -60,6 +60,18 @@ int krs_as_nobody(int (*fn)(void *), void *arg);
  * (1ULL << CAP_*) in its effective and permitted sets; its exit status.
  */
 int krs_without_caps(uint64_t caps, int (*fn)(void *), void *arg);
+
+/* ---- randomness: the one PRNG of every program (splitmix64) ------------- */
+
+struct krs_rng {
+	uint64_t s;
+};
+
+uint64_t krs_rand(struct krs_rng *r);
+/* Uniform enough in [0, n); 0 when n is 0. */
+size_t krs_below(struct krs_rng *r, size_t n);
+/* True with probability @percent / 100. */
+bool krs_chance(struct krs_rng *r, unsigned int percent);
 /* Take a page reference on the page at @page (vmsplice into a new pipe). */
 int krs_pin_page(void *page, int pipefd[2]);
 
@@ -162,6 +174,12 @@ void krs_send_msg(int fd, const char *fmt, ...) __printf(2, 3);
 int krs_uffd_open(uint64_t features);
 /* UFFDIO_REGISTER with @mode; 0 or -errno; *@ioctls gets the allowed ioctls if non-NULL. */
 int krs_uffd_register(int uffd, void *addr, size_t len, uint64_t mode, uint64_t *ioctls);
+/*
+ * A userfaultfd with @features, registered over [@addr, @addr + @len) in
+ * @mode: its fd, or -errno with *@why naming the step the kernel refused
+ * (a test then skips: the feature is missing).
+ */
+int krs_uffd_setup(uint64_t features, void *addr, size_t len, uint64_t mode, const char **why);
 /* UFFDIO_WRITEPROTECT set or clear; 0 or -errno. */
 int krs_uffd_wp(int uffd, void *addr, size_t len, bool protect);
 
