@@ -73,40 +73,19 @@ impl Folio {
         usize::try_from(nr).unwrap_or(0)
     }
 
-    /// `folio_pfn()`.
-    pub(crate) fn pfn(&self) -> usize {
-        // SAFETY: A valid folio (type invariant); only reads it.
-        unsafe { bindings::krs_folio_pfn(self.as_raw()) }
-    }
-
-    /// `folio->index`.
-    pub(crate) fn index(&self) -> usize {
-        // SAFETY: A valid folio (type invariant); only reads it.
-        unsafe { bindings::krs_folio_index(self.as_raw()) }
-    }
-
-    /// `folio_test_uptodate()`.
-    pub(crate) fn is_uptodate(&self) -> bool {
-        // SAFETY: A valid folio (type invariant); only reads it.
-        unsafe { bindings::krs_folio_test_uptodate(self.as_raw()) }
-    }
-
-    /// `folio_test_lru()`.
-    pub(crate) fn is_lru(&self) -> bool {
-        // SAFETY: A valid folio (type invariant); only reads it.
-        unsafe { bindings::krs_folio_test_lru(self.as_raw()) }
-    }
-
-    /// `folio_ref_count()`.
-    pub(crate) fn ref_count(&self) -> i32 {
-        // SAFETY: A valid folio (type invariant); only reads it.
-        unsafe { bindings::krs_folio_ref_count(self.as_raw()) }
-    }
-
-    /// `folio_expected_ref_count()`: the page cache's and the mappings'.
-    pub(crate) fn expected_ref_count(&self) -> i32 {
-        // SAFETY: A valid folio (type invariant); only reads it.
-        unsafe { bindings::krs_folio_expected_ref_count(self.as_raw()) }
+    c_reads! { pub(crate), as_raw;
+        /// `folio_pfn()`.
+        fn pfn -> usize = krs_folio_pfn;
+        /// `folio->index`.
+        fn index -> usize = krs_folio_index;
+        /// `folio_test_uptodate()`.
+        fn is_uptodate -> bool = krs_folio_test_uptodate;
+        /// `folio_test_lru()`.
+        fn is_lru -> bool = krs_folio_test_lru;
+        /// `folio_ref_count()`.
+        fn ref_count -> i32 = krs_folio_ref_count;
+        /// `folio_expected_ref_count()`: the page cache's and the mappings'.
+        fn expected_ref_count -> i32 = krs_folio_expected_ref_count;
     }
 
     /// `folio_mapping(folio) == mapping`: still in that page cache.

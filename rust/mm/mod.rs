@@ -35,6 +35,20 @@
 //! (the new folio's lock keeps PTEs from being refaulted, and the
 //! retractable checks are repeated under the PTE lock).
 
+/// Methods that read one thing of an object through a C helper taking the
+/// object's pointer (`self.$ptr()`), which the type's invariant (or trait
+/// contract) keeps valid while `self` is borrowed.
+macro_rules! c_reads {
+    ($vis:vis, $ptr:ident; $($(#[$doc:meta])* fn $name:ident -> $ty:ty = $helper:ident;)*) => {$(
+        $(#[$doc])*
+        $vis fn $name(&self) -> $ty {
+            // SAFETY: `self.$ptr()` is valid while `self` is borrowed (the
+            // type's invariant); the helper only reads it.
+            unsafe { bindings::$helper(self.$ptr()) }
+        }
+    )*};
+}
+
 pub(crate) mod folio;
 pub(crate) mod page_cache;
 pub(crate) mod pgtable;

@@ -84,18 +84,23 @@ unsafe impl VmaAccess for VmaRef {
 
 /// What the collapse asks of a VMA, however it was reached.
 pub(crate) trait VmaExt: VmaAccess {
-    fn vm_start(&self) -> usize {
-        // SAFETY: A valid VMA (`VmaAccess`); reads a stable field.
-        unsafe { bindings::krs_vma_start(self.vma_ptr()) }
+    c_reads! { , vma_ptr;
+        fn vm_start -> usize = krs_vma_start;
+        fn vm_end -> usize = krs_vma_end;
+        fn pgoff -> usize = krs_vma_pgoff;
+        fn is_anonymous -> bool = krs_vma_is_anonymous;
+        /// `VM_SHARED`.
+        fn is_shared -> bool = krs_vma_is_shared;
+        fn uffd_wp -> bool = krs_userfaultfd_wp;
+        fn uffd_missing -> bool = krs_userfaultfd_missing;
+        fn uffd_armed -> bool = krs_userfaultfd_armed;
+        /// `thp_vma_allowable_order(vma, vm_flags, TVA_FORCED_COLLAPSE,
+        /// PMD_ORDER)`: what MADV_COLLAPSE asks (THP/tmpfs settings are
+        /// ignored, VM_NOHUGEPAGE, DAX, prctl, shmem_enabled=deny and the
+        /// like are not).
+        fn allows_forced_collapse -> bool = krs_thp_vma_allowable_pmd;
     }
-    fn vm_end(&self) -> usize {
-        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
-        unsafe { bindings::krs_vma_end(self.vma_ptr()) }
-    }
-    fn pgoff(&self) -> usize {
-        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
-        unsafe { bindings::krs_vma_pgoff(self.vma_ptr()) }
-    }
+
     /// `linear_page_index()`.
     fn pgoff_of(&self, addr: usize) -> usize {
         ((addr - self.vm_start()) >> PAGE_SHIFT) + self.pgoff()
@@ -104,38 +109,10 @@ pub(crate) trait VmaExt: VmaAccess {
     fn contains(&self, start: usize, end: usize) -> bool {
         self.vm_start() <= start && end <= self.vm_end()
     }
-    fn is_anonymous(&self) -> bool {
-        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
-        unsafe { bindings::krs_vma_is_anonymous(self.vma_ptr()) }
-    }
-    fn is_shared(&self) -> bool {
-        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
-        unsafe { bindings::krs_vma_is_shared(self.vma_ptr()) }
-    }
-    fn uffd_wp(&self) -> bool {
-        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
-        unsafe { bindings::krs_userfaultfd_wp(self.vma_ptr()) }
-    }
-    fn uffd_missing(&self) -> bool {
-        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
-        unsafe { bindings::krs_userfaultfd_missing(self.vma_ptr()) }
-    }
-    fn uffd_armed(&self) -> bool {
-        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
-        unsafe { bindings::krs_userfaultfd_armed(self.vma_ptr()) }
-    }
     /// `thp_vma_suitable_order(vma, addr, PMD_ORDER)`.
     fn suitable_for_pmd(&self, addr: usize) -> bool {
         // SAFETY: A valid VMA (`VmaAccess`); only reads it.
         unsafe { bindings::krs_thp_vma_suitable_pmd(self.vma_ptr(), addr) }
-    }
-    /// `thp_vma_allowable_order(vma, vm_flags, TVA_FORCED_COLLAPSE,
-    /// PMD_ORDER)`: what MADV_COLLAPSE asks (THP/tmpfs settings are
-    /// ignored, VM_NOHUGEPAGE, DAX, prctl, shmem_enabled=deny and the like
-    /// are not).
-    fn allows_forced_collapse(&self) -> bool {
-        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
-        unsafe { bindings::krs_thp_vma_allowable_pmd(self.vma_ptr()) }
     }
     /// `file_backed_vma_is_retractable()`: no anon pages (MAP_PRIVATE
     /// CoW), not uffd-wp (PTE markers live in the table), no guard regions.
