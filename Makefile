@@ -21,9 +21,10 @@
 #   make check-debug  the kselftests on the debug kernel (KASAN, lockdep,
 #                     DEBUG_VM; built once, about an hour cold)
 #   make demo         boot the stock kernel, load the module, show what it does
-#   make bench        time the module's collapse against MADV_COLLAPSE in a VM
-#                     (SAMPLES=N pairs per scenario, default 30); the table
-#                     goes to build/bench/result.txt
+#   make bench        time the module's collapse against MADV_COLLAPSE in a VM,
+#                     wall clock and deterministic (-icount) boots (SAMPLES=N,
+#                     ICOUNT_SAMPLES=N pairs per scenario, BENCH_MODE=wall|icount,
+#                     ONLY=keys); table, JSON and plot in build/bench/
 #   make vm           a shell in the test VM, module and selftests in /krs
 #   make mutants      remove each protection in turn; a selftest must fail
 #   make soak         the differential tester for SEEDS=N seeds (default 2000)

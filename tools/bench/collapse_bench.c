@@ -2,17 +2,30 @@
 /*
  * make bench, in the guest: time khugepaged_rs's collapse (a write() to
  * debugfs collapse) against the kernel's own (madvise(MADV_COLLAPSE)) on
- * identical shmem (memfd) twins, and print a table.
+ * identical shmem (memfd) twins, and print every timed pair as one JSON
+ * object per scenario ("BENCH-JSON {...}" lines); tools/bench/report.py
+ * turns them into the table, result.json and the plot on the host.
  *
- *   collapse_bench [SAMPLES [WARMUP]]      (defaults 30 and 3)
+ *   collapse_bench [SAMPLES [WARMUP [ONLY]]]   (defaults 30, 3, every scenario)
  *
- * Each sample is a pair: two memfds built the same way (twin R for Rust,
- * twin C for C), then one timed call on each, the first path alternating
- * from pair to pair. The time is CLOCK_MONOTONIC around the single write()
- * or madvise() call, nothing else. A call counts only if it returned
- * success (len / 0) and the mapping is then wholly ShmemPmdMapped in smaps;
- * a pair with a failed call is excluded from the figures and reported.
- * WARMUP pairs per scenario run first and are not counted.
+ * ONLY: a comma-separated list of scenario keys (see scenarios[]).
+ *
+ * Each sample is a pair: one call on a twin built for the Rust path and one
+ * on a twin built the same way for the C path, the first path alternating
+ * from pair to pair. Each twin is built just before its own call (so both
+ * calls see the same history: build, settle, call) and freed after it. The
+ * time is CLOCK_MONOTONIC around the call(s) and nothing else. A call counts
+ * only if it returned success (len / 0) and the mapping is then wholly
+ * ShmemPmdMapped in smaps; a pair with a failed call is excluded from the
+ * figures and reported. WARMUP pairs per scenario run first and are not
+ * counted, and 10 untimed full-extent pairs come before the first scenario.
+ * Scenarios of more than 8 extents run fewer pairs (pairs_for(),
+ * warmup_for()); the 1 GiB one runs last, as it disturbs the guest most.
+ *
+ * The floor scenario is not a pair: it times copying 512 small pages of a
+ * shmem file into a huge page in user space, with the instruction the
+ * kernel's copy_mc_highpage() uses here (rep movsb when the CPU has ERMS),
+ * the data movement any collapse of a full extent must do.
  *
  * This is a benchmark, not a test: it asserts nothing about time.
  */
@@ -20,13 +33,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
-#include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +51,7 @@
 #define PAGE 4096UL
 #define PMD (2UL << 20)
 #define PAGES_PER_PMD (PMD / PAGE)
+#define MAXPROCS 8
 #define COLLAPSE "/sys/kernel/debug/khugepaged_rs/collapse"
 #define STATUS "/sys/kernel/debug/khugepaged_rs/status"
 
@@ -44,20 +59,40 @@ enum path { RUST, C, NPATHS };
 static const char *const path_name[NPATHS] = { "Rust", "C" };
 
 struct scenario {
-	const char *name;
-	unsigned int extents;	/* 2 MiB extents in the one call */
+	const char *key;	/* "scenario" in the JSON */
+	const char *name;	/* the table's label */
+	const char *kind;	/* extent, fixed, batch_vs_calls, batch_vs_one, scale, floor */
+	unsigned int extents;	/* 2 MiB extents in the Rust path's one call */
 	unsigned int stride;	/* a page present every <stride> pages */
+	unsigned int c_calls;	/* the C path splits the range into this many madvise() calls */
+	unsigned int procs;	/* processes mapping the file, this one included */
 	int premapped;		/* collapse once untimed, time the second */
 	int second_vma;		/* a second shared mapping, touched */
+	const char *unsupported;	/* a placeholder: skipped, with this reason */
 };
 
 static const struct scenario scenarios[] = {
-	{ "full extent (512 pages)", 1, 1, 0, 0 },
-	{ "half holes (256 pages)", 1, 2, 0, 0 },
-	{ "sparse (16 pages)", 1, 32, 0, 0 },
-	{ "already PMD-mapped", 1, 1, 1, 0 },
-	{ "8 extents (16 MiB)", 8, 1, 0, 0 },
-	{ "2nd mapping (2 VMAs)", 1, 1, 0, 1 },
+	{ "full", "full extent (512 pages)", "extent", 1, 1, 1, 1, 0, 0, NULL },
+	{ "holes", "half holes (256 pages)", "extent", 1, 2, 1, 1, 0, 0, NULL },
+	{ "sparse", "sparse (16 pages)", "extent", 1, 32, 1, 1, 0, 0, NULL },
+	{ "second_mapping", "2nd mapping (2 VMAs)", "extent", 1, 1, 1, 1, 0, 1, NULL },
+	{ "procs8", "8 mappings in 8 processes", "extent", 1, 1, 1, 8, 0, 0, NULL },
+	/*
+	 * PLACEHOLDER: a regular file on XFS. The module collapses shmem only
+	 * (other files are SCAN_VMA_CHECK); when regular-file collapse lands,
+	 * this becomes a real scenario (an XFS image on a loop device in the
+	 * guest, a file read into the page cache, then mapped).
+	 */
+	{ "xfs_file", "regular file on XFS", "extent", 1, 1, 1, 1, 0, 0,
+	  "not yet supported (the module collapses shmem only)" },
+	{ "pmd_mapped", "already PMD-mapped", "fixed", 1, 1, 1, 1, 1, 0, NULL },
+	{ "floor", "floor: copy 512 pages", "floor", 1, 1, 1, 1, 0, 0, NULL },
+	{ "batch32_vs_calls", "32 extents vs 32 calls", "batch_vs_calls", 32, 1, 32, 1, 0, 0, NULL },
+	{ "batch32_vs_one", "32 extents vs one call", "batch_vs_one", 32, 1, 1, 1, 0, 0, NULL },
+	{ "scale1", "per extent, 1 (2 MiB)", "scale", 1, 1, 1, 1, 0, 0, NULL },
+	{ "scale8", "per extent, 8 (16 MiB)", "scale", 8, 1, 1, 1, 0, 0, NULL },
+	{ "scale64", "per extent, 64 (128 MiB)", "scale", 64, 1, 1, 1, 0, 0, NULL },
+	{ "scale512", "per extent, 512 (1 GiB)", "scale", 512, 1, 1, 1, 0, 0, NULL },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -65,6 +100,9 @@ struct twin {
 	int fd;
 	char *p, *p2;
 	size_t len;
+	pid_t kids[MAXPROCS];
+	int nkids;
+	int hold;		/* write end of the pipe the other processes wait on */
 };
 
 static int krs_fd = -1;
@@ -77,7 +115,39 @@ static double now_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-/* A shared mapping of fd at a 2 MiB-aligned address. */
+/*
+ * Pairs for a scenario: SAMPLES up to 8 extents, then fewer so that a
+ * scenario costs about what 16 extents x SAMPLES would; at least 2, so
+ * that each path goes first once.
+ */
+static int pairs_for(const struct scenario *sc, int samples)
+{
+	int n = sc->extents <= 8 ? samples : (int)(samples * 16L / sc->extents);
+
+	return n < 2 ? 2 : n;
+}
+
+/* Warm-up pairs: WARMUP up to 8 extents, at most 1 at 32, none from 64. */
+static int warmup_for(const struct scenario *sc, int warmup)
+{
+	if (sc->extents >= 64)
+		return 0;
+	return sc->extents > 8 && warmup > 1 ? 1 : warmup;
+}
+
+/*
+ * The twins' contents: a word pattern written with plain stores. memset()
+ * would be rep stosb here, which -icount counts (and runs) byte by byte.
+ */
+static void fill_page(char *page, uint64_t seed)
+{
+	uint64_t *q = (uint64_t *)page;
+
+	for (size_t j = 0; j < PAGE / sizeof(*q); j++)
+		q[j] = seed + j;
+}
+
+/* A mapping of fd (or anonymous memory, fd -1) at a 2 MiB-aligned address. */
 static char *map_aligned(int fd, size_t len)
 {
 	size_t span = len + PMD;
@@ -87,7 +157,11 @@ static char *map_aligned(int fd, size_t len)
 	if (res == MAP_FAILED)
 		return NULL;
 	a = (char *)(((uintptr_t)res + PMD - 1) & ~(PMD - 1));
-	p = mmap(a, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (fd >= 0)
+		p = mmap(a, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	else
+		p = mmap(a, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0);
 	if (p == MAP_FAILED) {
 		munmap(res, span);
 		return NULL;
@@ -99,15 +173,21 @@ static char *map_aligned(int fd, size_t len)
 	return p;
 }
 
-/* One smaps field (kB) of the VMA holding addr; -1 if not found. */
-static long smaps_kb(unsigned long addr, const char *field)
+/* One smaps field (kB) of the VMA holding addr in process pid (0: self); -1 if not found. */
+static long smaps_kb(pid_t pid, unsigned long addr, const char *field)
 {
 	static char buf[1 << 16];
 	size_t flen = strlen(field), n = 0;
-	int fd = open("/proc/self/smaps", O_RDONLY), in = 0;
+	char path[64];
+	int fd, in = 0;
 	ssize_t r;
 	char *line, *save;
 
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/smaps");
+	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -1;
 	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
@@ -131,6 +211,10 @@ static long smaps_kb(unsigned long addr, const char *field)
 
 static void twin_free(struct twin *t)
 {
+	if (t->hold >= 0)
+		close(t->hold);	/* the other processes see EOF and exit */
+	for (int k = 0; k < t->nkids; k++)
+		waitpid(t->kids[k], NULL, 0);
 	if (t->p)
 		munmap(t->p, t->len);
 	if (t->p2)
@@ -139,11 +223,64 @@ static void twin_free(struct twin *t)
 		close(t->fd);
 	memset(t, 0, sizeof(*t));
 	t->fd = -1;
+	t->hold = -1;
+}
+
+static void touch(const struct scenario *sc, const char *p, size_t len)
+{
+	volatile char sink = 0;
+
+	for (size_t i = 0; i < len / PAGE; i += sc->stride)
+		sink += p[i * PAGE];
+	(void)sink;
+}
+
+/*
+ * procs > 1: fork procs - 1 processes that fault every present page in
+ * through the mapping they inherit (a shared file mapping's page tables are
+ * not copied at fork), then wait until twin_free() closes the pipe.
+ */
+static int spawn_mappers(const struct scenario *sc, struct twin *t)
+{
+	int hold[2], ready[2];
+	char c;
+
+	if (pipe(hold) || pipe(ready))
+		return -1;
+	for (unsigned int k = 1; k < sc->procs; k++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			return -1;
+		if (!pid) {
+			close(hold[1]);
+			close(ready[0]);
+			touch(sc, t->p, t->len);
+			if (write(ready[1], "x", 1) != 1)
+				_exit(1);
+			while (read(hold[0], &c, 1) > 0)
+				;
+			_exit(0);
+		}
+		t->kids[t->nkids++] = pid;
+	}
+	close(hold[0]);
+	close(ready[1]);
+	t->hold = hold[1];
+	for (int k = 0; k < t->nkids; k++)
+		if (read(ready[0], &c, 1) != 1) {
+			close(ready[0]);
+			errno = ECHILD;
+			return -1;
+		}
+	close(ready[0]);
+	return 0;
 }
 
 static int twin_make(const struct scenario *sc, struct twin *t)
 {
 	memset(t, 0, sizeof(*t));
+	t->hold = -1;
 	t->len = sc->extents * PMD;
 	t->fd = memfd_create("krs-bench", MFD_CLOEXEC);
 	if (t->fd < 0 || ftruncate(t->fd, t->len))
@@ -152,26 +289,24 @@ static int twin_make(const struct scenario *sc, struct twin *t)
 	if (!t->p)
 		return -1;
 	for (size_t i = 0; i < t->len / PAGE; i += sc->stride)
-		memset(t->p + i * PAGE, (int)(i & 0x7f) | 1, PAGE);
+		fill_page(t->p + i * PAGE, (uint64_t)i << 32 | 1);
 	if (sc->second_vma) {
 		/* Fault every present page in through a second mapping too. */
-		volatile char sink = 0;
-
 		t->p2 = map_aligned(t->fd, t->len);
 		if (!t->p2)
 			return -1;
-		for (size_t i = 0; i < t->len / PAGE; i += sc->stride)
-			sink += t->p2[i * PAGE];
-		(void)sink;
+		touch(sc, t->p2, t->len);
 	}
+	if (sc->procs > 1 && spawn_mappers(sc, t))
+		return -1;
 	return 0;
 }
 
-static int collapse(enum path path, const struct twin *t, double *us)
+static int collapse(const struct scenario *sc, enum path path, const struct twin *t, double *us)
 {
 	char cmd[96];
 	double t0, t1;
-	int ok;
+	int ok = 1;
 
 	snprintf(cmd, sizeof(cmd), "addr=%lx len=%luM", (unsigned long)t->p, t->len >> 20);
 	if (path == RUST) {
@@ -183,12 +318,12 @@ static int collapse(enum path path, const struct twin *t, double *us)
 		t1 = now_us();
 		ok = r == (ssize_t)n;
 	} else {
-		int r;
+		size_t step = t->len / sc->c_calls;
 
 		t0 = now_us();
-		r = madvise(t->p, t->len, MADV_COLLAPSE);
+		for (unsigned int i = 0; ok && i < sc->c_calls; i++)
+			ok = !madvise(t->p + i * step, step, MADV_COLLAPSE);
 		t1 = now_us();
-		ok = r == 0;
 	}
 	if (us)
 		*us = t1 - t0;
@@ -199,15 +334,19 @@ static int collapse(enum path path, const struct twin *t, double *us)
 struct fails {
 	int n[NPATHS];
 	char why[NPATHS][160];
-	int retracted[NPATHS];	/* second_vma: its page table was removed */
+	int retracted[NPATHS];	/* second_vma, procs: the other mappings' page tables were removed */
 };
 
 /*
  * Sleep before each timed call. Without it the second call of a pair ran
  * ~10-60% slower than the first (the first one's deferred work still
  * running), which made the pooled ratio bimodal; see the order check.
+ * Under -icount (sleep=off) it costs no host time.
  */
 static const unsigned int settle_us = 20000;
+
+/* Untimed full-extent pairs before the first scenario (unless WARMUP is 0). */
+static const int settle_in_pairs = 10;
 
 /* Where the current pair is, for failure reports. */
 static int cur_pair, cur_second;
@@ -224,144 +363,287 @@ static void fail(struct fails *f, enum path path, const char *fmt, long v)
 }
 
 /*
- * One timed collapse of t by path, verified. Returns 0 and the time, or
- * -1 after recording why.
+ * One timed collapse by path on a twin built for it, verified. Returns 0
+ * and the time, or -1 after recording why; exits on a twin it cannot build.
  */
-static int sample(const struct scenario *sc, enum path path, struct twin *t, double *us,
-		  struct fails *f)
+static int sample(const struct scenario *sc, enum path path, double *us, struct fails *f)
 {
-	long want = (long)(t->len >> 10), got;
-	int r;
+	struct twin t;
+	long want, got;
+	int r, ret = -1;
 
+	if (twin_make(sc, &t)) {
+		fprintf(stderr, "bench: cannot build a twin: %s\n", strerror(errno));
+		exit(2);
+	}
+	want = (long)(t.len >> 10);
 	if (sc->premapped) {
-		r = collapse(path, t, NULL);
-		if (r)
-			return fail(f, path, "first collapse failed: errno %ld", -r), -1;
-	} else if ((got = smaps_kb((unsigned long)t->p, "ShmemPmdMapped")) != 0) {
-		return fail(f, path, "already huge before collapse (ShmemPmdMapped %ld kB)", got), -1;
+		r = collapse(sc, path, &t, NULL);
+		if (r) {
+			fail(f, path, "first collapse failed: errno %ld", -r);
+			goto out;
+		}
+	} else if ((got = smaps_kb(0, (unsigned long)t.p, "ShmemPmdMapped")) != 0) {
+		fail(f, path, "already huge before collapse (ShmemPmdMapped %ld kB)", got);
+		goto out;
 	}
 	/*
-	 * Let deferred work of what came before (the twins' faults, the other
+	 * Let deferred work of what came before (the twin's faults, the other
 	 * path's collapse: RCU frees, kworkers) finish before the clock starts.
 	 */
 	if (settle_us)
 		usleep(settle_us);
 	errno = 0;
-	r = collapse(path, t, us);
-	if (r)
-		return fail(f, path, -r == EAGAIN ? "collapse failed: errno %ld (EAGAIN)" :
-				     "collapse failed: errno %ld", -r), -1;
-	got = smaps_kb((unsigned long)t->p, "ShmemPmdMapped");
-	if (got != want)
-		return fail(f, path, "ShmemPmdMapped %ld kB after, not the whole range", got), -1;
-	/* Informative: the other mapping no longer maps anything. */
-	if (sc->second_vma && smaps_kb((unsigned long)t->p2, "Rss") == 0)
+	r = collapse(sc, path, &t, us);
+	if (r) {
+		fail(f, path, -r == EAGAIN ? "collapse failed: errno %ld (EAGAIN)" :
+			 "collapse failed: errno %ld", -r);
+		goto out;
+	}
+	got = smaps_kb(0, (unsigned long)t.p, "ShmemPmdMapped");
+	if (got != want) {
+		fail(f, path, "ShmemPmdMapped %ld kB after, not the whole range", got);
+		goto out;
+	}
+	/* Informative: the other mappings no longer map anything. */
+	if (sc->second_vma && smaps_kb(0, (unsigned long)t.p2, "Rss") == 0)
 		f->retracted[path]++;
+	if (sc->procs > 1) {
+		int all = 1;
+
+		for (int k = 0; k < t.nkids; k++)
+			all &= smaps_kb(t.kids[k], (unsigned long)t.p, "Rss") == 0;
+		f->retracted[path] += all;
+	}
+	ret = 0;
+out:
+	twin_free(&t);
+	return ret;
+}
+
+/* The kernel's copy_mc_to_kernel() here: rep movsb with ERMS, else memcpy(). */
+static int has_erms;
+
+static void copy_4k(char *dst, const char *src)
+{
+	if (has_erms) {
+		size_t n = PAGE;
+
+		asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+	} else {
+		memcpy(dst, src, PAGE);
+	}
+}
+
+/*
+ * One floor sample: a fresh 2 MiB memfd of small pages (built like the
+ * full-extent twin) and a fresh anonymous huge page (MADV_HUGEPAGE, faulted
+ * in, checked in smaps), then the 512 page copies timed.
+ */
+static int floor_sample(double *us, char *why, size_t whylen)
+{
+	const struct scenario full = { .extents = 1, .stride = 1, .c_calls = 1, .procs = 1 };
+	struct twin t;
+	char *dst;
+	long huge;
+	double t0;
+
+	if (twin_make(&full, &t)) {
+		snprintf(why, whylen, "cannot build the source: %s", strerror(errno));
+		return -1;
+	}
+	dst = map_aligned(-1, PMD);
+	if (!dst || madvise(dst, PMD, MADV_HUGEPAGE)) {
+		snprintf(why, whylen, "cannot map the huge page: %s", strerror(errno));
+		twin_free(&t);
+		return -1;
+	}
+	dst[0] = 1;
+	huge = smaps_kb(0, (unsigned long)dst, "AnonHugePages");
+	if (huge != (long)(PMD >> 10) && !madvise(dst, PMD, MADV_COLLAPSE))
+		huge = smaps_kb(0, (unsigned long)dst, "AnonHugePages");
+	if (huge != (long)(PMD >> 10)) {
+		snprintf(why, whylen, "destination not a huge page (AnonHugePages %ld kB)", huge);
+		munmap(dst, PMD);
+		twin_free(&t);
+		return -1;
+	}
+	usleep(settle_us);
+	t0 = now_us();
+	for (size_t i = 0; i < PAGES_PER_PMD; i++)
+		copy_4k(dst + i * PAGE, t.p + i * PAGE);
+	*us = now_us() - t0;
+	if (memcmp(dst, t.p, PMD)) {
+		snprintf(why, whylen, "copy differs");
+		munmap(dst, PMD);
+		twin_free(&t);
+		return -1;
+	}
+	munmap(dst, PMD);
+	twin_free(&t);
 	return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* A JSON string: the text between quotes, escaped. */
+static void json_str(const char *s)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
 
-	return x < y ? -1 : x > y;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
 }
 
-static double median(double *v, int n)
+static void json_kv(const char *k, const char *v, int last)
 {
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	json_str(k);
+	putchar(':');
+	json_str(v);
+	if (!last)
+		putchar(',');
 }
 
-/* Quantile q of sorted v, interpolated. */
-static double quantile(const double *v, int n, double q)
+static void json_array(const char *k, const double *v, int n)
 {
-	double k = q * (n - 1);
-	int i = (int)k;
-
-	return i + 1 < n ? v[i] + (k - i) * (v[i + 1] - v[i]) : v[n - 1];
+	printf("\"%s\":[", k);
+	for (int i = 0; i < n; i++)
+		printf("%s%.3f", i ? "," : "", v[i]);
+	printf("],");
 }
 
-static void print_file_line(const char *label, const char *path, int lines)
+static void read_line(const char *path, char *buf, size_t len)
 {
-	char buf[4096];
 	FILE *f = fopen(path, "r");
 
-	if (!f) {
-		printf("%s: (%s unreadable)\n", label, path);
-		return;
-	}
-	while (lines-- > 0 && fgets(buf, sizeof(buf), f)) {
+	buf[0] = '\0';
+	if (f && fgets(buf, (int)len, f))
 		buf[strcspn(buf, "\n")] = '\0';
-		printf("%s: %s\n", label, buf);
-	}
-	fclose(f);
+	if (f)
+		fclose(f);
 }
 
 /* Per-size shmem settings (mTHP) other than never/inherit, or "none". */
-static void print_mthp(void)
+static void mthp(char *out, size_t len)
 {
 	glob_t g;
-	int any = 0;
+	size_t o = 0;
 
-	printf("shmem mTHP sizes enabled:");
+	out[0] = '\0';
 	if (!glob("/sys/kernel/mm/transparent_hugepage/hugepages-*kB/shmem_enabled", 0, NULL, &g)) {
 		for (size_t i = 0; i < g.gl_pathc; i++) {
-			char buf[256] = "", *sel, *end;
-			FILE *f = fopen(g.gl_pathv[i], "r");
+			char buf[256], *sel, *end;
+			const char *dir = strstr(g.gl_pathv[i], "hugepages-") + 10;
 
-			if (f && fgets(buf, sizeof(buf), f) && (sel = strchr(buf, '[')) &&
-			    (end = strchr(sel, ']')) && strncmp(sel, "[never]", 7) &&
-			    strncmp(sel, "[inherit]", 9)) {
-				const char *dir = strstr(g.gl_pathv[i], "hugepages-") + 10;
-
+			read_line(g.gl_pathv[i], buf, sizeof(buf));
+			if ((sel = strchr(buf, '[')) && (end = strchr(sel, ']')) &&
+			    strncmp(sel, "[never]", 7) && strncmp(sel, "[inherit]", 9) && o < len) {
 				*end = '\0';
-				printf(" %.*s=%s", (int)strcspn(dir, "/"), dir, sel + 1);
-				any = 1;
+				o += snprintf(out + o, len - o, "%s%.*s=%s", o ? " " : "",
+					      (int)strcspn(dir, "/"), dir, sel + 1);
 			}
-			if (f)
-				fclose(f);
 		}
 		globfree(&g);
 	}
-	printf("%s\n", any ? "" : " none (never/inherit)");
+	if (!out[0])
+		snprintf(out, len, "none (never/inherit)");
 }
 
-static void print_cpu(void)
+static void print_meta(const char *thp, int samples, int warmup)
 {
-	char buf[256];
+	char buf[512], cpu[256] = "", mt[512];
+	struct utsname u;
 	FILE *f = fopen("/proc/cpuinfo", "r");
 
 	while (f && fgets(buf, sizeof(buf), f))
 		if (!strncmp(buf, "model name", 10)) {
-			printf("cpu: %s", strchr(buf, ':') + 2);
+			snprintf(cpu, sizeof(cpu), "%s", strchr(buf, ':') + 2);
+			cpu[strcspn(cpu, "\n")] = '\0';
 			break;
 		}
 	if (f)
 		fclose(f);
+	uname(&u);
+	snprintf(buf, sizeof(buf), "%s %s (%s)", u.sysname, u.release, u.machine);
+	printf("BENCH-JSON {\"meta\":1,");
+	json_kv("kernel", buf, 0);
+	json_kv("cpu", cpu, 0);
+	printf("\"cpus\":%ld,", sysconf(_SC_NPROCESSORS_ONLN));
+	read_line(STATUS, buf, sizeof(buf));
+	json_kv("module", buf, 0);
+	json_kv("shmem_enabled", thp, 0);
+	mthp(mt, sizeof(mt));
+	json_kv("shmem_mthp", mt, 0);
+	read_line("/sys/devices/system/clocksource/clocksource0/current_clocksource", buf,
+		  sizeof(buf));
+	json_kv("clocksource", buf, 0);
+	json_kv("floor_copy", has_erms ? "rep movsb" : "memcpy", 0);
+	printf("\"samples\":%d,\"warmup\":%d,\"settle_ms\":%u}\n", samples, warmup,
+	       settle_us / 1000);
+}
+
+static int selected(const char *only, const char *key)
+{
+	size_t k = strlen(key);
+
+	for (const char *s = only; s && *s; s += strcspn(s, ","), s += *s == ',') {
+		if (strcspn(s, ",") == k && !strncmp(s, key, k))
+			return 1;
+	}
+	return !only || !*only;
+}
+
+static void run_floor(const struct scenario *sc, int n, int warmup)
+{
+	double *us = calloc(n, sizeof(*us)), t0 = now_us();
+	char why[160] = "";
+	int ok = 0, failed = 0;
+
+	if (!us)
+		exit(2);
+	for (int i = -warmup; i < n; i++) {
+		double v;
+
+		if (floor_sample(&v, why, sizeof(why))) {
+			failed++;
+			continue;
+		}
+		if (i >= 0)
+			us[ok++] = v;
+	}
+	printf("BENCH-JSON {");
+	json_kv("scenario", sc->key, 0);
+	json_kv("name", sc->name, 0);
+	json_kv("kind", sc->kind, 0);
+	printf("\"pairs\":%d,", n);
+	json_array("floor_us", us, ok);
+	printf("\"failed\":%d,", failed);
+	json_kv("why", why, 0);
+	printf("\"secs\":%.1f}\n", (now_us() - t0) / 1e6);
+	fprintf(stderr, "bench: %-28s %d/%d ok, %.1f s\n", sc->name, ok, n, (now_us() - t0) / 1e6);
+	free(us);
 }
 
 int main(int argc, char **argv)
 {
 	int samples = argc > 1 ? atoi(argv[1]) : 30, warmup = argc > 2 ? atoi(argv[2]) : 3;
-	double *tr, *tc, *ratio, *rfirst, *cfirst, t_start = now_us();
-	char thp[256] = "";
-	struct fails fl[NSCEN] = { 0 };
-	double res[NSCEN][9];
-	int nres[NSCEN];
-	struct utsname u;
+	const char *only = argc > 3 ? argv[3] : NULL;
+	char thp[256], flags[4096] = "";
+	int empty = 0;
 	FILE *f;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (samples < 1 || warmup < 0) {
-		fprintf(stderr, "usage: %s [SAMPLES>=1 [WARMUP>=0]]\n", argv[0]);
+		fprintf(stderr, "usage: %s [SAMPLES>=1 [WARMUP>=0 [ONLY]]]\n", argv[0]);
 		return 2;
 	}
-	f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
-	if (f && fgets(thp, sizeof(thp), f))
-		thp[strcspn(thp, "\n")] = '\0';
-	if (f)
-		fclose(f);
+	read_line("/sys/kernel/mm/transparent_hugepage/shmem_enabled", thp, sizeof(thp));
 	/* Neither path may find a huge page already there. */
 	if (strstr(thp, "[always]") || strstr(thp, "[force]") || strstr(thp, "[within_size]")) {
 		fprintf(stderr, "shmem_enabled is '%s': shmem would be huge at fault; set never or advise\n",
@@ -373,128 +655,109 @@ int main(int argc, char **argv)
 		perror(COLLAPSE " (is khugepaged_rs loaded?)");
 		return 2;
 	}
-	tr = calloc(samples, sizeof(*tr));
-	tc = calloc(samples, sizeof(*tc));
-	ratio = calloc(samples, sizeof(*ratio));
-	rfirst = calloc(samples, sizeof(*rfirst));
-	cfirst = calloc(samples, sizeof(*cfirst));
-	if (!tr || !tc || !ratio || !rfirst || !cfirst)
-		return 2;
+	f = fopen("/proc/cpuinfo", "r");
+	while (f && fgets(flags, sizeof(flags), f))
+		if (!strncmp(flags, "flags", 5)) {
+			has_erms = strstr(flags, " erms") != NULL;
+			break;
+		}
+	if (f)
+		fclose(f);
+	print_meta(thp, samples, warmup);
+	/*
+	 * The first few collapses after boot ran up to 6 times longer (under
+	 * -icount the first 5 pairs, then flat within 0.3 %): settle in with
+	 * untimed full-extent pairs before any scenario.
+	 */
+	if (warmup) {
+		struct fails wf = { 0 };
+		double t0 = now_us(), t;
+
+		for (int i = 0; i < settle_in_pairs; i++)
+			for (int p = 0; p < NPATHS; p++)
+				sample(&scenarios[0], p, &t, &wf);
+		fprintf(stderr, "bench: settled in with %d untimed full-extent pairs, %.1f s\n",
+			settle_in_pairs, (now_us() - t0) / 1e6);
+	}
 
 	for (size_t s = 0; s < NSCEN; s++) {
 		const struct scenario *sc = &scenarios[s];
-		struct fails wf = { 0 };
-		double t0 = now_us();
-		int n = 0, nrf = 0, ncf = 0;
+		int n = pairs_for(sc, samples), w = warmup_for(sc, warmup), ok = 0;
+		double *us[NPATHS], t0 = now_us();
+		struct fails fl = { 0 }, wf = { 0 };
+		char *first;
 
-		for (int i = -warmup; i < samples; i++) {
-			struct fails *f = i < 0 ? &wf : &fl[s];
-			struct twin t[NPATHS];
-			double us[NPATHS];
-			int ok[NPATHS] = { 0, 0 };
-			/* Alternate which path goes first. */
-			enum path first = (i & 1) ? C : RUST;
-
-			for (int p = 0; p < NPATHS; p++)
-				if (twin_make(sc, &t[p])) {
-					fprintf(stderr, "bench: cannot build a twin: %s\n", strerror(errno));
-					return 2;
-				}
-			cur_pair = i;
-			cur_second = 0;
-			ok[first] = !sample(sc, first, &t[first], &us[first], f);
-			cur_second = 1;
-			ok[!first] = !sample(sc, !first, &t[!first], &us[!first], f);
-			for (int p = 0; p < NPATHS; p++)
-				twin_free(&t[p]);
-			if (i < 0 || !ok[RUST] || !ok[C])
-				continue;
-			tr[n] = us[RUST];
-			tc[n] = us[C];
-			ratio[n] = us[RUST] / us[C];
-			if (first == RUST)
-				rfirst[nrf++] = ratio[n];
-			else
-				cfirst[ncf++] = ratio[n];
-			n++;
-		}
-		nres[s] = n;
-		if (n) {
-			res[s][0] = median(tc, n);
-			res[s][1] = median(tr, n);
-			res[s][2] = median(ratio, n);	/* sorted: */
-			res[s][3] = ratio[0];
-			res[s][4] = ratio[n - 1];
-			res[s][5] = quantile(ratio, n, 0.25);
-			res[s][6] = quantile(ratio, n, 0.75);
-			res[s][7] = nrf ? median(rfirst, nrf) : 0;
-			res[s][8] = ncf ? median(cfirst, ncf) : 0;
-		}
-		printf("bench: %-26s %d/%d pairs ok, %.1f s%s\n", sc->name, n, samples,
-		       (now_us() - t0) / 1e6, wf.n[RUST] + wf.n[C] ? " (warm-up had failures)" : "");
-	}
-
-	uname(&u);
-	printf("BENCH-RESULT-BEGIN\n");
-	printf("khugepaged_rs collapse benchmark: Rust (write to debugfs collapse) vs C (madvise MADV_COLLAPSE)\n");
-	printf("kernel: %s %s (%s)\n", u.sysname, u.release, u.machine);
-	print_cpu();
-	printf("cpus: %ld online\n", sysconf(_SC_NPROCESSORS_ONLN));
-	print_file_line("module", STATUS, 1);
-	printf("shmem_enabled: %s\n", thp);
-	print_mthp();
-	printf("samples: %d pairs per scenario after %d warm-up pairs; each pair = two fresh memfd twins,\n"
-	       "  one collapsed by each path, the first path alternating from pair to pair\n",
-	       samples, warmup);
-	printf("time: CLOCK_MONOTONIC around the single write()/madvise() call, in microseconds,\n"
-	       "  each call after a %u ms sleep\n", settle_us / 1000);
-	printf("note: absolute times under TCG emulation mean little; the Rust/C ratio is the figure\n\n");
-	printf("%-26s %10s %11s %7s %11s %13s %8s %7s\n", "scenario", "C median", "Rust median",
-	       "Rust/C", "ratio", "ratio", "samples", "failed");
-	printf("%-26s %10s %11s %7s %11s %13s %8s %7s\n", "", "(us)", "(us)", "median", "p25-p75",
-	       "min-max", "ok/run", "C/Rust");
-	for (size_t s = 0; s < NSCEN; s++) {
-		char mm[32] = "-", iq[32] = "-", smp[16], fc[16];
-
-		snprintf(smp, sizeof(smp), "%d/%d", nres[s], samples);
-		snprintf(fc, sizeof(fc), "%d/%d", fl[s].n[C], fl[s].n[RUST]);
-		if (!nres[s]) {
-			printf("%-26s %10s %11s %7s %11s %13s %8s %7s\n", scenarios[s].name, "-", "-",
-			       "-", iq, mm, smp, fc);
+		if (!selected(only, sc->key))
+			continue;
+		if (sc->unsupported) {
+			printf("BENCH-JSON {");
+			json_kv("scenario", sc->key, 0);
+			json_kv("name", sc->name, 0);
+			json_kv("kind", sc->kind, 0);
+			json_kv("skipped", sc->unsupported, 1);
+			printf("}\n");
+			fprintf(stderr, "bench: %-28s skipped: %s\n", sc->name, sc->unsupported);
 			continue;
 		}
-		snprintf(mm, sizeof(mm), "%.2f-%.2f", res[s][3], res[s][4]);
-		snprintf(iq, sizeof(iq), "%.2f-%.2f", res[s][5], res[s][6]);
-		printf("%-26s %10.0f %11.0f %7.2f %11s %13s %8s %7s\n", scenarios[s].name, res[s][0],
-		       res[s][1], res[s][2], iq, mm, smp, fc);
-	}
-	printf("\nRust/C: median of the per-pair ratios Rust time / C time (< 1: Rust faster);\n"
-	       "ratio p25-p75 and min-max: quartiles and extremes of the per-pair ratios (not\n"
-	       "of each path's times). C and Rust medians are over the same pairs. A pair with\n"
-	       "a failed call (error, or not wholly ShmemPmdMapped after) is left out of every\n"
-	       "figure and counted under failed.\n");
-	printf("order check: median ratio when Rust went first / when C went first, and\n"
-	       "their geometric mean (cancels a constant first/second-position factor):\n");
-	for (size_t s = 0; s < NSCEN; s++)
-		if (nres[s])
-			printf("  %-26s %.2f / %.2f  -> %.2f\n", scenarios[s].name, res[s][7],
-			       res[s][8], res[s][7] > 0 && res[s][8] > 0 ?
-			       sqrt(res[s][7] * res[s][8]) : 0);
-	for (size_t s = 0; s < NSCEN; s++)
+		if (!strcmp(sc->kind, "floor")) {
+			run_floor(sc, n, w);
+			continue;
+		}
+		us[RUST] = calloc(n, sizeof(double));
+		us[C] = calloc(n, sizeof(double));
+		first = calloc(n, 1);
+		if (!us[RUST] || !us[C] || !first)
+			return 2;
+		for (int i = -w; i < n; i++) {
+			struct fails *fp = i < 0 ? &wf : &fl;
+			double t[NPATHS];
+			int good[NPATHS];
+			/* Alternate which path goes first. */
+			enum path p0 = (i & 1) ? C : RUST, p1 = p0 == RUST ? C : RUST;
+
+			cur_pair = i;
+			cur_second = 0;
+			good[p0] = !sample(sc, p0, &t[p0], fp);
+			cur_second = 1;
+			good[p1] = !sample(sc, p1, &t[p1], fp);
+			if (i < 0 || !good[RUST] || !good[C])
+				continue;
+			us[RUST][ok] = t[RUST];
+			us[C][ok] = t[C];
+			first[ok] = p0 == RUST;
+			ok++;
+		}
+		empty |= !ok;
+		printf("BENCH-JSON {");
+		json_kv("scenario", sc->key, 0);
+		json_kv("name", sc->name, 0);
+		json_kv("kind", sc->kind, 0);
+		printf("\"extents\":%u,\"c_calls\":%u,\"pairs\":%d,\"warmup\":%d,", sc->extents,
+		       sc->c_calls, n, w);
+		json_array("rust_us", us[RUST], ok);
+		json_array("c_us", us[C], ok);
+		printf("\"rust_first\":[");
+		for (int i = 0; i < ok; i++)
+			printf("%s%d", i ? "," : "", first[i]);
+		printf("],\"failed_c\":%d,\"failed_rust\":%d,", fl.n[C], fl.n[RUST]);
+		json_kv("why_c", fl.why[C], 0);
+		json_kv("why_rust", fl.why[RUST], 0);
+		printf("\"warmup_failed\":%d,", wf.n[C] + wf.n[RUST]);
+		if (sc->second_vma || sc->procs > 1)
+			printf("\"retracted_c\":%d,\"retracted_rust\":%d,", fl.retracted[C],
+			       fl.retracted[RUST]);
+		printf("\"secs\":%.1f}\n", (now_us() - t0) / 1e6);
+		fprintf(stderr, "bench: %-28s %d/%d pairs ok, %.1f s%s\n", sc->name, ok, n,
+			(now_us() - t0) / 1e6, wf.n[RUST] + wf.n[C] ? " (warm-up had failures)" : "");
 		for (int p = 0; p < NPATHS; p++)
-			if (fl[s].n[p])
-				printf("failed: %s, %s: %d, first: %s\n", scenarios[s].name, path_name[p],
-				       fl[s].n[p], fl[s].why[p]);
-	for (size_t s = 0; s < NSCEN; s++)
-		if (scenarios[s].second_vma)
-			printf("%s: the other mapping's page table was retracted (Rss 0 after) in\n"
-			       "  %d/%d C and %d/%d Rust samples\n", scenarios[s].name,
-			       fl[s].retracted[C], samples, fl[s].retracted[RUST], samples);
-	printf("wall time in the guest: %.0f s\n", (now_us() - t_start) / 1e6);
-	printf("BENCH-RESULT-END\n");
-	/* Failures are reported above; only a scenario with no figure fails. */
-	for (size_t s = 0; s < NSCEN; s++)
-		if (!nres[s])
-			return 1;
-	return 0;
+			if (fl.n[p])
+				fprintf(stderr, "bench: %s, %s: %d failed, first: %s\n", sc->name,
+					path_name[p], fl.n[p], fl.why[p]);
+		free(us[RUST]);
+		free(us[C]);
+		free(first);
+	}
+	printf("BENCH-JSON {\"end\":1}\n");
+	/* Failures are reported; only a scenario with no figure fails the run. */
+	return empty ? 1 : 0;
 }
