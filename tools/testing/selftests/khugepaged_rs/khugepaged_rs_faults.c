@@ -248,7 +248,8 @@ static void find_kmemleak_text(void)
 {
 	static const char *const names[] = {
 		"mem_pool_alloc", "__alloc_object", "__create_object", "create_object",
-		"kmemleak_alloc", "kmemleak_alloc_percpu", "kmemleak_vmalloc", "kmemleak_alloc_phys",
+		"kmemleak_alloc", "kmemleak_alloc_percpu", "kmemleak_vmalloc",
+		"kmemleak_alloc_phys",
 	};
 	unsigned long lo = 0, hi = 0, next = 0, addr;
 	char line[512], sym[256], type;
@@ -259,7 +260,8 @@ static void find_kmemleak_text(void)
 	for (int pass = 0; pass < 2; pass++) {
 		rewind(f);
 		while (fgets(line, sizeof(line), f)) {
-			if (strchr(line, '[') || sscanf(line, "%lx %c %255s", &addr, &type, sym) != 3 ||
+			if (strchr(line, '[') ||
+			    sscanf(line, "%lx %c %255s", &addr, &type, sym) != 3 ||
 			    (type != 't' && type != 'T'))
 				continue;
 			if (pass == 1) {
@@ -268,7 +270,7 @@ static void find_kmemleak_text(void)
 					next = addr;
 				continue;
 			}
-			for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 				if (strcmp(sym, names[i]))
 					continue;
 				if (!lo || addr < lo)
@@ -1265,7 +1267,8 @@ int main(int argc, char **argv)
 	printf("# khugepaged_rs faults: seed %#llx, module text [%#lx, %#lx), phase %s\n",
 	       (unsigned long long)seed, text_start, text_end, phase);
 	if (reject_end)
-		printf("# not failed: kmemleak's bookkeeping [%#lx, %#lx)\n", reject_start, reject_end);
+		printf("# not failed: kmemleak's bookkeeping [%#lx, %#lx)\n", reject_start,
+		       reject_end);
 	attrs_base();
 	if (use_trace) {
 		ret = trace_setup();
