@@ -174,6 +174,9 @@ def main():
                 if f and fu and f["floor"] and fu["n"]:
                     j[pre + "full_c_over_floor"] = rnd(fu["c"] / f["floor"], 2)
                     j[pre + "full_rust_over_floor"] = rnd(fu["rust"] / f["floor"], 2)
+                    if fu["c"] > f["floor"]:
+                        j[pre + "full_ratio_above_floor"] = rnd(
+                            (fu["rust"] - f["floor"]) / (fu["c"] - f["floor"]))
         else:
             j.update(extents=r.get("extents"), c_calls=r.get("c_calls"),
                      c_median_us=rnd(w and w["c"], 1), rust_median_us=rnd(w and w["rust"], 1),
@@ -298,18 +301,23 @@ def main():
         p("floor: 512 small pages of a shmem file copied into an anonymous huge page, one")
         p("4 KiB copy at a time with the kernel's instruction (%s), timed in user space;" %
           meta.get("floor_copy", "?"))
-        p("the data movement every collapse of a full extent does. Full extent above it:")
+        p("the data movement every collapse of a full extent does. Each path above it (from")
+        p("the medians; Rust/C above the floor = (Rust - floor) / (C - floor)):")
         for m in MODES:
             f, fu = floor[m], full[m]
             if not f or f["floor"] is None:
                 continue
             line = "  %-7s floor %6.0f us (p25-p75 %.0f-%.0f, %d samples)" % (
                 m, f["floor"], f["floor_p25"], f["floor_p75"], f["n"])
+            p(line)
             if fu and fu["n"]:
-                line += "; full extent: C %.1fx (+%.0f us), Rust %.1fx (+%.0f us)" % (
+                line = "          full extent: C %.2fx the floor (+%.0f us), Rust %.2fx (+%.0f us)" % (
                     fu["c"] / f["floor"], fu["c"] - f["floor"],
                     fu["rust"] / f["floor"], fu["rust"] - f["floor"])
-            p(line)
+                if fu["c"] > f["floor"]:
+                    line += "; Rust/C above the floor %.2f" % (
+                        (fu["rust"] - f["floor"]) / (fu["c"] - f["floor"]))
+                p(line)
 
     p("")
     p("order check: median ratio when Rust went first / when C went first, and their")
