@@ -222,9 +222,10 @@ def main():
             continue
         h, mt = b["host"], b["meta"]
         p("%-7s boot: %s" % (m, desc[m]))
-        p("         %s pairs per scenario (fewer from 32 extents), %s warm-up; host load %s -> %s;"
-          " %s s; VM exit status %s%s" % (
-              mt.get("samples", "?"), mt.get("warmup", "?"), h.get("load_before", "?"),
+        p("         %s pairs per scenario (fewer above 8 extents), %s warm-up (1 at 32"
+          " extents, none from 64);" % (mt.get("samples", "?"), mt.get("warmup", "?")))
+        p("         host load %s -> %s; %s s; VM exit status %s%s" % (
+              h.get("load_before", "?"),
               h.get("load_after", "?"), h.get("wall_s", "?"), h.get("vm_rc", "?"),
               "; %d console lines unreadable" % b["bad"] if b["bad"] else ""))
     p("")
@@ -435,7 +436,7 @@ def plot(out, order, info, get, floor):
             "wall clock" if m == "wall" else "icount", FLAT * 100), fontsize=10)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="best")
         else:
             ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", color="grey")
     fig.savefig(os.path.join(out, "bench.png"), dpi=110, bbox_inches="tight")

@@ -24,6 +24,14 @@ STOCK_DIR=$ROOT$STOCK_DIR_IN_ROOT
 STOCK_IMAGE=$STOCK_DIR_IN_ROOT/vmlinuz
 # The prepared stock tree, as seen from inside the root.
 STOCK_KDIR=/usr/src/khugepaged_rs/linux-stock
+# The stock modules the VM loads, keyed by VM_MODULES: checkouts with
+# different lists share the cache without refetching each other's.
+VM_MODULES_DIR_IN_ROOT=$STOCK_DIR_IN_ROOT/modules-$(echo $VM_MODULES | sha256sum | cut -c1-8)
+VM_MODULES_DIR=$ROOT$VM_MODULES_DIR_IN_ROOT
+# The VM's filesystems (tools/vm/filesystems) and the directory of their
+# images (tools/setup/fs-images.sh), as seen from inside the root.
+FS_LIST=$REPO_DIR/tools/vm/filesystems
+FS_DIR_IN_ROOT=/usr/src/khugepaged_rs/fs-images
 
 log() { printf '[khugepaged_rs] %s\n' "$*" >&2; }
 die() { printf '[khugepaged_rs] error: %s\n' "$*" >&2; exit 1; }
@@ -62,6 +70,14 @@ in_root() {
 			PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
 			/bin/bash -c "cd \"\$0\" 2>/dev/null || cd /; exec \"\$@\"" "$PWD" "$@"
 	' in_root "$ROOT" "$REPO_DIR" "$@"
+}
+
+# "NAME IMAGE" (IMAGE: path inside the root) for each filesystem of
+# tools/vm/filesystems whose image exists; with --make, the missing images
+# are made first (tools/setup/fs-images.sh).
+fs_images() {
+	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$FS_LIST" |
+		in_root bash "$SETUP_DIR/fs-images.sh" "$FS_DIR_IN_ROOT" "$@"
 }
 
 # The Debian mirror: KRS_MIRROR, else the first deb.debian-style URI in the
