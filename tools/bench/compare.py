@@ -5,8 +5,8 @@
     compare.py RUN1/result.json RUN2/result.json ...
 
 For every scenario: the wall-clock and the icount Rust/C ratio of each run,
-and the spread (largest - smallest) of each; for the floor row, the
-floor in microseconds. The icount spread is what says whether runs repeat.
+and the spread (largest - smallest) of each (icount to three decimals);
+for the floor row, the floor in microseconds. The icount spread is what says whether runs repeat.
 """
 
 import json
@@ -38,13 +38,12 @@ def main():
             print("%-26s  skipped: %s" % (row["name"], row["skipped"]))
             continue
         if row["kind"] == "floor":
-            fields = ("floor_median_us", "icount_floor_median_us")
-            fmt = "%7.0f"
+            fields = (("floor_median_us", "%7.0f"), ("icount_floor_median_us", "%7.0f"))
         else:
-            fields = ("ratio", "icount_ratio")
-            fmt = "%7.2f"
+            # The icount ratios repeat to the third decimal: show it.
+            fields = (("ratio", "%7.2f"), ("icount_ratio", "%7.3f"))
         cols = []
-        for f in fields:
+        for f, fmt in fields:
             v = [r.get(f) for r in rows]
             cols.append("".join(fmt % x if x is not None else "%7s" % "-" for x in v))
             got = [x for x in v if x is not None]

@@ -159,7 +159,8 @@ def main():
         w, i = get("wall", k), get("icount", k)
         if "skipped" in r:
             j.update(skipped=r["skipped"], c_median_us=None, rust_median_us=None, ratio=None,
-                     ratio_p25=None, ratio_p75=None, icount_ratio=None, samples=0)
+                     ratio_p25=None, ratio_p75=None, icount_ratio=None, icount_ratio_p25=None,
+                     icount_ratio_p75=None, samples=0, icount_samples=0)
         elif r["kind"] == "floor":
             j.update(c_median_us=None, rust_median_us=None, ratio=None, ratio_p25=None,
                      ratio_p75=None, icount_ratio=None,
