@@ -25,7 +25,7 @@ import sys
 
 MODES = ("wall", "icount")
 
-# The targets of the performance issue, drawn on the plot and kept in the
+# The performance targets (Rust/C, icount), drawn on the plot and kept in the
 # JSON (icount ratio); a benchmark, so nothing fails on them.
 TARGETS = {"extent": 0.95, "fixed": 1.20, "batch_vs_calls": 0.85, "batch_vs_one": 0.95}
 FLAT = 0.10  # per-extent cost flat within +-10 % from 1 to 512 extents
