@@ -778,7 +778,16 @@ TEST_F(collapse, swapped_out_pages)
 		SKIP(goto out, "MADV_PAGEOUT swapped nothing out");
 	TH_LOG("%ld kB of the extent swapped out", swapped);
 
+	/*
+	 * Pages just swapped in may be busy a while longer (an LRU batch,
+	 * reclaim of the zram device): SCAN_DEL_PAGE_LRU, EAGAIN, which a
+	 * MADV_COLLAPSE caller retries too. Retry for up to about 10 s.
+	 */
 	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
+	for (int i = 0; i < 30 && ret == -EAGAIN; i++) {
+		usleep(100 * 1000);
+		ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
+	}
 	ASSERT_DONE(ret);
 	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_SUCCEED", NPAGES, 0);
 	EXPECT_EQ(2048, smaps(p, "ShmemPmdMapped"));
