@@ -253,7 +253,9 @@ static unsigned long reject_start, reject_end;
 
 static void find_kmemleak_text(void)
 {
-	static const char *const names[] = { "mem_pool_alloc", "__alloc_object", "__create_object" };
+	static const char *const names[] = {
+		"mem_pool_alloc", "__alloc_object", "__create_object",
+	};
 	unsigned long lo = 0, hi = 0, next = 0, addr, anchor = 0;
 	char line[512], sym[256], type;
 	FILE *f = fopen("/proc/kallsyms", "re");
@@ -268,7 +270,8 @@ static void find_kmemleak_text(void)
 	for (int pass = 0; pass < 3 && (pass == 0 || anchor); pass++) {
 		rewind(f);
 		while (fgets(line, sizeof(line), f)) {
-			if (strchr(line, '[') || sscanf(line, "%lx %c %255s", &addr, &type, sym) != 3 ||
+			if (strchr(line, '[') ||
+			    sscanf(line, "%lx %c %255s", &addr, &type, sym) != 3 ||
 			    (type != 't' && type != 'T'))
 				continue;
 			if (pass == 0) {
@@ -390,7 +393,8 @@ static void demangle_short(const char *sym, char *out, size_t size)
 			char *end;
 			unsigned long len = strtoul(p, &end, 10);
 
-			if (*end == '_')	/* separator before an identifier starting with a digit or _ */
+			/* separator before an identifier starting with a digit or _ */
+			if (*end == '_')
 				end++;
 			if (len < 64 && strlen(end) >= len &&
 			    (isalpha((unsigned char)end[0]) || end[0] == '_')) {
@@ -582,6 +586,7 @@ static const char *const probe[NR_ATTRS] = {
 	"r:krs_faults/fail_slab should_failslab ret=$retval:s32\n",
 	"r:krs_faults/fail_page should_fail_alloc_page ret=$retval:u8\n",
 };
+
 static const char *const probe_event[NR_ATTRS] = { "fail_slab", "fail_page" };
 
 static int append(const char *path, const char *s);
@@ -948,9 +953,9 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 	} else if (next == (int)in->sc->extents) {
 		blocks_checked++;
 		if (st1.st_blocks - st0.st_blocks != (blkcnt_t)(holes * (PAGE / 512)))
-			fail("%s: \"%s\" ended %s with %u holes filled, but st_blocks went from %lld to %lld",
-			     in->sc->name, in->cmd, outcome, holes, (long long)st0.st_blocks,
-			     (long long)st1.st_blocks);
+			fail("%s: \"%s\" ended %s with %u holes filled, but st_blocks %lld -> %lld",
+			     in->sc->name, in->cmd, outcome, holes,
+			     (long long)st0.st_blocks, (long long)st1.st_blocks);
 	}
 	verify(in, "after the injected collapse");
 
