@@ -69,6 +69,7 @@ struct scenario {
 	int premapped;		/* collapse once untimed, time the second */
 	int second_vma;		/* a second shared mapping, touched */
 	const char *unsupported;	/* a placeholder: skipped, with this reason */
+	const char *dir;	/* a regular file in this directory, not a memfd */
 };
 
 static const struct scenario scenarios[] = {
@@ -78,13 +79,11 @@ static const struct scenario scenarios[] = {
 	{ "second_mapping", "2nd mapping (2 VMAs)", "extent", 1, 1, 1, 1, 0, 1, NULL },
 	{ "procs8", "8 mappings in 8 processes", "extent", 1, 1, 1, 8, 0, 0, NULL },
 	/*
-	 * PLACEHOLDER: a regular file on XFS. The module collapses shmem only
-	 * (other files are SCAN_VMA_CHECK); when regular-file collapse lands,
-	 * this becomes a real scenario (an XFS image on a loop device in the
-	 * guest, a file read into the page cache, then mapped).
+	 * A regular file on the VM's XFS (/mnt/xfs): written a page at a time
+	 * (small folios), synced (clean, so no write-back retry), in the page
+	 * cache and mapped; as "full" otherwise.
 	 */
-	{ "xfs_file", "regular file on XFS", "extent", 1, 1, 1, 1, 0, 0,
-	  "not yet supported (the module collapses shmem only)" },
+	{ "xfs_file", "regular file on XFS", "extent", 1, 1, 1, 1, 0, 0, NULL, "/mnt/xfs" },
 	{ "pmd_mapped", "already PMD-mapped", "fixed", 1, 1, 1, 1, 1, 0, NULL },
 	{ "floor", "floor: copy 512 pages", "floor", 1, 1, 1, 1, 0, 0, NULL },
 	{ "batch32_vs_calls", "32 extents vs 32 calls", "batch_vs_calls", 32, 1, 32, 1, 0, 0, NULL },
@@ -277,19 +276,58 @@ static int spawn_mappers(const struct scenario *sc, struct twin *t)
 	return 0;
 }
 
+/*
+ * A regular file in @dir, unlinked at once, holding the pattern pages of
+ * @sc written a page at a time (small folios in the page cache) and synced
+ * (clean); fd or -1.
+ */
+static int file_make(const struct scenario *sc, const char *dir, size_t len)
+{
+	char path[128], page[PAGE];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/krs-bench.%d", dir, getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	unlink(path);
+	if (ftruncate(fd, len))
+		goto fail;
+	for (size_t i = 0; i < len / PAGE; i += sc->stride) {
+		fill_page(page, (uint64_t)i << 32 | 1);
+		if (pwrite(fd, page, PAGE, i * PAGE) != (ssize_t)PAGE)
+			goto fail;
+	}
+	if (fsync(fd))
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
 static int twin_make(const struct scenario *sc, struct twin *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->hold = -1;
 	t->len = sc->extents * PMD;
-	t->fd = memfd_create("krs-bench", MFD_CLOEXEC);
-	if (t->fd < 0 || ftruncate(t->fd, t->len))
-		return -1;
+	if (sc->dir) {
+		t->fd = file_make(sc, sc->dir, t->len);
+		if (t->fd < 0)
+			return -1;
+	} else {
+		t->fd = memfd_create("krs-bench", MFD_CLOEXEC);
+		if (t->fd < 0 || ftruncate(t->fd, t->len))
+			return -1;
+	}
 	t->p = map_aligned(t->fd, t->len);
 	if (!t->p)
 		return -1;
-	for (size_t i = 0; i < t->len / PAGE; i += sc->stride)
-		fill_page(t->p + i * PAGE, (uint64_t)i << 32 | 1);
+	if (sc->dir)
+		touch(sc, t->p, t->len);
+	else
+		for (size_t i = 0; i < t->len / PAGE; i += sc->stride)
+			fill_page(t->p + i * PAGE, (uint64_t)i << 32 | 1);
 	if (sc->second_vma) {
 		/* Fault every present page in through a second mapping too. */
 		t->p2 = map_aligned(t->fd, t->len);
@@ -652,6 +690,18 @@ static void run_floor(const struct scenario *sc, int n, int warmup)
 	free(us);
 }
 
+/* A scenario not run: its JSON line says why. */
+static void skip(const struct scenario *sc, const char *why)
+{
+	printf("BENCH-JSON {");
+	json_kv("scenario", sc->key, 0);
+	json_kv("name", sc->name, 0);
+	json_kv("kind", sc->kind, 0);
+	json_kv("skipped", why, 1);
+	printf("}\n");
+	fprintf(stderr, "bench: %-28s skipped: %s\n", sc->name, why);
+}
+
 int main(int argc, char **argv)
 {
 	int samples = argc > 1 ? atoi(argv[1]) : 30, warmup = argc > 2 ? atoi(argv[2]) : 3;
@@ -711,14 +761,12 @@ int main(int argc, char **argv)
 
 		if (!selected(only, sc->key))
 			continue;
+		if (sc->dir && access(sc->dir, W_OK)) {
+			skip(sc, "its filesystem is not mounted in the VM");
+			continue;
+		}
 		if (sc->unsupported) {
-			printf("BENCH-JSON {");
-			json_kv("scenario", sc->key, 0);
-			json_kv("name", sc->name, 0);
-			json_kv("kind", sc->kind, 0);
-			json_kv("skipped", sc->unsupported, 1);
-			printf("}\n");
-			fprintf(stderr, "bench: %-28s skipped: %s\n", sc->name, sc->unsupported);
+			skip(sc, sc->unsupported);
 			continue;
 		}
 		if (!strcmp(sc->kind, "floor")) {

@@ -21,6 +21,29 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # to compile gives tuples of originals and replacements (applied in order).
 # A mutant that does not build proves nothing: it counts as a failure.
 MUTANTS = [
+    # Regular files (khugepaged_rs_fs, on XFS and ext4). Each dirty check
+    # alone is covered by the next (the re-check after unmap catches what
+    # the earlier ones let through): removed together, a dirty page is
+    # copied into a clean huge folio and lost when the page cache drops it.
+    ("no-dirty-checks", "rust/collapse/file.rs",
+     ("Entry::Folio(f) if f.is_dirty() => {",
+      "if !src.shmem && (folio.is_dirty() || folio.is_writeback()) {",
+      "if !src.shmem && isolated.is_dirty() {"),
+     ("Entry::Folio(f) if false && f.is_dirty() => {",
+      "if !src.shmem && folio.is_writeback() {",
+      "if false && isolated.is_dirty() {"),
+     "khugepaged_rs_fs", "dirty pages collapsed into a clean folio (data lost on eviction)"),
+    ("no-write-and-wait-retry", "rust/collapse/request.rs",
+     "if done.result != ScanResult::PageDirtyOrWriteback || !mapping.can_writeback() {",
+     "if true || !mapping.can_writeback() {",
+     "khugepaged_rs_fs", "a dirty extent not written back and retried, as MADV_COLLAPSE does"),
+    ("no-readahead", "rust/collapse/file.rs",
+     "src.file.sync_readahead(index, end - index);", "let _ = src.file;",
+     "khugepaged_rs_fs", "pages never read are not read in (SCAN_FAIL)"),
+    ("eof-as-truncated", "rust/collapse/file.rs",
+     "let folio = mapping.lock_folio(index).ok_or(ScanResult::Fail)?;",
+     "let folio = mapping.lock_folio(index).ok_or(ScanResult::Truncated)?;",
+     "khugepaged_rs_fs", "an extent past EOF reported otherwise than upstream (SCAN_FAIL)"),
     ("no-uffd-missing-check", "rust/collapse/file.rs",
      ".any(|vma| vma.uffd_missing())", ".any(|vma| false && vma.uffd_missing())",
      "khugepaged_rs_collapse", "holes filled under a MISSING userfaultfd (seeds 000/003)"),

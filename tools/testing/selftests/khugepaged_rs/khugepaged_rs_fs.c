@@ -6,6 +6,10 @@
  * Checked here without the module: a file written, synced, dropped from the
  * page cache and read back, and a 4 MiB file whose mapping MADV_COLLAPSE
  * turns into two PMD mappings (FilePmdMapped 4096 kB) with its data intact.
+ * Then the module's regular-file protections, each beside MADV_COLLAPSE on
+ * a twin file: dirty pages are written back before they are collapsed (the
+ * data survives the page cache being dropped), pages never read are read
+ * in, and an extent past EOF fails as upstream's does (SCAN_FAIL, EINVAL).
  * A filesystem that is not mounted skips (the VM's init said why on the
  * console).
  */
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -152,6 +157,218 @@ TEST_F(fs, has_pmd_folios)
 	close(rfd);
 	unlink(self->path);
 	/* The teardown unlinks through self->fd only. */
+}
+
+/* How an extent is collapsed: MADV_COLLAPSE, or the module's addr= form. */
+enum how { BY_MADVISE, BY_MODULE };
+
+static const char *const how_name[] = { "MADV_COLLAPSE", "the module" };
+
+/*
+ * Collapse [p, p + len) @how; 0 or -errno. EAGAIN is tried again a few
+ * times, unless @once. For the module, the report's extents go to @ext (up
+ * to @max; *@n_ext of them), when @ext is set.
+ */
+static int collapse(enum how how, bool once, void *p, size_t len, struct krs_extent *ext,
+		    int max, int *n_ext)
+{
+	char cmd[96], report[4096];
+	long status;
+	ssize_t ret;
+	int fd, n;
+
+	if (how == BY_MADVISE) {
+		for (n = 0; n < (once ? 1 : 5); n++) {
+			if (!madvise(p, len, MADV_COLLAPSE))
+				return 0;
+			if (errno != EAGAIN)
+				break;
+			usleep(100 * 1000);
+		}
+		return -errno;
+	}
+	fd = krs_ensure_loaded();
+	if (fd)
+		return fd;
+	fd = krs_collapse_open();
+	if (fd < 0)
+		return fd;
+	snprintf(cmd, sizeof(cmd), "addr=0x%lx len=0x%zx", (unsigned long)p, len);
+	ret = once ? krs_collapse_write(fd, cmd, strlen(cmd)) : krs_collapse_cmd(fd, cmd);
+	if (ext) {
+		n = -1;
+		if (krs_collapse_report(fd, report, sizeof(report)) > 0)
+			n = krs_report_parse(report, ext, max, &status);
+		*n_ext = n;
+	}
+	close(fd);
+	return ret < 0 ? (int)ret : 0;
+}
+
+/* A file of @pages pages of pattern @seed at @path, synced; fd (O_RDWR) or -errno. */
+static int make_file(const char *path, unsigned int seed, size_t pages)
+{
+	size_t i;
+	int fd, ret;
+
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -errno;
+	for (i = 0; i < pages; i++) {
+		ret = krs_pwrite_page(fd, seed, i);
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+	}
+	if (fsync(fd)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/*
+ * Close the writer @fd of @path and open it read-only (nobody has it open
+ * for write any more); fd or -errno. A failed @fd passes through.
+ */
+static int reopen_ro(int fd, const char *path)
+{
+	if (fd < 0)
+		return fd;
+	close(fd);
+	fd = open(path, O_RDONLY);
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * Dirty pages in the extent (written with pwrite() after the file was
+ * synced, the writer closed): upstream refuses to collapse a dirty folio
+ * into a clean one (SCAN_PAGE_DIRTY_OR_WRITEBACK), and MADV_COLLAPSE then
+ * writes the extent back and tries once more. Both must collapse in one
+ * call, and the data written must survive the page cache being dropped: a
+ * dirty page copied into a clean huge folio would be lost with it.
+ */
+TEST_F(fs, dirty_pages_written_back_before_collapse)
+{
+	static const size_t dirty[] = { 1, 100, 511, 600, 1023 };
+	enum how how;
+
+	for (how = BY_MADVISE; how <= BY_MODULE; how++) {
+		char path[160];
+		size_t i, k;
+		char *p;
+		int fd, ret;
+
+		snprintf(path, sizeof(path), "%s.dirty%d", self->path, how);
+		fd = make_file(path, 21, FILE_PAGES);
+		ASSERT_LE(0, fd) TH_LOG("writing %s: %s", path, strerror(-fd));
+		for (k = 0; k < ARRAY_SIZE(dirty); k++)
+			ASSERT_EQ(0, krs_pwrite_page(fd, 22, dirty[k]));
+		fd = reopen_ro(fd, path);
+		ASSERT_LE(0, fd);
+		p = krs_map_aligned(FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+		ASSERT_NE(MAP_FAILED, p);
+		ret = collapse(how, true, p, FILE_SIZE, NULL, 0, NULL);
+		EXPECT_EQ(0, ret) TH_LOG("%s of a file with dirty pages: %s", how_name[how],
+					 strerror(-ret));
+		EXPECT_EQ((long)(FILE_SIZE >> 10),
+			  krs_smaps_kb(0, (unsigned long)p, "FilePmdMapped"));
+		munmap(p, FILE_SIZE);
+		/* Drop what is clean; a dirty page copied into a clean folio goes too. */
+		ASSERT_EQ(0, posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+		for (i = 0, k = 0; i < FILE_PAGES; i++) {
+			bool was_dirty = k < ARRAY_SIZE(dirty) && dirty[k] == i;
+
+			ret = krs_pread_check(fd, was_dirty ? 22 : 21, i);
+			k += was_dirty;
+			if (ret)
+				break;
+		}
+		EXPECT_EQ(FILE_PAGES, i) TH_LOG("after %s and the page cache dropped: page %zu %s",
+						how_name[how], i, "lost its data");
+		close(fd);
+		unlink(path);
+	}
+}
+
+/*
+ * Pages never read (the file synced and dropped from the page cache, the
+ * mapping never touched): collapse_file() reads them in
+ * (page_cache_sync_readahead) rather than leaving holes, which a regular
+ * file cannot have.
+ */
+TEST_F(fs, pages_never_read_are_read_in)
+{
+	enum how how;
+
+	for (how = BY_MADVISE; how <= BY_MODULE; how++) {
+		char path[160];
+		size_t i;
+		char *p;
+		int fd, ret;
+
+		snprintf(path, sizeof(path), "%s.cold%d", self->path, how);
+		fd = reopen_ro(make_file(path, 23, FILE_PAGES), path);
+		ASSERT_LE(0, fd) TH_LOG("writing %s: %s", path, strerror(-fd));
+		ASSERT_EQ(0, posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+		p = krs_map_aligned(FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+		ASSERT_NE(MAP_FAILED, p);
+		ret = collapse(how, false, p, FILE_SIZE, NULL, 0, NULL);
+		EXPECT_EQ(0, ret) TH_LOG("%s of pages never read: %s", how_name[how],
+					 strerror(-ret));
+		for (i = 0; i < FILE_PAGES; i++)
+			if (krs_check_page(p + i * KRS_PAGE_SIZE, 23, i))
+				break;
+		EXPECT_EQ(FILE_PAGES, i) TH_LOG("%s: page %zu wrong", how_name[how], i);
+		EXPECT_EQ((long)(FILE_SIZE >> 10),
+			  krs_smaps_kb(0, (unsigned long)p, "FilePmdMapped"));
+		munmap(p, FILE_SIZE);
+		close(fd);
+		unlink(path);
+	}
+}
+
+/*
+ * A file of one extent and one page, mapped over two extents: the second
+ * extent holds one page and then EOF. Upstream's collapse_file() finds
+ * nothing to read past EOF (filemap_lock_folio() fails): SCAN_FAIL, and
+ * MADV_COLLAPSE's EINVAL; the first extent still collapses. The module
+ * reports the same result, and nothing past EOF appears in the file.
+ */
+TEST_F(fs, extent_past_eof_fails)
+{
+	struct krs_extent ext[4];
+	enum how how;
+
+	for (how = BY_MADVISE; how <= BY_MODULE; how++) {
+		size_t pages = KRS_PMD_SIZE / KRS_PAGE_SIZE + 1;
+		char path[160];
+		struct stat st;
+		int fd, ret, n = 0;
+		char *p;
+
+		snprintf(path, sizeof(path), "%s.eof%d", self->path, how);
+		fd = reopen_ro(make_file(path, 24, pages), path);
+		ASSERT_LE(0, fd) TH_LOG("writing %s: %s", path, strerror(-fd));
+		p = krs_map_aligned(FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+		ASSERT_NE(MAP_FAILED, p);
+		ret = collapse(how, false, p, FILE_SIZE, ext, ARRAY_SIZE(ext), &n);
+		EXPECT_EQ(-EINVAL, ret) TH_LOG("%s over EOF: %s", how_name[how], strerror(-ret));
+		EXPECT_EQ((long)(KRS_PMD_SIZE >> 10),
+			  krs_smaps_kb(0, (unsigned long)p, "FilePmdMapped"));
+		if (how == BY_MODULE) {
+			ASSERT_EQ(2, n);
+			EXPECT_STREQ("SCAN_FAIL", ext[1].result);
+		}
+		ASSERT_EQ(0, fstat(fd, &st));
+		EXPECT_EQ((off_t)(pages * KRS_PAGE_SIZE), st.st_size);
+		EXPECT_EQ(0, krs_pread_check(fd, 24, pages - 1));
+		munmap(p, FILE_SIZE);
+		close(fd);
+		unlink(path);
+	}
 }
 
 TEST_HARNESS_MAIN
