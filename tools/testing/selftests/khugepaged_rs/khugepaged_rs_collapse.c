@@ -1175,36 +1175,6 @@ TEST_F(collapse, dry_run_changes_nothing)
 #endif
 #define SHMEM_ENABLED "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 
-/* The selected value of shmem_enabled ("[deny]" -> "deny"); 0 or -errno. */
-static int shmem_enabled_get(char *out, size_t size)
-{
-	char buf[256], *open, *close_;
-	ssize_t n = krs_read_file(SHMEM_ENABLED, buf, sizeof(buf));
-
-	if (n < 0)
-		return (int)n;
-	open = strchr(buf, '[');
-	close_ = open ? strchr(open, ']') : NULL;
-	if (!close_ || (size_t)(close_ - open) > size)
-		return -EINVAL;
-	memcpy(out, open + 1, close_ - open - 1);
-	out[close_ - open - 1] = '\0';
-	return 0;
-}
-
-/* Write @s to the file @path; 0 or -errno. */
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -errno;
-}
-
 /*
  * 13. The THP kill switch: with shmem_enabled=deny, MADV_COLLAPSE of a
  * shmem mapping is EINVAL (shmem_allowable_huge_orders() refuses even a
@@ -1219,12 +1189,12 @@ TEST_F(collapse, thp_policy_deny)
 	char *p;
 
 	ASSERT_LE(0, fd);
-	if (shmem_enabled_get(prev, sizeof(prev)))
+	if (krs_sysfs_choice(SHMEM_ENABLED, prev, sizeof(prev)))
 		SKIP(return, "no %s", SHMEM_ENABLED);
 	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	fill(p, 18, 1);
-	ASSERT_EQ(0, write_str(SHMEM_ENABLED, "deny"));
+	ASSERT_EQ(0, krs_write_str(SHMEM_ENABLED, "deny"));
 
 	ret = do_collapse(_metadata, self, "fd=%d len=2M", fd);
 	EXPECT_EQ(-EINVAL, ret) TH_LOG("'%s' under deny: report:\n%s", self->cmd, self->report);
@@ -1238,7 +1208,7 @@ TEST_F(collapse, thp_policy_deny)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(0, smaps(p, "ShmemPmdMapped"));
 
-	ASSERT_EQ(0, write_str(SHMEM_ENABLED, prev));
+	ASSERT_EQ(0, krs_write_str(SHMEM_ENABLED, prev));
 	/* The page cache is still small: the scan says it would collapse. */
 	ret = do_collapse(_metadata, self, "fd=%d len=2M dry_run", fd);
 	EXPECT_DONE(ret);
@@ -1405,13 +1375,13 @@ TEST_F(collapse, memcg_collapse_event)
 	ASSERT_LE(0, fd);
 	if (access(CGROUP "/cgroup.controllers", F_OK))
 		mount("none", CGROUP, "cgroup2", 0, NULL);
-	if (write_str(CGROUP "/cgroup.subtree_control", "+memory"))
+	if (krs_write_str(CGROUP "/cgroup.subtree_control", "+memory"))
 		SKIP(return, "no cgroup2 memory controller");
 	snprintf(cg, sizeof(cg), CGROUP "/krs_memcg_%d", getpid());
 	ASSERT_EQ(0, mkdir(cg, 0755));
 	snprintf(pid, sizeof(pid), "%d", getpid());
 	snprintf(self->cmd, sizeof(self->cmd), "%s/cgroup.procs", cg);
-	ASSERT_EQ(0, write_str(self->cmd, pid));
+	ASSERT_EQ(0, krs_write_str(self->cmd, pid));
 
 	p = krs_map_aligned(2 * LEN, RW, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
@@ -1431,7 +1401,7 @@ TEST_F(collapse, memcg_collapse_event)
 
 	munmap(p, 2 * LEN);
 	close(fd);
-	EXPECT_EQ(0, write_str(CGROUP "/cgroup.procs", pid));
+	EXPECT_EQ(0, krs_write_str(CGROUP "/cgroup.procs", pid));
 	rmdir(cg);
 }
 
@@ -1501,13 +1471,13 @@ TEST_F(collapse, tracepoints_match_the_report)
 	EXPECT_NE(NULL, strstr(trace, "field:int copied;"));
 	EXPECT_NE(NULL, strstr(trace, "field:int holes;"));
 	snprintf(path, sizeof(path), "%s/events/khugepaged_rs/enable", inst);
-	ASSERT_EQ(0, write_str(path, "1"));
+	ASSERT_EQ(0, krs_write_str(path, "1"));
 
 	p = krs_map_aligned(LEN, RW, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	fill(p, 26, step);
 	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p);
-	EXPECT_EQ(0, write_str(path, "0"));
+	EXPECT_EQ(0, krs_write_str(path, "0"));
 	EXPECT_DONE(ret);
 	check_extent(_metadata, self, 0, (unsigned long)p, 0, "SCAN_SUCCEED", present,
 		     NPAGES - present);

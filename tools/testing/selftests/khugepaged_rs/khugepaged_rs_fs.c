@@ -52,25 +52,6 @@ FIXTURE_VARIANT_ADD(fs, ext4) {
 	.type = "ext4",
 };
 
-/* The type @dir is mounted with in /proc/mounts, in @type; false if none. */
-static bool mounted_type(const char *dir, char *type, size_t size)
-{
-	char mnt[256], fstype[64], line[1024];
-	bool found = false;
-	FILE *f = fopen("/proc/mounts", "r");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*s %255s %63s", mnt, fstype) == 2 && !strcmp(mnt, dir)) {
-			snprintf(type, size, "%s", fstype);
-			found = true;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
 /* Write FILE_PAGES pattern pages (@seed) through @fd and fsync; 0 or -errno. */
 static int write_pattern(int fd, unsigned int seed)
 {
@@ -93,7 +74,7 @@ FIXTURE_SETUP(fs)
 	char type[64];
 
 	self->fd = -1;
-	if (!mounted_type(variant->dir, type, sizeof(type)))
+	if (!krs_mounted_type(variant->dir, type, sizeof(type)))
 		SKIP(return, "%s is not mounted (see the VM console for why)", variant->dir);
 	ASSERT_STREQ(variant->type, type);
 	snprintf(self->path, sizeof(self->path), "%s/krs-fs-test.%d", variant->dir, getpid());

@@ -113,6 +113,52 @@ int krs_ensure_loaded(void)
 	return krs_module_loaded() ? 0 : krs_load(NULL);
 }
 
+bool krs_mounted_type(const char *dir, char *type, size_t size)
+{
+	char mnt[256], fstype[64], line[1024];
+	bool found = false;
+	FILE *f = fopen("/proc/mounts", "re");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %255s %63s", mnt, fstype) == 2 && !strcmp(mnt, dir)) {
+			snprintf(type, size, "%s", fstype);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+int krs_write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -errno;
+}
+
+int krs_sysfs_choice(const char *path, char *out, size_t size)
+{
+	char buf[256], *open_, *close_;
+	ssize_t n = krs_read_file(path, buf, sizeof(buf));
+
+	if (n < 0)
+		return (int)n;
+	open_ = strchr(buf, '[');
+	close_ = open_ ? strchr(open_, ']') : NULL;
+	if (!close_ || (size_t)(close_ - open_) > size)
+		return -EINVAL;
+	memcpy(out, open_ + 1, close_ - open_ - 1);
+	out[close_ - open_ - 1] = '\0';
+	return 0;
+}
+
 ssize_t krs_read_file(const char *path, char *buf, size_t size)
 {
 	size_t off = 0;

@@ -49,6 +49,12 @@ int krs_load(const char *params);
 int krs_unload(void);
 /* Load unless already loaded; 0 or -errno. */
 int krs_ensure_loaded(void);
+/* The type @dir is mounted with in /proc/mounts, in @type; false if none. */
+bool krs_mounted_type(const char *dir, char *type, size_t size);
+/* Write @s to the file @path; 0 or -errno. */
+int krs_write_str(const char *path, const char *s);
+/* The selected value of a sysfs choice file ("a [b] c" -> "b"); 0 or -errno. */
+int krs_sysfs_choice(const char *path, char *out, size_t size);
 /* Read a whole file into @buf (NUL-terminated); bytes read or -errno. */
 ssize_t krs_read_file(const char *path, char *buf, size_t size);
 /* Read the kernel log (klogctl) into @buf; bytes or -errno. */
