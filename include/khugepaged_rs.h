@@ -19,15 +19,17 @@
 #define KRS_VERSION "0.1.0"
 
 /*
- * One kernel function 7.2 does not export, resolved through kallsyms at load.
- * @slot is where its address goes; C calls it only through KRS_CALL()
- * (rust/helpers/symbols.c), typed with typeof() of the kernel's own
- * declaration, so a signature change in a newer kernel is a compile error,
- * not a silent ABI mismatch.
+ * One kernel function (or, with @data, variable) 7.2 does not export,
+ * resolved through kallsyms at load. @slot is where its address goes; C
+ * uses it only through KRS_CALL() or KRS_DATA() (rust/helpers/symbols.c),
+ * typed with typeof() of the kernel's own declaration, so a type change in
+ * a newer kernel is a compile error, not a silent ABI mismatch. A function
+ * must start with ENDBR when IBT is enforced; a variable is never called.
  */
 struct krs_symbol {
 	const char *name;
 	void **slot;
+	bool data;
 };
 
 extern const struct krs_symbol krs_symbols[];
@@ -91,6 +93,8 @@ unsigned int krs_folio_order(struct folio *folio);
 unsigned long krs_folio_index(struct folio *folio);
 bool krs_folio_test_uptodate(struct folio *folio);
 bool krs_folio_test_lru(struct folio *folio);
+bool krs_folio_test_dirty(struct folio *folio);
+bool krs_folio_test_writeback(struct folio *folio);
 bool krs_folio_mapped(struct folio *folio);
 struct address_space *krs_folio_mapping(struct folio *folio);
 struct page *krs_folio_page(struct folio *folio, unsigned long n);
@@ -147,7 +151,6 @@ struct file *krs_get_file(struct file *file);
 int krs_shmem_get_folio(struct address_space *mapping, unsigned long index, struct folio **foliop);
 bool krs_shmem_charge(struct address_space *mapping, long pages);
 void krs_shmem_uncharge(struct address_space *mapping, long pages);
-bool krs_file_shmem_pmd_allowed(struct file *file);
 void krs_i_mmap_lock_read(struct address_space *mapping);
 void krs_i_mmap_unlock_read(struct address_space *mapping);
 struct vm_area_struct *krs_vma_first(struct address_space *mapping, unsigned long first,
@@ -155,6 +158,17 @@ struct vm_area_struct *krs_vma_first(struct address_space *mapping, unsigned lon
 struct vm_area_struct *krs_vma_next(struct vm_area_struct *vma, unsigned long first,
 				    unsigned long last);
 struct folio *krs_filemap_lock_folio(struct address_space *mapping, unsigned long index);
+
+/* Regular files (the !is_shmem branch of collapse_file()). */
+bool krs_file_pmd_collapse_allowed(struct file *file);
+bool krs_mapping_is_shmem(struct address_space *mapping);
+bool krs_mapping_can_writeback(struct address_space *mapping);
+bool krs_mapping_open_for_write(struct address_space *mapping);
+void krs_mapping_set_update(struct xa_state *xas, struct address_space *mapping);
+int krs_filemap_flush(struct address_space *mapping);
+int krs_filemap_write_and_wait_range(struct address_space *mapping, long long lstart,
+				     long long lend);
+void krs_file_sync_readahead(struct file *file, unsigned long index, unsigned long nr);
 
 /* VMAs and mms. */
 unsigned long krs_vma_start(struct vm_area_struct *vma);

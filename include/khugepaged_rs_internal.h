@@ -17,6 +17,8 @@ bool folio_isolate_lru(struct folio *folio);
 void folio_putback_lru(struct folio *folio);
 pmd_t *mm_find_pmd(struct mm_struct *mm, unsigned long address);
 void try_to_unmap_flush(void);
+void workingset_update_node(struct xa_node *node);
+extern struct list_lru shadow_nodes;
 
 /* arch/x86/include/asm/tlbflush.h, Linux 7.2 (#ifndef MODULE there) */
 void flush_tlb_mm_range(struct mm_struct *mm, unsigned long start,

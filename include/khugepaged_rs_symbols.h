@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The symbol table: every kernel function khugepaged_rs calls that 7.2 does
- * not export. Each line expands through KRS_SYMBOL(name), defined by the
- * includer (rust/helpers/symbols.c). A name needs a declaration in scope
+ * not export, and the few variables: each line expands through
+ * KRS_SYMBOL(name) (a function) or KRS_DATA_SYMBOL(name) (a variable),
+ * defined by the includer (rust/helpers/symbols.c). A name needs a declaration in scope
  * there: public headers, or include/khugepaged_rs_internal.h for the few that
  * only mm/internal.h declares. Adding a line is all it takes to resolve one
  * more function at load; its C wrapper goes in rust/helpers/symbols.c.
@@ -42,3 +43,8 @@ KRS_SYMBOL(__pud_alloc)
 KRS_SYMBOL(__pmd_alloc)
 KRS_SYMBOL(mm_access)
 KRS_SYMBOL(find_get_task_by_vpid)
+/* mapping_set_update(): the page cache's shadow-node accounting. */
+KRS_SYMBOL(workingset_update_node)
+KRS_DATA_SYMBOL(shadow_nodes)
+/* thp_disabled_by_hw() reads it. */
+KRS_DATA_SYMBOL(transparent_hugepage_flags)

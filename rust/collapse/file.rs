@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `collapse_file()`: replace the 512 small folios of one 2 MiB page-cache
-//! extent of a shmem file by one huge folio, or change nothing.
+//! extent of a file by one huge folio, or change nothing. Both branches of
+//! upstream's function: shmem (holes are filled with zeroes, swapped-out
+//! pages brought in) and regular files on filesystems with PMD-sized folios
+//! (no holes: missing pages are read; dirty or writeback folios refused).
 //!
 //! The state of a collapse in progress is owned by typed values whose
 //! `Drop` is the rollback: the new folio ([`NewFolio`]), the old folios
@@ -20,8 +23,8 @@ use crate::inject::{self, Target};
 use crate::mm::folio::UnchargedFolio;
 use crate::mm::page_cache::XaLocked;
 use crate::mm::{
-    AddressSpace, Entry, IsolatedFolio, LockedFolio, Mm, NewFolio, OldFolios, VmaExt, XaCursor,
-    HPAGE_PMD_NR, HPAGE_PMD_ORDER,
+    AddressSpace, Entry, File, FileExt, IsolatedFolio, LockedFolio, Mm, NewFolio, OldFolios,
+    VmaExt, XaCursor, HPAGE_PMD_NR, HPAGE_PMD_ORDER,
 };
 
 /// What one collapse did.
@@ -47,15 +50,21 @@ impl Outcome {
     }
 }
 
+/// The file being collapsed, and which branch of collapse_file() applies
+/// (upstream's `is_shmem`).
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    file: &'a File,
+    mapping: &'a AddressSpace,
+    shmem: bool,
+    target: Target<'a>,
+}
+
 /// `alloc_charge_folio()` for MADV_COLLAPSE, then the set-up at the top of
 /// collapse_file(); the `alloc` and `charge` fail points fail as the
 /// kernel would (and are counted the same).
-fn alloc_new_folio(
-    mm: Option<&Mm>,
-    mapping: &AddressSpace,
-    start: usize,
-    target: Target<'_>,
-) -> Result<NewFolio, ScanResult> {
+fn alloc_new_folio(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<NewFolio, ScanResult> {
+    let target = src.target;
     if inject::hit(Point::Alloc, target) {
         UnchargedFolio::count_alloc_failed();
         return Err(ScanResult::AllocHugePageFail);
@@ -65,20 +74,27 @@ fn alloc_new_folio(
         return Err(ScanResult::CgroupChargeFail);
     }
     folio
-        .charge(mm, mapping, start, true)
+        .charge(mm, src.mapping, start, src.shmem)
         .map_err(|()| ScanResult::CgroupChargeFail)
 }
 
-/// `collapse_file()` for the shmem extent `[start, start + 512)` of
-/// `mapping`; `mm` (the current task's memcg when `None`) is charged for
-/// the new folio. The result is `SCAN_SUCCEED` only when this call
+/// `collapse_file()` for the extent `[start, start + 512)` of `file`'s page
+/// cache; `mm` (the current task's memcg when `None`) is charged for the
+/// new folio. The result is `SCAN_SUCCEED` only when this call
 /// committed a new huge folio (the page tables are then retracted; the
 /// `addr=` caller turns it into `SCAN_PTE_MAPPED_HUGEPAGE`, as
 /// collapse_file() does for MADV_COLLAPSE, and maps it by a PMD).
 /// `SCAN_PTE_MAPPED_HUGEPAGE` from here means a huge folio was already in
 /// the page cache: nothing was collapsed.
-pub(crate) fn collapse_file(mm: Option<&Mm>, mapping: &AddressSpace, start: usize) -> Outcome {
-    match collapse(mm, mapping, start) {
+pub(crate) fn collapse_file(mm: Option<&Mm>, file: &File, start: usize) -> Outcome {
+    let mapping = file.mapping();
+    let src = Source {
+        file,
+        mapping,
+        shmem: mapping.is_shmem(),
+        target: Target::of(mapping),
+    };
+    match collapse(mm, src, start) {
         Ok(done) => {
             crate::stats::count_collapse(done.copied, done.holes);
             done
@@ -104,18 +120,21 @@ impl From<ScanResult> for Failure {
     }
 }
 
-fn collapse(mm: Option<&Mm>, mapping: &AddressSpace, start: usize) -> Result<Outcome, Failure> {
+fn collapse(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<Outcome, Failure> {
     let end = start + HPAGE_PMD_NR;
-    let target = Target::of(mapping);
-    let mut xas = mapping.cursor(start, HPAGE_PMD_ORDER);
-    let new = alloc_new_folio(mm, mapping, start, target).map_err(Failure::Before)?;
+    let (mapping, target) = (src.mapping, src.target);
+    let new = alloc_new_folio(mm, src, start).map_err(Failure::Before)?;
+    // mapping_set_update(): outside shmem, emptied nodes stay accounted.
+    let mut xas = mapping.collapse_cursor(start, HPAGE_PMD_ORDER);
     let mut old = OldFolios::new().map_err(|_| ScanResult::Fail)?;
 
     // Make sure we have slots for all the pages in the range.
     let xa = create_range(&mut xas, target)?;
 
     // On failure `old` drops on return: TLB flush, then the folios go back.
-    let nr_none = isolate_old_folios(xa, mapping, target, start, end, &mut old)?;
+    // A regular file has no holes (nr_none stays 0): its missing pages are
+    // read in.
+    let nr_none = isolate_old_folios(xa, src, start, end, &mut old)?;
     old.flush_tlb();
 
     let charge = if nr_none > 0 {
@@ -142,7 +161,7 @@ fn collapse(mm: Option<&Mm>, mapping: &AddressSpace, start: usize) -> Result<Out
 
     // Commit: publish the new folio as one multi-index entry.
     let hpfn = new.pfn();
-    new.publish(true);
+    new.publish(src.shmem);
     warn_on_once!(xa.store_folio(start, &new).is_err());
     drop(xa);
     if let Some(charge) = charge {
@@ -156,7 +175,7 @@ fn collapse(mm: Option<&Mm>, mapping: &AddressSpace, start: usize) -> Result<Out
     retract_page_tables(mapping, start);
     drop(new);
 
-    old.retire_all(true);
+    old.retire_all(src.shmem);
     Ok(Outcome {
         result: ScanResult::Succeed,
         copied,
@@ -186,49 +205,89 @@ fn create_range<'c, 'a>(
     }
 }
 
-/// The scan loop of collapse_file() (shmem): lock, isolate and unmap every
-/// present folio of the extent, count the holes. Enters with the xa_lock
+/// The scan loop of collapse_file(): lock, isolate and unmap every folio
+/// of the extent; for shmem, count the holes. Enters with the xa_lock
 /// held; returns `nr_none`, with no lock held either way.
 fn isolate_old_folios(
     mut xa: XaLocked<'_, '_>,
-    mapping: &AddressSpace,
-    target: Target<'_>,
+    src: Source<'_>,
     start: usize,
     end: usize,
     old: &mut OldFolios,
 ) -> Result<usize, ScanResult> {
+    let mapping = src.mapping;
     let mut nr_none = 0usize;
     let mut index = start;
     while index < end {
-        let (folio, xas) = match xa.load_at(index) {
-            Entry::None | Entry::Retry => {
-                // Stop if the extent has been truncated or hole-punched
-                // and is now completely empty.
-                if index == start && !xa.any_up_to(end - 1) {
-                    return Err(ScanResult::Truncated);
+        let (folio, xas) = if !src.shmem {
+            match xa.load_at(index) {
+                Entry::Folio(f) if f.is_dirty() => {
+                    drop(xa);
+                    // Dirty because it has not been flushed since it was
+                    // first written. Start an async flush for a file no one
+                    // has open for write, hoping writeback is done when the
+                    // collapse is tried again (MADV_COLLAPSE writes back and
+                    // retries once); writable files can have their folios
+                    // dirtied at any time, and flushing them blindly would
+                    // cause undesirable system-wide writeback.
+                    if !mapping.open_for_write() {
+                        mapping.flush();
+                    }
+                    return Err(ScanResult::PageDirtyOrWriteback);
                 }
-                nr_none += 1;
-                index += 1;
-                continue;
+                Entry::Folio(f) if f.is_writeback() => {
+                    return Err(ScanResult::PageDirtyOrWriteback);
+                }
+                Entry::Folio(f) => {
+                    let Some(locked) = f.trylock() else {
+                        return Err(ScanResult::PageLock);
+                    };
+                    (locked, xa.unlock())
+                }
+                // Not in the page cache (never read, or evicted: a shadow
+                // entry): read it, with the rest of the extent.
+                Entry::None | Entry::Value | Entry::Retry => {
+                    let xas = xa.unlock();
+                    src.file.sync_readahead(index, end - index);
+                    // Drain the LRU cache to help folio_isolate_lru().
+                    crate::mm::lru_add_drain();
+                    // Nothing there after the read (past EOF, or truncated
+                    // meanwhile): SCAN_FAIL, as upstream.
+                    let folio = mapping.lock_folio(index).ok_or(ScanResult::Fail)?;
+                    (folio, xas)
+                }
             }
-            Entry::Folio(f) if f.is_uptodate() => {
-                let Some(locked) = f.trylock() else {
-                    return Err(ScanResult::PageLock);
-                };
-                (locked, xa.unlock())
-            }
-            // Swapped out, or fallocated and not yet written: bring it in.
-            Entry::Value | Entry::Folio(_) => {
-                let xas = xa.unlock();
-                let folio = mapping.shmem_get_folio(index).ok_or(ScanResult::Fail)?;
-                crate::mm::lru_add_drain();
-                (folio, xas)
+        } else {
+            match xa.load_at(index) {
+                Entry::None | Entry::Retry => {
+                    // Stop if the extent has been truncated or hole-punched
+                    // and is now completely empty.
+                    if index == start && !xa.any_up_to(end - 1) {
+                        return Err(ScanResult::Truncated);
+                    }
+                    nr_none += 1;
+                    index += 1;
+                    continue;
+                }
+                Entry::Folio(f) if f.is_uptodate() => {
+                    let Some(locked) = f.trylock() else {
+                        return Err(ScanResult::PageLock);
+                    };
+                    (locked, xa.unlock())
+                }
+                // Swapped out, or fallocated and not yet written: bring it in.
+                Entry::Value | Entry::Folio(_) => {
+                    let xas = xa.unlock();
+                    let folio = mapping.shmem_get_folio(index).ok_or(ScanResult::Fail)?;
+                    crate::mm::lru_add_drain();
+                    (folio, xas)
+                }
             }
         };
         // The folio is locked, so the i_pages lock can be dropped without
         // racing with truncate.
-        let isolated = check_and_isolate(folio, mapping, old)?;
-        inject::hit(Point::ScanIndex, target);
+        let isolated = check_and_isolate(folio, src, old)?;
+        inject::hit(Point::ScanIndex, src.target);
         xa = xas.lock();
         // We control 2 + nr_pages references: our pin, the page cache's,
         // the LRU isolation's. Any other user must take the folio lock,
@@ -238,6 +297,17 @@ fn isolate_old_folios(
             drop(xa);
             return Err(ScanResult::PageCount);
         }
+        // The folio is locked and unmapped. If a PTE was dirty,
+        // try_to_unmap() moved the dirty bit to the folio, and a dirty
+        // folio must not be collapsed into a clean file-backed one. If it is
+        // clean here, no one can write it until we unlock it: a write
+        // through a stale TLB entry came from a clean PTE and faults (the
+        // PTE is cleared), and the fault path and buffered writes take the
+        // folio lock first.
+        if !src.shmem && isolated.is_dirty() {
+            drop(xa);
+            return Err(ScanResult::PageDirtyOrWriteback);
+        }
         old.push(isolated).map_err(|_| ScanResult::Fail)?;
         index += nr;
     }
@@ -245,11 +315,12 @@ fn isolate_old_folios(
 }
 
 /// The checks between locking an old folio and re-taking the xa_lock:
-/// uptodate, not already huge, still in this mapping, isolated from the
-/// LRU, private data released, unmapped from every page table.
+/// uptodate, not already huge, still in this mapping, clean and not under
+/// writeback (regular files), isolated from the LRU, private data
+/// released, unmapped from every page table.
 fn check_and_isolate(
     folio: LockedFolio,
-    mapping: &AddressSpace,
+    src: Source<'_>,
     old: &OldFolios,
 ) -> Result<IsolatedFolio, ScanResult> {
     if !folio.is_uptodate() {
@@ -260,8 +331,13 @@ fn check_and_isolate(
     if folio.is_pmd_order() {
         return Err(ScanResult::PteMappedHugepage);
     }
-    if !folio.belongs_to(mapping) {
+    if !folio.belongs_to(src.mapping) {
         return Err(ScanResult::Truncated);
+    }
+    // Only clean file-backed folios are collapsed: dirty here means not
+    // flushed since it was first written.
+    if !src.shmem && (folio.is_dirty() || folio.is_writeback()) {
+        return Err(ScanResult::PageDirtyOrWriteback);
     }
     let isolated = folio.isolate_lru().map_err(|_| ScanResult::DelPageLru)?;
     if !isolated.release_private() {

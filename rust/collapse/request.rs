@@ -98,10 +98,11 @@ fn target_mm(pid: Option<u32>) -> Result<ARef<MmWithUser>> {
 }
 
 /// The writer's open file `fd`: EBADF if none; EINVAL unless a regular
-/// shmem file (regular files on other filesystems are not supported yet).
+/// file (shmem, or any other filesystem: whether its page cache can hold
+/// PMD-sized folios is checked per extent, as the THP policy is).
 fn target_file(fd: u32) -> Result<ARef<File>> {
     let file = fget(fd).ok_or(EBADF)?;
-    if !file.is_regular() || !file.is_shmem() {
+    if !file.is_regular() {
         return Err(EINVAL);
     }
     Ok(file)
@@ -232,7 +233,14 @@ fn collapse_extent(
         Err((pgoff, r)) => return (pgoff, Outcome::failed(r), None),
     };
     let vma_end = Some(vma_end);
-    let mut done = scan_and_collapse(Some(mm), &file, pgoff, addr, Form::Madvise, dry_run);
+    let mut done = scan_and_collapse(Job {
+        mm: Some(mm),
+        file: &file,
+        pgoff,
+        addr,
+        form: Form::Madvise,
+        dry_run,
+    });
     if dry_run {
         if done.result == ScanResult::PteMappedHugepage && pmd_mapped(mm, addr) {
             done.result = ScanResult::PmdMapped;
@@ -259,8 +267,8 @@ fn vma_file(
     let vma = revalidate(&lock, addr, entered).map_err(|r| (0, r))?;
     let pgoff = vma.pgoff_of(addr);
     match vma.vm_file() {
-        Some(f) if f.is_shmem() => Ok((ARef::from(f), pgoff, vma.vm_end())),
-        _ => Err((pgoff, ScanResult::VmaCheck)),
+        Some(f) => Ok((ARef::from(f), pgoff, vma.vm_end())),
+        None => Err((pgoff, ScanResult::VmaCheck)),
     }
 }
 
@@ -271,17 +279,54 @@ enum Form {
     File,
 }
 
-/// `collapse_scan_file()` for the extent at page `pgoff` of `file`, and
-/// the `collapse_file()` it leads to (not for a dry run), with their
-/// tracepoints; `addr` is the user address (0 for `fd=`).
-fn scan_and_collapse(
-    mm: Option<&Mm>,
-    file: &File,
+/// One extent to scan and collapse: the page `pgoff` of `file`, `addr`
+/// the user address (0 for `fd=`), `mm` charged for the new folio.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    mm: Option<&'a Mm>,
+    file: &'a File,
     pgoff: usize,
     addr: usize,
     form: Form,
     dry_run: bool,
-) -> Outcome {
+}
+
+/// `collapse_scan_file()` for the extent of `job`, and the
+/// `collapse_file()` it leads to (not for a dry run), with their
+/// tracepoints.
+///
+/// As `collapse_single_pmd()` does for MADV_COLLAPSE: when a dirty folio
+/// or one under writeback stopped the collapse, the extent is written back
+/// and waited for (`filemap_write_and_wait_range()`), and tried once more.
+/// `fd=` does the same: it stands for MADV_COLLAPSE of a mapping of the
+/// whole file.
+fn scan_and_collapse(job: Job<'_>) -> Outcome {
+    let done = scan_and_collapse_once(job);
+    let mapping = job.file.mapping();
+    if done.result != ScanResult::PageDirtyOrWriteback || !mapping.can_writeback() {
+        return done;
+    }
+    let start = job.pgoff << PAGE_SHIFT;
+    mapping.write_and_wait(start, start + HPAGE_PMD_SIZE - 1);
+    // The failed attempt put its isolated folios back through this CPU's
+    // LRU batch, where the scan sees them off the LRU (SCAN_PAGE_LRU).
+    // Upstream's wait drains that batch (folio_batch_release() after
+    // waiting on a folio under writeback), but only when some I/O was
+    // still running; drained always here, so the retry does not depend on
+    // how fast the disk was.
+    crate::mm::lru_add_drain();
+    scan_and_collapse_once(job)
+}
+
+fn scan_and_collapse_once(job: Job<'_>) -> Outcome {
+    let Job {
+        mm,
+        file,
+        pgoff,
+        addr,
+        form,
+        dry_run,
+    } = job;
     let mapping = file.mapping();
     let (result, count) = scan_file(mapping, pgoff);
     let mut done = Outcome::failed(result);
@@ -290,7 +335,7 @@ fn scan_and_collapse(
         done.holes = count.holes;
     } else if result == ScanResult::Succeed {
         inject::hit(Point::AfterScan, inject::Target::of(mapping));
-        done = collapse_file(mm, mapping, pgoff);
+        done = collapse_file(mm, file, pgoff);
         // "If MADV_COLLAPSE, adjust result to call
         // try_collapse_pte_mapped_thp()".
         if form == Form::Madvise && done.result == ScanResult::Succeed {
@@ -381,10 +426,13 @@ fn revalidate<'a>(
 }
 
 /// `collapse_possible(vma, TVA_FORCED_COLLAPSE)` as `madvise_collapse()`
-/// checks it first, plus this module's scope: shmem files only
-/// (anonymous memory and other filesystems are `SCAN_VMA_CHECK`).
+/// checks it first, plus this module's scope: file VMAs only (anonymous
+/// memory is `SCAN_VMA_CHECK`). For a file, the kernel's check admits
+/// shmem (its THP policy) and regular files whose mapping supports
+/// PMD-sized folios (`file_thp_enabled()`), with the VMA aligned to the
+/// file's offsets.
 fn vma_eligible(vma: &VmaRef) -> Result<(), ScanResult> {
-    if vma.is_anonymous() || !vma.vm_file().is_some_and(|f| f.is_shmem()) {
+    if vma.is_anonymous() || vma.vm_file().is_none() {
         return Err(ScanResult::VmaCheck);
     }
     if !vma.allows_forced_collapse() {
@@ -397,9 +445,10 @@ fn vma_eligible(vma: &VmaRef) -> Result<(), ScanResult> {
 /// without any mapping. An extent already huge in the page cache counts as
 /// done (`SCAN_PTE_MAPPED_HUGEPAGE`); one collapsed now is `SCAN_SUCCEED`.
 /// The new folio is charged to the writer's memcg. The THP policy applies
-/// as it does to MADV_COLLAPSE of a shmem mapping (`shmem_enabled=deny`,
-/// THP disabled by hardware: `SCAN_VMA_CHECK`, EINVAL), checked per extent
-/// as revalidation would.
+/// as it does to MADV_COLLAPSE of a mapping of the file (shmem:
+/// `shmem_enabled=deny`; any file: THP disabled by hardware; a regular
+/// file: its filesystem's page cache without PMD-sized folios; each
+/// `SCAN_VMA_CHECK`, EINVAL), checked per extent as revalidation would.
 fn collapse_fd(
     file: &File,
     start: usize,
@@ -412,10 +461,17 @@ fn collapse_fd(
     let mut off = align_up(start);
     while off < align_down(end) {
         let pgoff = off >> PAGE_SHIFT;
-        let done = if !file.shmem_pmd_allowed() {
+        let done = if !file.pmd_collapse_allowed() {
             Outcome::failed(ScanResult::VmaCheck)
         } else {
-            scan_and_collapse(None, file, pgoff, 0, Form::File, dry_run)
+            scan_and_collapse(Job {
+                mm: None,
+                file,
+                pgoff,
+                addr: 0,
+                form: Form::File,
+                dry_run,
+            })
         };
         push(extents, off, pgoff, done)?;
         let r = done.result;

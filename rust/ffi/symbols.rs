@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Resolution of the symbol table (`include/khugepaged_rs_symbols.h`): every
-//! kernel function the module needs that 7.2 does not export.
+//! kernel function (and the few variables) the module needs that 7.2 does
+//! not export.
 //!
 //! All or nothing: every address is looked up and vetted before any slot is
 //! written, so a refused load leaves no half-filled table behind. A name that
@@ -35,11 +36,13 @@ enum Refusal {
     NoEndbr,
 }
 
-/// Vets one address the way the table needs it.
-fn vet(addr: usize, ibt: bool) -> core::result::Result<(), Refusal> {
+/// Vets one address the way the table needs it: a function is called
+/// indirectly, so it needs ENDBR when IBT is enforced; a variable
+/// (`data`) is only read or passed by address.
+fn vet(addr: usize, ibt: bool, data: bool) -> core::result::Result<(), Refusal> {
     if addr == 0 {
         Err(Refusal::Missing)
-    } else if ibt && !ffi::has_endbr(addr) {
+    } else if ibt && !data && !ffi::has_endbr(addr) {
         Err(Refusal::NoEndbr)
     } else {
         Ok(())
@@ -87,7 +90,7 @@ pub(crate) fn resolve_all(extra: Option<&CStr>) -> Result<Resolved> {
     let ibt = ffi::ibt_enforced();
     // SAFETY: No preconditions; returns the address found above.
     let lookup = unsafe { bindings::krs_kallsyms_addr() } as usize;
-    vet(lookup, ibt).map_err(|why| refuse(c"kallsyms_lookup_name", why))?;
+    vet(lookup, ibt, false).map_err(|why| refuse(c"kallsyms_lookup_name", why))?;
 
     let table = table();
     let mut addrs = KVec::with_capacity(table.len(), GFP_KERNEL)?;
@@ -96,19 +99,19 @@ pub(crate) fn resolve_all(extra: Option<&CStr>) -> Result<Resolved> {
         let name = unsafe { CStr::from_char_ptr(entry.name) };
         // SAFETY: `name` is NUL-terminated; kallsyms_lookup_name only reads it.
         let addr = unsafe { bindings::krs_kallsyms_lookup(entry.name) } as usize;
-        vet(addr, ibt).map_err(|why| refuse(name, why))?;
+        vet(addr, ibt, entry.data).map_err(|why| refuse(name, why))?;
         addrs.push(addr, GFP_KERNEL)?;
     }
     if let Some(name) = extra {
         // SAFETY: `name` is NUL-terminated; kallsyms_lookup_name only reads it.
         let addr = unsafe { bindings::krs_kallsyms_lookup(name.as_char_ptr()) } as usize;
-        vet(addr, ibt).map_err(|why| refuse(name, why))?;
+        vet(addr, ibt, false).map_err(|why| refuse(name, why))?;
     }
 
     for (entry, addr) in table.iter().zip(addrs.iter()) {
         // SAFETY: `slot` points at the `static typeof(f) *` pointer C keeps
-        // for this entry; nothing calls through it before module init
-        // returns, and `addr` is the address of that very function.
+        // for this entry; nothing uses it before module init returns, and
+        // `addr` is the address of that very function or variable.
         unsafe { *entry.slot = *addr as *mut _ };
     }
     Ok(Resolved {

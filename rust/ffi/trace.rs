@@ -10,7 +10,7 @@
 
 use super::bindings;
 use crate::abi::result::ScanResult;
-use crate::mm::{File, Mm};
+use crate::mm::{File, FileExt, Mm};
 
 /// The static key of tracepoint `$tp` is enabled.
 macro_rules! enabled {
@@ -95,7 +95,7 @@ pub(crate) fn collapse_file(e: &CollapseEvent<'_>) {
                 e.hpfn.unwrap_or(usize::MAX),
                 e.index,
                 e.addr,
-                true,
+                e.file.is_shmem(),
                 e.file.as_ptr(),
                 int(crate::mm::HPAGE_PMD_NR),
                 int(e.copied),

@@ -21,6 +21,7 @@
 #include <linux/swap.h>
 #include <linux/userfaultfd_k.h>
 #include <linux/xarray.h>
+#include <linux/backing-dev.h>
 #include <linux/delay.h>
 #include <linux/wait.h>
 
@@ -41,6 +42,8 @@ unsigned long krs_folio_index(struct folio *folio) { return folio->index; }
 unsigned long krs_folio_pfn(struct folio *folio) { return folio_pfn(folio); }
 bool krs_folio_test_uptodate(struct folio *folio) { return folio_test_uptodate(folio); }
 bool krs_folio_test_lru(struct folio *folio) { return folio_test_lru(folio); }
+bool krs_folio_test_dirty(struct folio *folio) { return folio_test_dirty(folio); }
+bool krs_folio_test_writeback(struct folio *folio) { return folio_test_writeback(folio); }
 bool krs_folio_mapped(struct folio *folio) { return folio_mapped(folio); }
 struct address_space *krs_folio_mapping(struct folio *folio) { return folio_mapping(folio); }
 struct page *krs_folio_page(struct folio *folio, unsigned long n) { return folio_page(folio, n); }
@@ -285,3 +288,29 @@ void krs_inject_wake(void) { wake_up_all(&krs_inject_wq); }
 void krs_msleep(unsigned int ms) { msleep(ms); }
 int krs_current_tgid(void) { return task_tgid_vnr(current); }
 unsigned long krs_mapping_ino(struct address_space *mapping) { return mapping->host->i_ino; }
+
+/* Regular files (the !is_shmem branch of collapse_file()). */
+bool krs_mapping_is_shmem(struct address_space *mapping) { return shmem_mapping(mapping); }
+
+bool krs_mapping_can_writeback(struct address_space *mapping)
+{
+	return mapping_can_writeback(mapping);
+}
+
+bool krs_mapping_open_for_write(struct address_space *mapping)
+{
+	return inode_is_open_for_write(mapping->host);
+}
+
+int krs_filemap_flush(struct address_space *mapping) { return filemap_flush(mapping); }
+
+int krs_filemap_write_and_wait_range(struct address_space *mapping, long long lstart,
+				     long long lend)
+{
+	return filemap_write_and_wait_range(mapping, lstart, lend);
+}
+
+void krs_file_sync_readahead(struct file *file, unsigned long index, unsigned long nr)
+{
+	page_cache_sync_readahead(file->f_mapping, &file->f_ra, file, index, nr);
+}

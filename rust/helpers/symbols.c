@@ -17,6 +17,9 @@
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/huge_mm.h>
+#include <linux/dax.h>
+#include <linux/list_lru.h>
+#include <linux/pagemap.h>
 #include <linux/memcontrol.h>
 #include <linux/page_table_check.h>
 #include <linux/pgtable.h>
@@ -31,7 +34,9 @@
 /* One slot per table entry, at index KRS_SYM_<name>. */
 enum krs_symbol_index {
 #define KRS_SYMBOL(name) KRS_SYM_##name,
+#define KRS_DATA_SYMBOL(name) KRS_SYM_##name,
 #include "khugepaged_rs_symbols.h"
+#undef KRS_DATA_SYMBOL
 #undef KRS_SYMBOL
 	KRS_NR_SYMBOLS
 };
@@ -39,8 +44,10 @@ enum krs_symbol_index {
 static void *krs_addr[KRS_NR_SYMBOLS];
 
 const struct krs_symbol krs_symbols[] = {
-#define KRS_SYMBOL(name) { #name, &krs_addr[KRS_SYM_##name] },
+#define KRS_SYMBOL(name) { #name, &krs_addr[KRS_SYM_##name], false },
+#define KRS_DATA_SYMBOL(name) { #name, &krs_addr[KRS_SYM_##name], true },
 #include "khugepaged_rs_symbols.h"
+#undef KRS_DATA_SYMBOL
 #undef KRS_SYMBOL
 };
 
@@ -88,9 +95,11 @@ unsigned long krs_kallsyms_lookup(const char *name)
  * function calls an unexported symbol, its body is mirrored here with the
  * pointer (the source it mirrors is named). KRS_CALL(name) is the resolved
  * function, typed as the declaration in scope: every call through it is
- * checked against the kernel's own prototype.
+ * checked against the kernel's own prototype. KRS_DATA(name) is the
+ * resolved variable, of its declared type.
  */
 #define KRS_CALL(name) (*(__typeof__(name) *)krs_addr[KRS_SYM_##name])
+#define KRS_DATA(name) (*(__typeof__(name) *)krs_addr[KRS_SYM_##name])
 
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm)
 {
@@ -129,7 +138,7 @@ void krs_shmem_uncharge(struct address_space *mapping, long pages)
 	KRS_CALL(shmem_uncharge)(mapping->host, pages);
 }
 
-bool krs_file_shmem_pmd_allowed(struct file *file)
+static bool krs_file_shmem_pmd_allowed(struct file *file)
 {
 	/*
 	 * What __thp_vma_allowable_orders() asks of a shmem VMA for
@@ -305,3 +314,31 @@ void krs_folio_putback_lru(struct folio *folio) { KRS_CALL(folio_putback_lru)(fo
 void krs_lru_add_drain(void) { KRS_CALL(lru_add_drain)(); }
 void krs_lru_add_drain_all(void) { KRS_CALL(lru_add_drain_all)(); }
 void krs_try_to_unmap_flush(void) { KRS_CALL(try_to_unmap_flush)(); }
+
+/* Regular files (the !is_shmem branch of collapse_file()). */
+
+/* mapping_set_update(), mm/internal.h: shadow nodes stay accounted. */
+void krs_mapping_set_update(struct xa_state *xas, struct address_space *mapping)
+{
+	if (!dax_mapping(mapping) && !shmem_mapping(mapping)) {
+		xas_set_update(xas, KRS_CALL(workingset_update_node));
+		xas_set_lru(xas, &KRS_DATA(shadow_nodes));
+	}
+}
+
+bool krs_file_pmd_collapse_allowed(struct file *file)
+{
+	struct inode *inode = file_inode(file);
+
+	if (shmem_file(file))
+		return krs_file_shmem_pmd_allowed(file);
+	/*
+	 * What __thp_vma_allowable_orders(TVA_FORCED_COLLAPSE) asks of a
+	 * regular file's VMA, without a VMA: thp_disabled_by_hw(), then
+	 * file_thp_enabled() (MADV_COLLAPSE ignores the sysfs tunables).
+	 */
+	if (KRS_DATA(transparent_hugepage_flags) & (1 << TRANSPARENT_HUGEPAGE_UNSUPPORTED))
+		return false;
+	return !IS_ANON_FILE(inode) && mapping_pmd_folio_support(file->f_mapping) &&
+	       S_ISREG(inode->i_mode);
+}

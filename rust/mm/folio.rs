@@ -82,6 +82,10 @@ impl Folio {
         fn is_uptodate -> bool = krs_folio_test_uptodate;
         /// `folio_test_lru()`.
         fn is_lru -> bool = krs_folio_test_lru;
+        /// `folio_test_dirty()`.
+        fn is_dirty -> bool = krs_folio_test_dirty;
+        /// `folio_test_writeback()`.
+        fn is_writeback -> bool = krs_folio_test_writeback;
         /// `folio_ref_count()`.
         fn ref_count -> i32 = krs_folio_ref_count;
         /// `folio_expected_ref_count()`: the page cache's and the mappings'.

@@ -61,6 +61,43 @@ impl AddressSpace {
         }
     }
 
+    /// The cursor collapse_file() works with: at `index`, for entries of
+    /// `order`, and with `mapping_set_update()` (outside shmem and DAX, the
+    /// nodes it creates or empties are accounted as shadow nodes, which the
+    /// workingset shrinker reclaims).
+    pub(crate) fn collapse_cursor(&self, index: usize, order: u32) -> XaCursor<'_> {
+        let mut cursor = self.cursor(index, order);
+        // SAFETY: Live mapping (type invariant); sets the cursor's update
+        // callback and list_lru, both the kernel's and static.
+        unsafe { bindings::krs_mapping_set_update(&mut cursor.xas, self.as_raw()) };
+        cursor
+    }
+
+    c_reads! { pub(crate), as_raw;
+        /// `shmem_mapping()`.
+        fn is_shmem -> bool = krs_mapping_is_shmem;
+        /// `mapping_can_writeback()`.
+        fn can_writeback -> bool = krs_mapping_can_writeback;
+        /// `inode_is_open_for_write(mapping->host)`.
+        fn open_for_write -> bool = krs_mapping_open_for_write;
+    }
+
+    /// `filemap_flush()`: starts writeback of every dirty folio, without
+    /// waiting. May sleep.
+    pub(crate) fn flush(&self) {
+        // SAFETY: Live mapping (type invariant); no spinlock held (callers
+        // hold no guard of this layer's spinlocks).
+        unsafe { bindings::krs_filemap_flush(self.as_raw()) };
+    }
+
+    /// `filemap_write_and_wait_range()` over the bytes `[start, end]`:
+    /// writes back and waits. May sleep (I/O).
+    pub(crate) fn write_and_wait(&self, start: usize, end: usize) {
+        let (s, e) = (start as i64, end as i64);
+        // SAFETY: Live mapping (type invariant); no spinlock held.
+        unsafe { bindings::krs_filemap_write_and_wait_range(self.as_raw(), s, e) };
+    }
+
     /// A lockless cursor at `index` (RCU held for its lifetime).
     pub(crate) fn rcu_cursor(&self, index: usize) -> RcuCursor<'_> {
         let cursor = self.cursor(index, 0);
@@ -180,7 +217,8 @@ pub(crate) enum Entry<'g> {
     None,
     /// A folio (valid while the xa_lock is held).
     Folio(&'g Folio),
-    /// A value entry: a shmem swap entry.
+    /// A value entry: a shmem swap entry, or a regular file's shadow
+    /// entry (the workingset's record of an evicted folio).
     Value,
     /// `XA_RETRY_ENTRY` (placed over holes by a collapse in progress).
     Retry,

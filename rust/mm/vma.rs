@@ -205,8 +205,18 @@ pub(crate) trait FileExt {
     fn is_shmem(&self) -> bool;
     /// `S_ISREG(file_inode(file)->i_mode)`.
     fn is_regular(&self) -> bool;
-    /// `shmem_allowable_huge_orders(..., shmem_huge_force)` has PMD order.
-    fn shmem_pmd_allowed(&self) -> bool;
+    /// A PMD-sized folio may be collapsed in this file's page cache, as
+    /// MADV_COLLAPSE's `__thp_vma_allowable_orders()` would decide for a
+    /// VMA of it: shmem through `shmem_allowable_huge_orders(...,
+    /// shmem_huge_force)` (`shmem_enabled=deny`, THP disabled by hardware,
+    /// PMD order above `MAX_PAGECACHE_ORDER`); any other file as
+    /// `thp_disabled_by_hw()` and `file_thp_enabled()` (a regular file, not
+    /// an anonymous inode, its mapping supporting PMD-sized folios).
+    fn pmd_collapse_allowed(&self) -> bool;
+    /// `page_cache_sync_readahead(mapping, &file->f_ra, file, index, nr)`:
+    /// reads what is missing from `[index, index + nr)` (up to EOF), with
+    /// the file's readahead state. May sleep (I/O).
+    fn sync_readahead(&self, index: usize, nr: usize);
 }
 
 impl FileExt for File {
@@ -222,9 +232,14 @@ impl FileExt for File {
         // SAFETY: A live file (a reference, or its VMA's lock); only reads it.
         unsafe { bindings::krs_file_is_regular(self.as_ptr()) }
     }
-    fn shmem_pmd_allowed(&self) -> bool {
+    fn pmd_collapse_allowed(&self) -> bool {
         // SAFETY: A live file (a reference, or its VMA's lock); only reads it.
-        unsafe { bindings::krs_file_shmem_pmd_allowed(self.as_ptr()) }
+        unsafe { bindings::krs_file_pmd_collapse_allowed(self.as_ptr()) }
+    }
+    fn sync_readahead(&self, index: usize, nr: usize) {
+        // SAFETY: A live file (we hold a reference): readahead locks what
+        // it needs; no spinlock of ours is held by the callers.
+        unsafe { bindings::krs_file_sync_readahead(self.as_ptr(), index, nr) }
     }
 }
 
