@@ -138,8 +138,6 @@ static int text_child(void)
 	return krs_send(STDOUT_FILENO, &m, sizeof(m)) ? 3 : 0;
 }
 
-#define THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
-
 FIXTURE(file) {
 	char dir[32];
 	char thp_prev[32];
@@ -180,11 +178,7 @@ FIXTURE_SETUP(file)
 	 * behind the tests' backs (file_thp_enabled()): "madvise" keeps it
 	 * to VM_HUGEPAGE areas, and neither side of a test asks for one.
 	 */
-	ret = krs_sysfs_choice(THP_ENABLED, self->thp_prev, sizeof(self->thp_prev));
-	if (ret || strcmp(self->thp_prev, "always"))
-		self->thp_prev[0] = '\0';
-	if (self->thp_prev[0])
-		ASSERT_EQ(0, krs_write_str(THP_ENABLED, "madvise"));
+	ASSERT_EQ(0, krs_thp_madvise(self->thp_prev, sizeof(self->thp_prev)));
 	self->cfd = krs_collapse_open();
 	ASSERT_LE(0, self->cfd) TH_LOG("open %s: %s", KRS_COLLAPSE, strerror(-self->cfd));
 }
@@ -193,8 +187,7 @@ FIXTURE_TEARDOWN(file)
 {
 	krs_inject("release");
 	krs_inject("clear");
-	if (self->thp_prev[0])
-		krs_write_str(THP_ENABLED, self->thp_prev);
+	krs_thp_restore(self->thp_prev);
 	for (int i = 0; i < self->nr_paths; i++)
 		unlink(self->paths[i]);
 	if (self->cfd >= 0)

@@ -35,6 +35,7 @@
 FIXTURE(fs) {
 	char path[128];
 	int fd;
+	char thp_prev[32];
 };
 
 FIXTURE_VARIANT(fs) {
@@ -74,9 +75,12 @@ FIXTURE_SETUP(fs)
 	char type[64];
 
 	self->fd = -1;
+	self->thp_prev[0] = '\0';
 	if (!krs_mounted_type(variant->dir, type, sizeof(type)))
 		SKIP(return, "%s is not mounted (see the VM console for why)", variant->dir);
 	ASSERT_STREQ(variant->type, type);
+	/* khugepaged must not collapse the twins behind the tests' backs. */
+	ASSERT_EQ(0, krs_thp_madvise(self->thp_prev, sizeof(self->thp_prev)));
 	snprintf(self->path, sizeof(self->path), "%s/krs-fs-test.%d", variant->dir, getpid());
 	self->fd = open(self->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	ASSERT_LE(0, self->fd) TH_LOG("creating %s: %s", self->path, strerror(errno));
@@ -84,6 +88,7 @@ FIXTURE_SETUP(fs)
 
 FIXTURE_TEARDOWN(fs)
 {
+	krs_thp_restore(self->thp_prev);
 	if (self->fd >= 0) {
 		close(self->fd);
 		unlink(self->path);

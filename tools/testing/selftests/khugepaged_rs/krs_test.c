@@ -1100,3 +1100,22 @@ const char *const krs_scan_names[KRS_NR_SCAN_RESULTS] = {
 	"SCAN_STORE_FAILED", "SCAN_COPY_MC", "SCAN_PAGE_FILLED",
 	"SCAN_PAGE_DIRTY_OR_WRITEBACK",
 };
+
+#define KRS_THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
+
+int krs_thp_madvise(char *prev, size_t size)
+{
+	int ret = krs_sysfs_choice(KRS_THP_ENABLED, prev, size);
+
+	if (ret || strcmp(prev, "always")) {
+		prev[0] = '\0';
+		return 0;
+	}
+	return krs_write_str(KRS_THP_ENABLED, "madvise");
+}
+
+void krs_thp_restore(const char *prev)
+{
+	if (prev[0])
+		krs_write_str(KRS_THP_ENABLED, prev);
+}

@@ -55,6 +55,13 @@ bool krs_mounted_type(const char *dir, char *type, size_t size);
 int krs_write_str(const char *path, const char *s);
 /* The selected value of a sysfs choice file ("a [b] c" -> "b"); 0 or -errno. */
 int krs_sysfs_choice(const char *path, char *out, size_t size);
+/*
+ * THP "enabled" from "always" to "madvise", so that khugepaged leaves the
+ * test's regular files alone (file_thp_enabled()); what it was goes to
+ * @prev ("" when nothing was changed), for krs_thp_restore(). 0 or -errno.
+ */
+int krs_thp_madvise(char *prev, size_t size);
+void krs_thp_restore(const char *prev);
 /* Read a whole file into @buf (NUL-terminated); bytes read or -errno. */
 ssize_t krs_read_file(const char *path, char *buf, size_t size);
 /* Read the kernel log (klogctl) into @buf; bytes or -errno. */
