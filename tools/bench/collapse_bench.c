@@ -16,9 +16,12 @@
  * calls see the same history: build, settle, call) and freed after it. The
  * time is CLOCK_MONOTONIC around the call(s) and nothing else. A call counts
  * only if it returned success (len / 0) and the mapping is then wholly
- * ShmemPmdMapped in smaps; a pair with a failed call is excluded from the
- * figures and reported. WARMUP pairs per scenario run first and are not
- * counted, and 10 untimed full-extent pairs come before the first scenario.
+ * ShmemPmdMapped (FilePmdMapped for a regular file) in smaps; a pair with
+ * a failed call is excluded from the figures and reported. WARMUP pairs per
+ * scenario run first and are not counted, and 10 untimed full-extent pairs
+ * come before the first scenario. THP "enabled" is "madvise" while it runs
+ * (it was "always" in the stock kernel): khugepaged then leaves the regular
+ * files alone.
  * Scenarios of more than 8 extents run fewer pairs (pairs_for(),
  * warmup_for()); the 1 GiB one runs last, as it disturbs the guest most.
  *
@@ -54,6 +57,7 @@
 #define MAXPROCS 8
 #define COLLAPSE "/sys/kernel/debug/khugepaged_rs/collapse"
 #define STATUS "/sys/kernel/debug/khugepaged_rs/status"
+#define THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
 
 enum path { RUST, C, NPATHS };
 static const char *const path_name[NPATHS] = { "Rust", "C" };
@@ -306,6 +310,12 @@ fail:
 	return -1;
 }
 
+/* The smaps field that counts the twin's PMD mappings. */
+static const char *pmd_key(const struct scenario *sc)
+{
+	return sc->dir ? "FilePmdMapped" : "ShmemPmdMapped";
+}
+
 static int twin_make(const struct scenario *sc, struct twin *t)
 {
 	memset(t, 0, sizeof(*t));
@@ -421,8 +431,8 @@ static int sample(const struct scenario *sc, enum path path, double *us, struct 
 			fail(f, path, "first collapse failed: errno %ld", -r);
 			goto out;
 		}
-	} else if ((got = smaps_kb(0, (unsigned long)t.p, "ShmemPmdMapped")) != 0) {
-		fail(f, path, "already huge before collapse (ShmemPmdMapped %ld kB)", got);
+	} else if ((got = smaps_kb(0, (unsigned long)t.p, pmd_key(sc))) != 0) {
+		fail(f, path, "already huge before collapse (PMD-mapped %ld kB)", got);
 		goto out;
 	}
 	/*
@@ -438,9 +448,9 @@ static int sample(const struct scenario *sc, enum path path, double *us, struct 
 			 "collapse failed: errno %ld", -r);
 		goto out;
 	}
-	got = smaps_kb(0, (unsigned long)t.p, "ShmemPmdMapped");
+	got = smaps_kb(0, (unsigned long)t.p, pmd_key(sc));
 	if (got != want) {
-		fail(f, path, "ShmemPmdMapped %ld kB after, not the whole range", got);
+		fail(f, path, "PMD-mapped %ld kB after, not the whole range", got);
 		goto out;
 	}
 	/* Informative: the other mappings no longer map anything. */
@@ -721,6 +731,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "shmem_enabled is '%s': shmem would be huge at fault; set never or advise\n",
 			thp);
 		return 2;
+	}
+	/* khugepaged must not collapse the regular files behind the calls. */
+	read_line(THP_ENABLED, thp, sizeof(thp));
+	if (strstr(thp, "[always]")) {
+		f = fopen(THP_ENABLED, "w");
+		if (!f || fputs("madvise", f) < 0 || fclose(f)) {
+			perror(THP_ENABLED);
+			return 2;
+		}
 	}
 	krs_fd = open(COLLAPSE, O_RDWR | O_CLOEXEC);
 	if (krs_fd < 0) {
