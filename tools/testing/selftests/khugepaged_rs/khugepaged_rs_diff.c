@@ -931,6 +931,32 @@ static void snap_uffd(struct sbuf *b, const struct map *m)
 	pthread_mutex_unlock(&ulock);
 }
 
+/*
+ * A regular file's size and data ranges (SEEK_DATA, SEEK_HOLE), in pages.
+ * Not st_blocks: it counts the extent tree's blocks too (ext4's index
+ * blocks, XFS's bmbt), which depend on how fragmented the free space was
+ * where each twin's blocks went.
+ */
+static void snap_data(struct sbuf *b, int fd, off_t size)
+{
+	off_t pos = 0, end;
+
+	sb_add(b, "file: size=%lld data:", (long long)size);
+	while (pos < size) {
+		pos = lseek(fd, pos, SEEK_DATA);
+		if (pos < 0)
+			break;
+		end = lseek(fd, pos, SEEK_HOLE);
+		if (end < 0) {
+			sb_add(b, " seek-error=%d", errno);
+			break;
+		}
+		sb_add(b, " %lld-%lld", (long long)(pos / PAGE), (long long)(end / PAGE));
+		pos = end;
+	}
+	sb_add(b, "\n");
+}
+
 /* The state of a twin, as text: one line per item compared. */
 static void snapshot(struct twin *t, struct sbuf *b)
 {
@@ -941,7 +967,11 @@ static void snapshot(struct twin *t, struct sbuf *b)
 		smaps_buf[0] = '\0';
 	if (fstat(t->fd, &st))
 		memset(&st, 0, sizeof(st));
-	sb_add(b, "file: size=%lld blocks=%lld\n", (long long)st.st_size, (long long)st.st_blocks);
+	if (regular())
+		snap_data(b, t->fd, st.st_size);
+	else
+		sb_add(b, "file: size=%lld blocks=%lld\n", (long long)st.st_size,
+		       (long long)st.st_blocks);
 	for (int k = 0; k < t->nmaps; k++) {
 		sb_add(b, "map %d smaps:", k);
 		snap_smaps(b, &t->maps[k]);
@@ -1133,6 +1163,78 @@ enum seed_result { SEED_SAME, SEED_DIVERGED, SEED_EXPECTED, SEED_UNSTABLE, SEED_
 
 static const char *prog = "khugepaged_rs_diff";
 
+/*
+ * Kernel settings a regular-file backing changes for the run, put back at
+ * exit (also after a timeout):
+ * - vm.dirty_writeback_centisecs 0: no periodic writeback, so a page stays
+ *   dirty until the recipe or a collapse writes it back;
+ * - THP "enabled" madvise (the VM boots with always): else the kernel's own
+ *   khugepaged collapses the twins' regular-file mappings at times of its
+ *   choosing, one twin and not the other. No VMA of the recipe is
+ *   VM_HUGEPAGE; MADV_COLLAPSE and the module ignore the setting.
+ */
+#define KHUGEPAGED_COLLAPSED "/sys/kernel/mm/transparent_hugepage/khugepaged/pages_collapsed"
+
+static struct setting {
+	const char *path, *value;
+	char saved[128];	/* "" until changed */
+} settings[] = {
+	{ .path = "/proc/sys/vm/dirty_writeback_centisecs", .value = "0" },
+	{ .path = "/sys/kernel/mm/transparent_hugepage/enabled", .value = "madvise" },
+};
+
+#define NR_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		ret = -EIO;
+	close(fd);
+	return ret;
+}
+
+/* Async-signal-safe: on_alarm() calls it. */
+static void settings_restore(void)
+{
+	for (size_t i = 0; i < NR_SETTINGS; i++)
+		if (settings[i].saved[0])
+			krs_ignore(write_str(settings[i].path, settings[i].saved));
+}
+
+/* 0, or -1 with the setting that could not be changed in *@what. */
+static int settings_apply(const char **what)
+{
+	atexit(settings_restore);
+	for (size_t i = 0; i < NR_SETTINGS; i++) {
+		struct setting *st = &settings[i];
+		char buf[sizeof(st->saved)], *v = buf, *e;
+
+		*what = st->path;
+		if (krs_read_file(st->path, buf, sizeof(buf)) <= 0)
+			return -1;
+		/* "always [madvise] never": the bracketed word. */
+		if (strchr(buf, '['))
+			v = strchr(buf, '[') + 1;
+		e = v + strcspn(v, "]\n");
+		*e = '\0';
+		memcpy(st->saved, v, e - v + 1);
+		if (write_str(st->path, st->value))
+			return -1;
+	}
+	return 0;
+}
+
+static long khugepaged_collapsed(void)
+{
+	char buf[32];
+
+	return krs_read_file(KHUGEPAGED_COLLAPSED, buf, sizeof(buf)) > 0 ? atol(buf) : -1;
+}
+
 static enum seed_result run_seed(uint64_t seed, int cfd)
 {
 	static char report[8192], report2[8192];
@@ -1144,6 +1246,7 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 	bool same_out, same_file, same_state;
 	enum kind kind;
 	bool uffd_missing = false, gap, whole;
+	long kcollapsed = regular() ? khugepaged_collapsed() : -1;
 
 	cur_seed = seed;
 	alarm(SEED_TIMEOUT);
@@ -1161,10 +1264,9 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 	for (int i = 0; i < 2; i++)
 		snapshot(&tw[i], &pre[i]);
 	if (strcmp(pre[0].s, pre[1].s)) {
-		if (verbose) {
-			printf("# seed %lu: twins differ before the collapse\n", seed);
+		printf("# seed %lu: twins differ before the collapse (unstable)\n", seed);
+		if (verbose)
 			print_diff("before", pre[0].s, pre[1].s);
-		}
 		res = SEED_UNSTABLE;
 		goto out;
 	}
@@ -1202,6 +1304,12 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 		snapshot(&tw[i], &post[i]);
 		contents(&tw[i], &cont[i]);
 		snapshot(&tw[i], &after[i]);
+	}
+	if (kcollapsed >= 0 && khugepaged_collapsed() != kcollapsed) {
+		/* A third collapser, in one twin or both: not comparable. */
+		printf("# seed %lu: khugepaged collapsed pages meanwhile (unstable)\n", seed);
+		res = SEED_UNSTABLE;
+		goto out;
 	}
 	same_out = ret[0] == ret[1] && ret2[0] == ret2[1];
 	/* The first line of contents: the file through pread. */
@@ -1280,42 +1388,6 @@ out:
 	return res;
 }
 
-/*
- * vm.dirty_writeback_centisecs: set to 0 for a regular-file backing (no
- * periodic writeback: a page stays dirty until the recipe or a collapse
- * writes it back), the old value put back at exit, also after a timeout.
- */
-#define WB_SYSCTL "/proc/sys/vm/dirty_writeback_centisecs"
-static char wb_saved[32];
-
-static void wb_write(const char *val)
-{
-	int fd = open(WB_SYSCTL, O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	/* Nothing more to do if it cannot be written. */
-	krs_ignore(write(fd, val, strlen(val)));
-	close(fd);
-}
-
-static void wb_restore(void)
-{
-	if (wb_saved[0])
-		wb_write(wb_saved);
-}
-
-static int wb_disable(void)
-{
-	if (krs_read_file(WB_SYSCTL, wb_saved, sizeof(wb_saved)) <= 0) {
-		wb_saved[0] = '\0';
-		return -1;
-	}
-	atexit(wb_restore);
-	wb_write("0");
-	return 0;
-}
-
 static void on_alarm(int sig)
 {
 	char msg[200];
@@ -1325,7 +1397,7 @@ static void on_alarm(int sig)
 
 	/* Nothing more to do if it cannot be written. */
 	krs_ignore(write(1, msg, n));
-	wb_restore();
+	settings_restore();
 	_exit(KSFT_FAIL);
 }
 
@@ -1370,7 +1442,7 @@ int main(int argc, char **argv)
 {
 	uint64_t start = env_u64("KRS_DIFF_START", 1), nseeds = env_u64("KRS_DIFF_SEEDS", 150);
 	uint64_t batch = 50, counts[5] = { 0 };
-	const char *bname = getenv("KRS_DIFF_BACKING");
+	const char *bname = getenv("KRS_DIFF_BACKING"), *what;
 	struct timespec t0, t1;
 	cpu_set_t cpus;
 	double secs;
@@ -1437,8 +1509,8 @@ int main(int argc, char **argv)
 	    pthread_create(&uthread, NULL, uthread_fn, NULL))
 		ksft_exit_fail_msg("set-up: %s\n", strerror(errno));
 	signal(SIGALRM, on_alarm);
-	if (regular() && wb_disable())
-		ksft_exit_fail_msg("%s: cannot read it\n", WB_SYSCTL);
+	if (regular() && settings_apply(&what))
+		ksft_exit_fail_msg("%s: cannot set it: %s\n", what, strerror(errno));
 
 	ksft_set_plan((nseeds + batch - 1) / batch);
 	ksft_print_msg("backing %s%s%s; seeds %lu..%lu; reproduce one with: %s --backing %s --seed N -v\n",
