@@ -129,6 +129,7 @@ static bool regular(void)
 {
 	return backing->dir;
 }
+
 static int log_twin = -1;	/* recipe steps are printed for twin 0 only */
 
 static void __printf(1, 2) vlog(const char *fmt, ...)
@@ -519,7 +520,8 @@ static void file_ops(struct twin *t, struct krs_rng *r, uint64_t seed, unsigned 
 				if (mb > m->npages)
 					mb = m->npages;
 				if (mb > ma)
-					madvise(m->addr + ma * PAGE, (mb - ma) * PAGE, MADV_DONTNEED);
+					madvise(m->addr + ma * PAGE, (mb - ma) * PAGE,
+						MADV_DONTNEED);
 				vlog("DONTNEED main pages [%zu, %zu)", ma, mb);
 			}
 			ret = posix_fadvise(t->fd, a * PAGE, (b - a) * PAGE, POSIX_FADV_DONTNEED);
@@ -1183,7 +1185,7 @@ static struct setting {
 	{ .path = "/sys/kernel/mm/transparent_hugepage/enabled", .value = "madvise" },
 };
 
-#define NR_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+#define NR_SETTINGS ARRAY_SIZE(settings)
 
 static int write_str(const char *path, const char *val)
 {
@@ -1416,7 +1418,7 @@ static void print_usage(void)
 
 static const struct backing *find_backing(const char *name)
 {
-	for (size_t i = 0; i < sizeof(backings) / sizeof(backings[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(backings); i++)
 		if (!strcmp(name, backings[i].name))
 			return &backings[i];
 	return NULL;
@@ -1482,9 +1484,12 @@ int main(int argc, char **argv)
 	}
 	if (!batch)
 		batch = 1;
-	if (bname && *bname && !(backing = find_backing(bname))) {
-		print_usage();
-		return KSFT_FAIL;
+	if (bname && *bname) {
+		backing = find_backing(bname);
+		if (!backing) {
+			print_usage();
+			return KSFT_FAIL;
+		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	ksft_print_header();
@@ -1513,9 +1518,9 @@ int main(int argc, char **argv)
 		ksft_exit_fail_msg("%s: cannot set it: %s\n", what, strerror(errno));
 
 	ksft_set_plan((nseeds + batch - 1) / batch);
-	ksft_print_msg("backing %s%s%s; seeds %lu..%lu; reproduce one with: %s --backing %s --seed N -v\n",
-		       backing->name, regular() ? " on " : "", regular() ? backing->dir : "",
-		       start, start + nseeds - 1, prog, backing->name);
+	ksft_print_msg("backing %s%s%s; seeds %lu..%lu; ", backing->name, regular() ? " on " : "",
+		       regular() ? backing->dir : "", start, start + nseeds - 1);
+	printf("reproduce one with: %s --backing %s --seed N -v\n", prog, backing->name);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t b = 0; b < nseeds; b += batch) {
 		uint64_t n = nseeds - b < batch ? nseeds - b : batch;
