@@ -2,12 +2,19 @@
 /*
  * Differential tester: khugepaged_rs against MADV_COLLAPSE.
  *
- * From a seed, build a page-cache state for a memfd (tmpfs) file and a set
- * of mappings of it: written, read-faulted, fallocated and swapped-out pages,
- * holes, extents made huge beforehand (then partly unmapped, written or
- * punched), shared and private mappings (with CoW'd pages), mlock, uffd
- * MISSING/WP/MINOR registrations, MADV_NOHUGEPAGE, a file shorter than its
- * mappings. Two identical twins are built by the same recipe (one PRNG
+ * From a seed, build a page-cache state for a file and a set of mappings of
+ * it: written, read-faulted, fallocated and swapped-out pages, holes, extents
+ * made huge beforehand (then partly unmapped, written or punched), shared and
+ * private mappings (with CoW'd pages), mlock, uffd MISSING/WP/MINOR
+ * registrations, MADV_NOHUGEPAGE, a file shorter than its mappings. The file
+ * is a memfd (tmpfs: the "shmem" backing, the default) or a regular file on
+ * the VM's XFS or ext4 (tools/vm/filesystems). On a regular file, uffd
+ * registrations are WP in async mode (MISSING and MINOR are shmem, hugetlb
+ * and anonymous memory only), MADV_PAGEOUT drops clean page cache instead of
+ * swapping, and file operations follow the mappings: write(), fsync and
+ * fdatasync, fadvise DONTNEED after fdatasync (pages never read: readahead
+ * at collapse), ftruncate shrink and extend, hole punch, fallocate.
+ * Two identical twins are built by the same recipe (one PRNG
  * stream replayed); one is collapsed with madvise(MADV_COLLAPSE), the other
  * with debugfs `collapse` (`addr= len=`). Then compare, twin against twin:
  * the outcome (success or errno), every file page (pread) and every mapped
@@ -17,8 +24,14 @@
  * compared too: a seed whose twins already differ is "unstable" (skipped).
  *
  *   khugepaged_rs_diff [--seeds N] [--start S] [--seed N] [--batch N] [-v]
- *                      [--strict] [--allow-gap]
+ *                      [--strict] [--allow-gap] [--backing shmem|xfs|ext4]
  *
+ *   --backing B  the twins' files: shmem (memfds), xfs or ext4 (two files
+ *                on /mnt/xfs or /mnt/ext4; skipped if it is not mounted);
+ *                default $KRS_DIFF_BACKING, else shmem. A regular-file
+ *                backing sets vm.dirty_writeback_centisecs to 0 for the
+ *                run (restored at exit): no periodic writeback, so which
+ *                pages are dirty depends on the recipe only.
  *   --seeds N    run N seeds (default $KRS_DIFF_SEEDS, else 150: about a
  *                minute under TCG)
  *   --start S    first seed (default $KRS_DIFF_START, else 1)
@@ -26,6 +39,9 @@
  *   --batch N    seeds per KTAP test line (default 50)
  *   -v           print each seed's recipe, request, results and report
  *   --strict     count the documented differences as divergences too
+ *   --oracle     collapse both twins with MADV_COLLAPSE: a check of the
+ *                tester (a recipe that does not build the same twins
+ *                twice, or a comparison that sees timing), not of the module
  *   --allow-gap  do not count the "gap" class (below) as a divergence
  *
  * One KTAP test per batch: "ok" when no seed of the batch diverged. Each
@@ -89,7 +105,31 @@
 /* ---- options, log ------------------------------------------------------ */
 
 static bool verbose, strict;
+/* --oracle: both twins by MADV_COLLAPSE (any difference is the recipe's). */
+static bool oracle_twice;
 static uint64_t cur_seed;
+
+/* The twins' files: memfds, or regular files in a directory of a mount. */
+struct backing {
+	const char *name;
+	const char *dir;	/* NULL: memfd */
+	const char *fstype;
+};
+
+static const struct backing backings[] = {
+	{ "shmem", NULL, "tmpfs" },
+	{ "xfs", "/mnt/xfs", "xfs" },
+	{ "ext4", "/mnt/ext4", "ext4" },
+};
+
+static const struct backing *backing = &backings[0];
+
+/* A regular file (not shmem): the recipe's regular-file steps apply. */
+static bool regular(void)
+{
+	return backing->dir;
+}
+
 static int log_twin = -1;	/* recipe steps are printed for twin 0 only */
 
 static void __printf(1, 2) vlog(const char *fmt, ...)
@@ -260,6 +300,7 @@ struct map {
 struct twin {
 	int id;
 	int fd;
+	char path[64];		/* a regular file's name, "" for a memfd */
 	char *region;
 	size_t fpages;		/* file size in pages */
 	size_t nr_ext;
@@ -276,6 +317,34 @@ static unsigned int pat_seed(uint64_t seed, unsigned int version)
 static bool in_file(struct twin *t, struct map *m, size_t i)
 {
 	return m->off + i < t->fpages;
+}
+
+/*
+ * The twin's file, @size bytes: a memfd, or a new regular file in the
+ * backing's directory (named by pid and twin, removed by destroy()).
+ */
+static int open_file(struct twin *t, size_t size)
+{
+	int fd, err;
+
+	if (!regular())
+		return krs_memfd("krs_diff", size);
+	snprintf(t->path, sizeof(t->path), "%s/krs_diff.%d.%d", backing->dir, (int)getpid(),
+		 t->id);
+	/* A file left by a run that was killed: not ours any more. */
+	unlink(t->path);
+	fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		t->path[0] = '\0';
+		return err;
+	}
+	if (ftruncate(fd, size)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
 }
 
 /* Map @npages of the file from page @off at region slot @slot. */
@@ -317,6 +386,12 @@ static void punch(int fd, size_t idx, size_t n)
 
 static int uffd_features(void)
 {
+	/*
+	 * A regular file takes only WP, and only in async mode (the kernel
+	 * resolves the faults; vma_can_userfault()).
+	 */
+	if (regular())
+		return UFFD_FEATURE_WP_ASYNC;
 	return UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
 	       UFFD_FEATURE_MINOR_SHMEM;
 }
@@ -328,6 +403,8 @@ static void uffd_register_map(struct twin *t, struct map *m, size_t first, size_
 	uint64_t regmode = 0;
 	int fd = krs_uffd_open(uffd_features()), slot, ret;
 
+	if (regular())
+		mode = UF_WP;
 	if (mode & UF_MISSING)
 		regmode |= UFFDIO_REGISTER_MODE_MISSING;
 	if (mode & UF_WP)
@@ -389,6 +466,106 @@ static void pick_range(struct krs_rng *r, size_t n, size_t *a, size_t *b)
 }
 
 /*
+ * Regular files only: file operations once the mappings are made, the same
+ * in both twins. Their outcome depends on the recipe only: periodic
+ * writeback is off for the run (main()), the flushes used here wait for the
+ * writeback they start (fsync, fdatasync, and fdatasync before fadvise
+ * DONTNEED, which would otherwise start writeback and race with it), and
+ * XFS and ext4 wait for theirs in ftruncate and hole punch. The file may
+ * grow up to the end of the main mapping (writes, extension).
+ */
+static void file_ops(struct twin *t, struct krs_rng *r, uint64_t seed, unsigned int *version)
+{
+	static uint64_t buf[64 * PAGE / sizeof(uint64_t)];
+	struct map *m = &t->maps[0];
+	size_t limit = m->off + m->npages, a, b, n;
+	int nops = krs_below(r, 6), ret;
+
+	for (int k = 0; k < nops; k++) {
+		switch (krs_below(r, 8)) {
+		case 0:		/* write() a run of pages, maybe past EOF */
+			a = krs_below(r, t->fpages + 1);
+			n = 1 + krs_below(r, 64);
+			if (a + n > limit)
+				n = limit - a;
+			if (!n)
+				break;
+			(*version)++;
+			for (size_t j = 0; j < n; j++)
+				krs_fill_page(buf + j * (PAGE / sizeof(uint64_t)),
+					      pat_seed(seed, *version), a + j);
+			/* Short or failed: the same in both twins. */
+			if (lseek(t->fd, a * PAGE, SEEK_SET) == (off_t)(a * PAGE))
+				krs_ignore(write(t->fd, buf, n * PAGE));
+			if (a + n > t->fpages)
+				t->fpages = a + n;
+			vlog("write() file pages [%zu, +%zu)", a, n);
+			break;
+		case 1:
+			ret = fsync(t->fd);
+			vlog("fsync: %s", ret ? strerror(errno) : "ok");
+			break;
+		case 2:
+			ret = fdatasync(t->fd);
+			vlog("fdatasync: %s", ret ? strerror(errno) : "ok");
+			break;
+		case 3:		/* clean, then drop: pages never read */
+			pick_range(r, t->fpages, &a, &b);
+			krs_ignore(fdatasync(t->fd));
+			if (krs_chance(r, 50)) {
+				/* Unmap them from the main mapping first, so they can go. */
+				size_t ma = a > m->off ? a - m->off : 0;
+				size_t mb = b > m->off ? b - m->off : 0;
+
+				if (mb > m->npages)
+					mb = m->npages;
+				if (mb > ma)
+					madvise(m->addr + ma * PAGE, (mb - ma) * PAGE,
+						MADV_DONTNEED);
+				vlog("DONTNEED main pages [%zu, %zu)", ma, mb);
+			}
+			ret = posix_fadvise(t->fd, a * PAGE, (b - a) * PAGE, POSIX_FADV_DONTNEED);
+			vlog("fdatasync, fadvise DONTNEED file pages [%zu, %zu): %s", a, b,
+			     strerror(ret));
+			break;
+		case 4:		/* shrink, then maybe extend */
+			n = 1 + krs_below(r, t->fpages);
+			if (!ftruncate(t->fd, n * PAGE))
+				t->fpages = n;
+			vlog("ftruncate to %zu pages", n);
+			if (krs_chance(r, 50)) {
+				n = t->fpages + krs_below(r, limit - t->fpages + 1);
+				if (!ftruncate(t->fd, n * PAGE))
+					t->fpages = n;
+				vlog("ftruncate to %zu pages", n);
+			}
+			break;
+		case 5:		/* extend */
+			n = t->fpages + krs_below(r, limit - t->fpages + 1);
+			if (!ftruncate(t->fd, n * PAGE))
+				t->fpages = n;
+			vlog("ftruncate to %zu pages", n);
+			break;
+		case 6:
+			a = krs_below(r, t->fpages);
+			n = 1 + krs_below(r, PMD_PAGES);
+			punch(t->fd, a, n);
+			vlog("punch file pages [%zu, +%zu)", a, n);
+			break;
+		default:	/* unwritten extents, inside the file */
+			a = krs_below(r, t->fpages);
+			n = 1 + krs_below(r, PMD_PAGES);
+			if (a + n > t->fpages)
+				n = t->fpages - a;
+			ret = fallocate(t->fd, 0, a * PAGE, n * PAGE);
+			vlog("fallocate file pages [%zu, +%zu): %s", a, n,
+			     ret ? strerror(errno) : "ok");
+			break;
+		}
+	}
+}
+
+/*
  * Build twin @t from seed @seed: every random choice comes from one PRNG
  * stream seeded with @seed and depends on nothing observed, so both twins
  * get the same recipe.
@@ -406,9 +583,9 @@ static int build(struct twin *t, uint64_t seed)
 	if (krs_chance(&r, 10))
 		t->fpages -= 1 + krs_below(&r, PMD_PAGES - 1);
 	vlog("file: %zu pages, %zu extents", t->fpages, nr_ext);
-	t->fd = krs_memfd("krs_diff", t->fpages * PAGE);
+	t->fd = open_file(t, t->fpages * PAGE);
 	if (t->fd < 0) {
-		ksft_print_msg("memfd: %s\n", strerror(-t->fd));
+		ksft_print_msg("%s file: %s\n", backing->name, strerror(-t->fd));
 		return -1;
 	}
 	t->region = mmap(NULL, REGION + PMD, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -562,6 +739,10 @@ static int build(struct twin *t, uint64_t seed)
 		}
 	}
 
+	/* Regular files: write(), fsync, drop, truncate, punch, fallocate. */
+	if (regular())
+		file_ops(t, &r, seed, &version);
+
 	/* Swap out pages mapped by the main mapping only. */
 	if (krs_chance(&r, 35)) {
 		size_t a, b;
@@ -630,6 +811,9 @@ static void destroy(struct twin *t)
 	if (t->fd >= 0)
 		close(t->fd);
 	t->fd = -1;
+	if (t->path[0])
+		unlink(t->path);
+	t->path[0] = '\0';
 }
 
 /* ---- snapshots --------------------------------------------------------- */
@@ -749,6 +933,32 @@ static void snap_uffd(struct sbuf *b, const struct map *m)
 	pthread_mutex_unlock(&ulock);
 }
 
+/*
+ * A regular file's size and data ranges (SEEK_DATA, SEEK_HOLE), in pages.
+ * Not st_blocks: it counts the extent tree's blocks too (ext4's index
+ * blocks, XFS's bmbt), which depend on how fragmented the free space was
+ * where each twin's blocks went.
+ */
+static void snap_data(struct sbuf *b, int fd, off_t size)
+{
+	off_t pos = 0, end;
+
+	sb_add(b, "file: size=%lld data:", (long long)size);
+	while (pos < size) {
+		pos = lseek(fd, pos, SEEK_DATA);
+		if (pos < 0)
+			break;
+		end = lseek(fd, pos, SEEK_HOLE);
+		if (end < 0) {
+			sb_add(b, " seek-error=%d", errno);
+			break;
+		}
+		sb_add(b, " %lld-%lld", (long long)(pos / PAGE), (long long)(end / PAGE));
+		pos = end;
+	}
+	sb_add(b, "\n");
+}
+
 /* The state of a twin, as text: one line per item compared. */
 static void snapshot(struct twin *t, struct sbuf *b)
 {
@@ -759,7 +969,11 @@ static void snapshot(struct twin *t, struct sbuf *b)
 		smaps_buf[0] = '\0';
 	if (fstat(t->fd, &st))
 		memset(&st, 0, sizeof(st));
-	sb_add(b, "file: size=%lld blocks=%lld\n", (long long)st.st_size, (long long)st.st_blocks);
+	if (regular())
+		snap_data(b, t->fd, st.st_size);
+	else
+		sb_add(b, "file: size=%lld blocks=%lld\n", (long long)st.st_size,
+		       (long long)st.st_blocks);
 	for (int k = 0; k < t->nmaps; k++) {
 		sb_add(b, "map %d smaps:", k);
 		snap_smaps(b, &t->maps[k]);
@@ -951,6 +1165,78 @@ enum seed_result { SEED_SAME, SEED_DIVERGED, SEED_EXPECTED, SEED_UNSTABLE, SEED_
 
 static const char *prog = "khugepaged_rs_diff";
 
+/*
+ * Kernel settings a regular-file backing changes for the run, put back at
+ * exit (also after a timeout):
+ * - vm.dirty_writeback_centisecs 0: no periodic writeback, so a page stays
+ *   dirty until the recipe or a collapse writes it back;
+ * - THP "enabled" madvise (the VM boots with always): else the kernel's own
+ *   khugepaged collapses the twins' regular-file mappings at times of its
+ *   choosing, one twin and not the other. No VMA of the recipe is
+ *   VM_HUGEPAGE; MADV_COLLAPSE and the module ignore the setting.
+ */
+#define KHUGEPAGED_COLLAPSED "/sys/kernel/mm/transparent_hugepage/khugepaged/pages_collapsed"
+
+static struct setting {
+	const char *path, *value;
+	char saved[128];	/* "" until changed */
+} settings[] = {
+	{ .path = "/proc/sys/vm/dirty_writeback_centisecs", .value = "0" },
+	{ .path = "/sys/kernel/mm/transparent_hugepage/enabled", .value = "madvise" },
+};
+
+#define NR_SETTINGS ARRAY_SIZE(settings)
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		ret = -EIO;
+	close(fd);
+	return ret;
+}
+
+/* Async-signal-safe: on_alarm() calls it. */
+static void settings_restore(void)
+{
+	for (size_t i = 0; i < NR_SETTINGS; i++)
+		if (settings[i].saved[0])
+			krs_ignore(write_str(settings[i].path, settings[i].saved));
+}
+
+/* 0, or -1 with the setting that could not be changed in *@what. */
+static int settings_apply(const char **what)
+{
+	atexit(settings_restore);
+	for (size_t i = 0; i < NR_SETTINGS; i++) {
+		struct setting *st = &settings[i];
+		char buf[sizeof(st->saved)], *v = buf, *e;
+
+		*what = st->path;
+		if (krs_read_file(st->path, buf, sizeof(buf)) <= 0)
+			return -1;
+		/* "always [madvise] never": the bracketed word. */
+		if (strchr(buf, '['))
+			v = strchr(buf, '[') + 1;
+		e = v + strcspn(v, "]\n");
+		*e = '\0';
+		memcpy(st->saved, v, e - v + 1);
+		if (write_str(st->path, st->value))
+			return -1;
+	}
+	return 0;
+}
+
+static long khugepaged_collapsed(void)
+{
+	char buf[32];
+
+	return krs_read_file(KHUGEPAGED_COLLAPSED, buf, sizeof(buf)) > 0 ? atol(buf) : -1;
+}
+
 static enum seed_result run_seed(uint64_t seed, int cfd)
 {
 	static char report[8192], report2[8192];
@@ -962,6 +1248,7 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 	bool same_out, same_file, same_state;
 	enum kind kind;
 	bool uffd_missing = false, gap, whole;
+	long kcollapsed = regular() ? khugepaged_collapsed() : -1;
 
 	cur_seed = seed;
 	alarm(SEED_TIMEOUT);
@@ -979,10 +1266,9 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 	for (int i = 0; i < 2; i++)
 		snapshot(&tw[i], &pre[i]);
 	if (strcmp(pre[0].s, pre[1].s)) {
-		if (verbose) {
-			printf("# seed %lu: twins differ before the collapse\n", seed);
+		printf("# seed %lu: twins differ before the collapse (unstable)\n", seed);
+		if (verbose)
 			print_diff("before", pre[0].s, pre[1].s);
-		}
 		res = SEED_UNSTABLE;
 		goto out;
 	}
@@ -994,10 +1280,10 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 		unsigned long addr = (unsigned long)tw[i].maps[q.map].addr + q.first * PAGE;
 		size_t len = q.npages * PAGE;
 
-		if (i == 0) {
-			ret[0] = do_madvise(addr, len);
+		if (i == 0 || oracle_twice) {
+			ret[i] = do_madvise(addr, len);
 			if (q.twice)
-				ret2[0] = do_madvise(addr, len);
+				ret2[i] = do_madvise(addr, len);
 		} else {
 			ret[1] = do_module(cfd, addr, len, report, sizeof(report));
 			if (q.twice)
@@ -1020,6 +1306,12 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 		snapshot(&tw[i], &post[i]);
 		contents(&tw[i], &cont[i]);
 		snapshot(&tw[i], &after[i]);
+	}
+	if (kcollapsed >= 0 && khugepaged_collapsed() != kcollapsed) {
+		/* A third collapser, in one twin or both: not comparable. */
+		printf("# seed %lu: khugepaged collapsed pages meanwhile (unstable)\n", seed);
+		res = SEED_UNSTABLE;
+		goto out;
 	}
 	same_out = ret[0] == ret[1] && ret2[0] == ret2[1];
 	/* The first line of contents: the file through pread. */
@@ -1081,7 +1373,8 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 					l = *nl ? nl + 1 : nl;
 				}
 			}
-			printf("#   reproduce: %s --seed %lu -v\n", prog, seed);
+			printf("#   reproduce: %s --backing %s --seed %lu -v\n", prog,
+			       backing->name, seed);
 		}
 	}
 out:
@@ -1099,13 +1392,14 @@ out:
 
 static void on_alarm(int sig)
 {
-	char msg[160];
+	char msg[200];
 	int n = snprintf(msg, sizeof(msg),
-			 "# seed %lu timed out after %d s\n# reproduce: %s --seed %lu -v\nBail out! timeout\n",
-			 cur_seed, SEED_TIMEOUT, prog, cur_seed);
+			 "# seed %lu timed out after %d s\n# reproduce: %s --backing %s --seed %lu -v\nBail out! timeout\n",
+			 cur_seed, SEED_TIMEOUT, prog, backing->name, cur_seed);
 
 	/* Nothing more to do if it cannot be written. */
 	krs_ignore(write(1, msg, n));
+	settings_restore();
 	_exit(KSFT_FAIL);
 }
 
@@ -1119,13 +1413,38 @@ static uint64_t env_u64(const char *name, uint64_t def)
 static void print_usage(void)
 {
 	printf("usage: %s [--seeds N] [--start S] [--seed N] [--batch N] [-v] [--strict]\n"
-	       "       [--allow-gap]\n", prog);
+	       "       [--allow-gap] [--oracle] [--backing shmem|xfs|ext4]\n", prog);
+}
+
+static const struct backing *find_backing(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(backings); i++)
+		if (!strcmp(name, backings[i].name))
+			return &backings[i];
+	return NULL;
+}
+
+/* True if @dir is a mount point of type @fstype (/proc/mounts). */
+static bool mounted(const char *dir, const char *fstype)
+{
+	char line[1024], mnt[256], type[64];
+	FILE *f = fopen("/proc/mounts", "re");
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %255s %63s", mnt, type) == 2 && !strcmp(mnt, dir) &&
+			!strcmp(type, fstype);
+	fclose(f);
+	return found;
 }
 
 int main(int argc, char **argv)
 {
 	uint64_t start = env_u64("KRS_DIFF_START", 1), nseeds = env_u64("KRS_DIFF_SEEDS", 150);
 	uint64_t batch = 50, counts[5] = { 0 };
+	const char *bname = getenv("KRS_DIFF_BACKING"), *what;
 	struct timespec t0, t1;
 	cpu_set_t cpus;
 	double secs;
@@ -1140,6 +1459,8 @@ int main(int argc, char **argv)
 			allow_gap = true;
 		} else if (!strcmp(a, "--strict")) {
 			strict = true;
+		} else if (!strcmp(a, "--oracle")) {
+			oracle_twice = true;
 		} else if (!strcmp(a, "--seeds") && v) {
 			nseeds = strtoull(v, NULL, 0);
 			i++;
@@ -1153,6 +1474,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--batch") && v) {
 			batch = strtoull(v, NULL, 0);
 			i++;
+		} else if (!strcmp(a, "--backing") && v) {
+			bname = v;
+			i++;
 		} else {
 			print_usage();
 			return !strcmp(a, "-h") || !strcmp(a, "--help") ? 0 : KSFT_FAIL;
@@ -1160,8 +1484,17 @@ int main(int argc, char **argv)
 	}
 	if (!batch)
 		batch = 1;
+	if (bname && *bname) {
+		backing = find_backing(bname);
+		if (!backing) {
+			print_usage();
+			return KSFT_FAIL;
+		}
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	ksft_print_header();
+	if (regular() && !mounted(backing->dir, backing->fstype))
+		ksft_exit_skip("%s is not mounted as %s\n", backing->dir, backing->fstype);
 	if (!krs_module_path())
 		ksft_exit_skip("khugepaged_rs.ko not found (set KHUGEPAGED_RS_KO)\n");
 	ret = krs_ensure_loaded();
@@ -1181,10 +1514,13 @@ int main(int argc, char **argv)
 	    pthread_create(&uthread, NULL, uthread_fn, NULL))
 		ksft_exit_fail_msg("set-up: %s\n", strerror(errno));
 	signal(SIGALRM, on_alarm);
+	if (regular() && settings_apply(&what))
+		ksft_exit_fail_msg("%s: cannot set it: %s\n", what, strerror(errno));
 
 	ksft_set_plan((nseeds + batch - 1) / batch);
-	ksft_print_msg("seeds %lu..%lu; reproduce one with: %s --seed N -v\n",
-		       start, start + nseeds - 1, prog);
+	ksft_print_msg("backing %s%s%s; seeds %lu..%lu; ", backing->name, regular() ? " on " : "",
+		       regular() ? backing->dir : "", start, start + nseeds - 1);
+	printf("reproduce one with: %s --backing %s --seed N -v\n", prog, backing->name);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t b = 0; b < nseeds; b += batch) {
 		uint64_t n = nseeds - b < batch ? nseeds - b : batch;
