@@ -214,13 +214,22 @@ unsafe extern "C" fn text_release(_inode: *mut bindings::inode, file: *mut bindi
 /// Per-open state of `collapse`: the rendered report of the last write.
 type CollapseState = Mutex<Text>;
 
-/// `open` of `collapse`: an empty report for this open file.
+/// Room for the longest status line (`status=` and an `isize`), reserved
+/// when `collapse` is opened: the report of a write that ran out of memory
+/// still gets its status line, without allocating.
+const STATUS_ROOM: usize = 32;
+
+/// `open` of `collapse`: an empty report for this open file, with room for
+/// a status line.
 ///
 /// # Safety
 ///
 /// Called by the VFS on a file being opened.
 unsafe extern "C" fn collapse_open(_inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
-    match KBox::pin_init(new_mutex!(Text::new()), GFP_KERNEL) {
+    let Ok(text) = Text::with_capacity(STATUS_ROOM, GFP_KERNEL) else {
+        return ENOMEM.to_errno();
+    };
+    match KBox::pin_init(new_mutex!(text), GFP_KERNEL) {
         Ok(b) => {
             // SAFETY: The box is never moved out of again: it is only
             // reached through `private_data` and freed at release.
@@ -280,15 +289,19 @@ struct CollapseFile;
 impl CommandFile for CollapseFile {
     unsafe fn write(file: *mut bindings::file, input: &[u8], count: usize) -> isize {
         let report = request::run(input, count);
-        let mut text = Text::new();
+        // SAFETY: `file` is an open collapse file (function contract).
+        let state = unsafe { collapse_state(file) };
+        // Rendered into this file's own buffer, under its lock: its
+        // capacity never shrinks below what open reserved.
+        let mut text = state.lock();
+        text.clear();
         if render(&report, &mut text).is_err() {
-            // Out of memory for the text: keep at least the status line.
+            // Out of memory for the text: keep the status line, which fits
+            // in the room reserved at open (a failed growth leaves the
+            // buffer as it was), so this cannot fail.
             text.clear();
             let _ = writeln!(FmtVec(&mut text), "status={}", report.status);
         }
-        // SAFETY: `file` is an open collapse file (function contract).
-        let state = unsafe { collapse_state(file) };
-        *state.lock() = text;
         report.status
     }
 }
