@@ -37,7 +37,8 @@
 #                     (DURATION=N seconds, default 180)
 #   make stress-debug the same on the debug kernel, with kmemleak and
 #                     free-pages checks after rmmod (tools/endurance/run)
-#   make soak-debug   make soak on the debug kernel, with the same checks
+#   make soak-debug   make soak on the debug kernel (SEEDS, BACKING), with the
+#                     same checks
 #   make faults       collapses with the kernel's allocations failed under
 #                     the module (fault injection, debug kernel), data and
 #                     rollbacks checked, leak checks
@@ -122,7 +123,7 @@ stress-debug:
 	@tools/endurance/run stress
 
 soak-debug:
-	@SEEDS=$(SEEDS) tools/endurance/run soak
+	@SEEDS=$(SEEDS) BACKING=$(BACKING) tools/endurance/run soak
 
 faults:
 	@tools/endurance/run faults
