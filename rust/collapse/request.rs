@@ -67,7 +67,9 @@ fn execute(input: &[u8], extents: &mut KVec<Extent>) -> Result {
     match cmd.target {
         Target::Mm { pid, addr, len } => {
             let mm = target_mm(pid)?;
-            collapse_mm(&mm, size(addr)?, size(addr + len)?, cmd.dry_run, extents)
+            let (start, end) = (size(addr)?, size(addr + len)?);
+            // madvise(2) and process_madvise(2) run the advice in a block plug.
+            crate::mm::with_blk_plug(|| collapse_mm(&mm, start, end, cmd.dry_run, extents))
         }
         Target::File { fd, offset, len } => {
             let file = target_file(fd)?;

@@ -90,6 +90,25 @@ pub(crate) fn cond_resched() {
     unsafe { bindings::krs_cond_resched() }
 }
 
+/// Runs `f` inside a block plug (`blk_start_plug()` .. `blk_finish_plug()`),
+/// as madvise(2) runs every advice (madvise_do_behavior()). Block I/O
+/// submitted meanwhile (collapse_file()'s readahead) is held in the task's
+/// plug until the plug is full (`BLK_MAX_REQUEST_COUNT` requests), the task
+/// sleeps, or `f` returns: a folio whose read is still plugged stays locked,
+/// and the collapse finds it so (SCAN_PAGE_LOCK) as MADV_COLLAPSE does. A
+/// plug nested in another one is a no-op.
+pub(crate) fn with_blk_plug<R>(f: impl FnOnce() -> R) -> R {
+    let mut plug = core::mem::MaybeUninit::<bindings::blk_plug>::uninit();
+    // SAFETY: `plug` is writable memory that blk_start_plug() initializes;
+    // it stays at this address until blk_finish_plug() below takes it out
+    // of `current->plug` (this frame outlives `f`, and `plug` is not moved).
+    unsafe { bindings::blk_start_plug(plug.as_mut_ptr()) };
+    let r = f();
+    // SAFETY: The plug started above, in this task, and still in place.
+    unsafe { bindings::blk_finish_plug(plug.as_mut_ptr()) };
+    r
+}
+
 /// `TASK_SIZE` of the current task.
 pub(crate) fn task_size() -> usize {
     // SAFETY: No preconditions.
