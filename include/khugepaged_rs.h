@@ -161,7 +161,6 @@ struct folio *krs_filemap_lock_folio(struct address_space *mapping, unsigned lon
 
 /* Regular files (the !is_shmem branch of collapse_file()). */
 bool krs_file_pmd_collapse_allowed(struct file *file);
-bool krs_mapping_is_shmem(struct address_space *mapping);
 bool krs_mapping_can_writeback(struct address_space *mapping);
 bool krs_mapping_open_for_write(struct address_space *mapping);
 void krs_mapping_set_update(struct xa_state *xas, struct address_space *mapping);

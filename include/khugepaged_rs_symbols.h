@@ -3,10 +3,11 @@
  * The symbol table: every kernel function khugepaged_rs calls that 7.2 does
  * not export, and the few variables: each line expands through
  * KRS_SYMBOL(name) (a function) or KRS_DATA_SYMBOL(name) (a variable),
- * defined by the includer (rust/helpers/symbols.c). A name needs a declaration in scope
- * there: public headers, or include/khugepaged_rs_internal.h for the few that
- * only mm/internal.h declares. Adding a line is all it takes to resolve one
- * more function at load; its C wrapper goes in rust/helpers/symbols.c.
+ * defined by the includer (rust/helpers/symbols.c). A name needs a
+ * declaration in scope there: public headers, or
+ * include/khugepaged_rs_internal.h for the few that only mm/internal.h
+ * declares. Adding a line is all it takes to resolve one more function at
+ * load; its C wrapper goes in rust/helpers/symbols.c.
  * Entries that exist only under some config are wrapped in its #ifdef.
  */
 KRS_SYMBOL(pmdp_collapse_flush)

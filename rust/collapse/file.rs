@@ -91,7 +91,7 @@ pub(crate) fn collapse_file(mm: Option<&Mm>, file: &File, start: usize) -> Outco
     let src = Source {
         file,
         mapping,
-        shmem: mapping.is_shmem(),
+        shmem: file.is_shmem(),
         target: Target::of(mapping),
     };
     match collapse(mm, src, start) {

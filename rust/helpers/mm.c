@@ -290,8 +290,6 @@ int krs_current_tgid(void) { return task_tgid_vnr(current); }
 unsigned long krs_mapping_ino(struct address_space *mapping) { return mapping->host->i_ino; }
 
 /* Regular files (the !is_shmem branch of collapse_file()). */
-bool krs_mapping_is_shmem(struct address_space *mapping) { return shmem_mapping(mapping); }
-
 bool krs_mapping_can_writeback(struct address_space *mapping)
 {
 	return mapping_can_writeback(mapping);

@@ -99,7 +99,7 @@ unsigned long krs_kallsyms_lookup(const char *name)
  * resolved variable, of its declared type.
  */
 #define KRS_CALL(name) (*(__typeof__(name) *)krs_addr[KRS_SYM_##name])
-#define KRS_DATA(name) (*(__typeof__(name) *)krs_addr[KRS_SYM_##name])
+#define KRS_DATA(name) KRS_CALL(name)
 
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm)
 {

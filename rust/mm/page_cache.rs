@@ -74,8 +74,6 @@ impl AddressSpace {
     }
 
     c_reads! { pub(crate), as_raw;
-        /// `shmem_mapping()`.
-        fn is_shmem -> bool = krs_mapping_is_shmem;
         /// `mapping_can_writeback()`.
         fn can_writeback -> bool = krs_mapping_can_writeback;
         /// `inode_is_open_for_write(mapping->host)`.

@@ -1192,24 +1192,12 @@ static struct setting {
 
 #define NR_SETTINGS ARRAY_SIZE(settings)
 
-static int write_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
-		ret = -EIO;
-	close(fd);
-	return ret;
-}
-
-/* Async-signal-safe: on_alarm() calls it. */
+/* Async-signal-safe (krs_write_str() is): on_alarm() calls it. */
 static void settings_restore(void)
 {
 	for (size_t i = 0; i < NR_SETTINGS; i++)
 		if (settings[i].saved[0])
-			krs_ignore(write_str(settings[i].path, settings[i].saved));
+			krs_ignore(krs_write_str(settings[i].path, settings[i].saved));
 }
 
 /* 0, or -1 with the setting that could not be changed in *@what. */
@@ -1229,7 +1217,7 @@ static int settings_apply(const char **what)
 		e = v + strcspn(v, "]\n");
 		*e = '\0';
 		memcpy(st->saved, v, e - v + 1);
-		if (write_str(st->path, st->value))
+		if (krs_write_str(st->path, st->value))
 			return -1;
 	}
 	return 0;

@@ -210,48 +210,6 @@ static const char *new_path(struct _test_data_file *self, const char *tag)
 	return p;
 }
 
-enum file_state {
-	FILE_SYNCED,	/* written, fsync'ed: clean pages in the page cache */
-	FILE_DROPPED,	/* written, fsync'ed, then dropped from the page cache */
-	FILE_DIRTY,	/* written, not synced */
-};
-
-/*
- * Create @path with @pages pattern pages (@seed) written by pwrite() in the
- * state @state; returns the fd (O_RDWR) or -errno.
- */
-static int make_file(const char *path, unsigned int seed, size_t pages, enum file_state state)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	for (size_t i = 0; i < pages && !ret; i++)
-		ret = krs_pwrite_page(fd, seed, i);
-	if (!ret && state != FILE_DIRTY && fsync(fd))
-		ret = -errno;
-	if (!ret && state == FILE_DROPPED)
-		ret = -posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-	if (ret) {
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
-/* make_file(), closed, and opened again read-only; fd or -errno. */
-static int make_ro_file(const char *path, unsigned int seed, size_t pages, enum file_state state)
-{
-	int fd = make_file(path, seed, pages, state);
-
-	if (fd < 0)
-		return fd;
-	close(fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
 /* One MADV_COLLAPSE, or up to five while EAGAIN if @retry; 0 or -errno. */
 static int madv_collapse(void *addr, size_t len, bool retry)
 {
@@ -557,7 +515,7 @@ static void mapped_by_two(struct __test_metadata *_metadata, struct _test_data_f
 	char *p;
 
 	*ret = -ENOEXEC;
-	fd = make_ro_file(path, MAPPER_SEED, NPAGES, FILE_SYNCED);
+	fd = krs_make_ro_file(path, MAPPER_SEED, NPAGES, KRS_FILE_SYNCED);
 	ASSERT_LE(0, fd) TH_LOG("%s: %s", path, strerror(-fd));
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, krs_child_start(&c[i], mapper, (void *)path));
@@ -615,7 +573,7 @@ struct map_case {
 	const char *tag;
 	unsigned int seed;
 	size_t pages;
-	enum file_state state;
+	enum krs_file_state state;
 	bool writer;
 	off_t map_off;
 	size_t map_len;
@@ -640,7 +598,7 @@ static void map_and_collapse(struct __test_metadata *_metadata, struct _test_dat
 
 	o->ret = -ENOEXEC;
 	o->pmd_kb = -1;
-	wfd = make_file(path, mc->seed, mc->pages, mc->state);
+	wfd = krs_make_file(path, mc->seed, mc->pages, mc->state);
 	ASSERT_LE(0, wfd) TH_LOG("%s: %s", path, strerror(-wfd));
 	if (!mc->writer) {
 		close(wfd);
@@ -719,7 +677,7 @@ static void compare_case(struct __test_metadata *_metadata, struct _test_data_fi
 TEST_F(file, dirty_file_closed)
 {
 	static const struct map_case mc = {
-		.tag = "dirty", .seed = 31, .pages = NPAGES, .state = FILE_DIRTY,
+		.tag = "dirty", .seed = 31, .pages = NPAGES, .state = KRS_FILE_DIRTY,
 		.map_len = LEN, .want_ret = 0, .want_kb = LEN_KB,
 	};
 
@@ -730,7 +688,7 @@ TEST_F(file, dirty_file_closed)
 TEST_F(file, dirty_file_open_for_write)
 {
 	static const struct map_case mc = {
-		.tag = "dirtyw", .seed = 32, .pages = NPAGES, .state = FILE_DIRTY,
+		.tag = "dirtyw", .seed = 32, .pages = NPAGES, .state = KRS_FILE_DIRTY,
 		.writer = true, .map_len = LEN, .want_ret = 0, .want_kb = LEN_KB,
 	};
 
@@ -741,7 +699,7 @@ TEST_F(file, dirty_file_open_for_write)
 TEST_F(file, clean_file_open_for_write)
 {
 	static const struct map_case mc = {
-		.tag = "cleanw", .seed = 33, .pages = NPAGES, .state = FILE_SYNCED,
+		.tag = "cleanw", .seed = 33, .pages = NPAGES, .state = KRS_FILE_SYNCED,
 		.writer = true, .map_len = LEN, .retry = true, .want_ret = 0,
 		.want_kb = LEN_KB,
 	};
@@ -753,7 +711,7 @@ TEST_F(file, clean_file_open_for_write)
 TEST_F(file, readahead_never_read)
 {
 	static const struct map_case mc = {
-		.tag = "ra", .seed = 34, .pages = NPAGES, .state = FILE_DROPPED,
+		.tag = "ra", .seed = 34, .pages = NPAGES, .state = KRS_FILE_DROPPED,
 		.map_len = LEN, .retry = true, .want_ret = 0, .want_kb = LEN_KB,
 	};
 
@@ -771,7 +729,7 @@ TEST_F(file, readahead_fd_never_read)
 	int madv, krs, fd;
 	char *p;
 
-	fd = make_ro_file(madv_path, 35, NPAGES, FILE_DROPPED);
+	fd = krs_make_ro_file(madv_path, 35, NPAGES, KRS_FILE_DROPPED);
 	ASSERT_LE(0, fd);
 	p = krs_map_aligned(LEN, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
@@ -780,7 +738,7 @@ TEST_F(file, readahead_fd_never_read)
 	munmap(p, LEN);
 	close(fd);
 
-	fd = make_ro_file(krs_path, 35, NPAGES, FILE_DROPPED);
+	fd = krs_make_ro_file(krs_path, 35, NPAGES, KRS_FILE_DROPPED);
 	ASSERT_LE(0, fd);
 	krs = krs_collapse(_metadata, self, true, "fd=%d offset=0 len=%lu", fd, LEN);
 	expect_same(_metadata, madv, krs);
@@ -799,7 +757,7 @@ TEST_F(file, unaligned_file_offset)
 {
 	static const struct map_case mc = {
 		.tag = "unal", .seed = 36, .pages = NPAGES + KRS_PMD_PAGES,
-		.state = FILE_SYNCED, .map_off = PAGE, .map_len = LEN, .retry = true,
+		.state = KRS_FILE_SYNCED, .map_off = PAGE, .map_len = LEN, .retry = true,
 		.want_ret = -EINVAL, .want_kb = 0,
 	};
 
@@ -814,7 +772,7 @@ TEST_F(file, extent_straddles_eof)
 {
 	static const struct map_case mc = {
 		.tag = "eof", .seed = 37, .pages = NPAGES - KRS_PMD_PAGES / 2,
-		.state = FILE_SYNCED, .map_len = LEN, .retry = true, .want_ret = -EINVAL,
+		.state = KRS_FILE_SYNCED, .map_len = LEN, .retry = true, .want_ret = -EINVAL,
 		.want_kb = PMD_KB,
 	};
 
@@ -825,7 +783,7 @@ TEST_F(file, extent_straddles_eof)
 TEST_F(file, extent_past_eof)
 {
 	static const struct map_case mc = {
-		.tag = "pasteof", .seed = 38, .pages = KRS_PMD_PAGES, .state = FILE_SYNCED,
+		.tag = "pasteof", .seed = 38, .pages = KRS_PMD_PAGES, .state = KRS_FILE_SYNCED,
 		.map_len = LEN, .retry = true, .want_ret = -EINVAL, .want_kb = PMD_KB,
 	};
 
@@ -849,7 +807,7 @@ TEST_F(file, ext4_journal_data_file)
 	for (int twin = 0; twin < 2; twin++) {
 		const char *path = twin ? krs_path : madv_path;
 
-		fd = make_file(path, 39, NPAGES, FILE_SYNCED);
+		fd = krs_make_file(path, 39, NPAGES, KRS_FILE_SYNCED);
 		ASSERT_LE(0, fd);
 		ASSERT_EQ(0, ioctl(fd, FS_IOC_GETFLAGS, &flags));
 		flags |= FS_JOURNAL_DATA_FL;
@@ -894,7 +852,7 @@ TEST(ramfs_file_refused)
 		SKIP(return, "mount -t ramfs: %s", strerror(ret));
 	}
 	snprintf(path, sizeof(path), "%s/f", dir);
-	fd = make_file(path, 40, NPAGES, FILE_SYNCED);
+	fd = krs_make_file(path, 40, NPAGES, KRS_FILE_SYNCED);
 	ASSERT_LE(0, fd);
 	p = krs_map_aligned(LEN, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
@@ -1013,7 +971,7 @@ static void race_op(struct __test_metadata *_metadata, struct _test_data_file *s
 
 	*ret = -ENOEXEC;
 	*kb = -1;
-	fd = make_file(path, RACE_SEED, RACE_PAGES, FILE_SYNCED);
+	fd = krs_make_file(path, RACE_SEED, RACE_PAGES, KRS_FILE_SYNCED);
 	ASSERT_LE(0, fd);
 	p = krs_map_aligned(PMD, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
@@ -1061,7 +1019,7 @@ static void op_then_madv(struct __test_metadata *_metadata, const char *path, en
 	char *p;
 	int fd;
 
-	fd = make_file(path, RACE_SEED, RACE_PAGES, FILE_SYNCED);
+	fd = krs_make_file(path, RACE_SEED, RACE_PAGES, KRS_FILE_SYNCED);
 	ASSERT_LE(0, fd);
 	p = krs_map_aligned(PMD, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);

@@ -191,43 +191,6 @@ static int collapse(enum how how, bool once, void *p, size_t len, struct krs_ext
 	return ret < 0 ? (int)ret : 0;
 }
 
-/* A file of @pages pages of pattern @seed at @path, synced; fd (O_RDWR) or -errno. */
-static int make_file(const char *path, unsigned int seed, size_t pages)
-{
-	size_t i;
-	int fd, ret;
-
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -errno;
-	for (i = 0; i < pages; i++) {
-		ret = krs_pwrite_page(fd, seed, i);
-		if (ret) {
-			close(fd);
-			return ret;
-		}
-	}
-	if (fsync(fd)) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
-/*
- * Close the writer @fd of @path and open it read-only (nobody has it open
- * for write any more); fd or -errno. A failed @fd passes through.
- */
-static int reopen_ro(int fd, const char *path)
-{
-	if (fd < 0)
-		return fd;
-	close(fd);
-	fd = open(path, O_RDONLY);
-	return fd < 0 ? -errno : fd;
-}
-
 /*
  * Dirty pages in the extent (written with pwrite() after the file was
  * synced, the writer closed): upstream refuses to collapse a dirty folio
@@ -249,11 +212,11 @@ TEST_F(fs, dirty_pages_written_back_before_collapse)
 		char *p;
 
 		snprintf(path, sizeof(path), "%s.dirty%d", self->path, how);
-		fd = make_file(path, 21, FILE_PAGES);
+		fd = krs_make_file(path, 21, FILE_PAGES, KRS_FILE_SYNCED);
 		ASSERT_LE(0, fd) TH_LOG("writing %s: %s", path, strerror(-fd));
 		for (k = 0; k < ARRAY_SIZE(dirty); k++)
 			ASSERT_EQ(0, krs_pwrite_page(fd, 22, dirty[k]));
-		fd = reopen_ro(fd, path);
+		fd = krs_reopen_ro(fd, path);
 		ASSERT_LE(0, fd);
 		p = krs_map_aligned(FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
 		ASSERT_NE(MAP_FAILED, p);
@@ -309,7 +272,7 @@ TEST_F(fs, pages_never_read_are_read_in)
 		int fd, ret;
 
 		snprintf(path, sizeof(path), "%s.cold%d", self->path, how);
-		fd = reopen_ro(make_file(path, 23, FILE_PAGES), path);
+		fd = krs_make_ro_file(path, 23, FILE_PAGES, KRS_FILE_SYNCED);
 		ASSERT_LE(0, fd) TH_LOG("writing %s: %s", path, strerror(-fd));
 		ASSERT_EQ(0, posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
 		p = krs_map_aligned(FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
@@ -349,7 +312,7 @@ TEST_F(fs, extent_past_eof_fails)
 		char *p;
 
 		snprintf(path, sizeof(path), "%s.eof%d", self->path, how);
-		fd = reopen_ro(make_file(path, 24, pages), path);
+		fd = krs_make_ro_file(path, 24, pages, KRS_FILE_SYNCED);
 		ASSERT_LE(0, fd) TH_LOG("writing %s: %s", path, strerror(-fd));
 		p = krs_map_aligned(FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
 		ASSERT_NE(MAP_FAILED, p);

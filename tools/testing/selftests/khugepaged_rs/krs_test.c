@@ -426,6 +426,41 @@ int krs_pread_zero(int fd, size_t idx)
 	return ret ? ret : krs_page_is_zero(buf) ? 0 : 1;
 }
 
+int krs_make_file(const char *path, unsigned int seed, size_t pages, enum krs_file_state state)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (size_t i = 0; i < pages && !ret; i++)
+		ret = krs_pwrite_page(fd, seed, i);
+	if (!ret && state != KRS_FILE_DIRTY && fsync(fd))
+		ret = -errno;
+	if (!ret && state == KRS_FILE_DROPPED)
+		ret = -posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+int krs_reopen_ro(int fd, const char *path)
+{
+	if (fd < 0)
+		return fd;
+	close(fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int krs_make_ro_file(const char *path, unsigned int seed, size_t pages,
+		     enum krs_file_state state)
+{
+	return krs_reopen_ro(krs_make_file(path, seed, pages, state), path);
+}
+
 long krs_smaps_kb(pid_t pid, unsigned long addr, const char *field)
 {
 	size_t size = 1 << 20, flen = strlen(field);

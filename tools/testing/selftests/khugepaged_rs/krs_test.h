@@ -119,6 +119,26 @@ int krs_pread_check(int fd, unsigned int seed, size_t idx);
 /* pread() file page @idx and check it is all zero: 0, 1 if not, -errno. */
 int krs_pread_zero(int fd, size_t idx);
 
+enum krs_file_state {
+	KRS_FILE_SYNCED,	/* written, fsync'ed: clean pages in the page cache */
+	KRS_FILE_DROPPED,	/* written, fsync'ed, then dropped from the page cache */
+	KRS_FILE_DIRTY,		/* written, not synced */
+};
+
+/*
+ * Create @path with @pages pattern pages (@seed) written by pwrite() in the
+ * state @state; returns the fd (O_RDWR) or -errno.
+ */
+int krs_make_file(const char *path, unsigned int seed, size_t pages, enum krs_file_state state);
+/*
+ * Close the writer @fd of @path and open it again read-only (nobody has it
+ * open for write any more); fd or -errno. A failed @fd passes through.
+ */
+int krs_reopen_ro(int fd, const char *path);
+/* krs_make_file(), then krs_reopen_ro(); fd or -errno. */
+int krs_make_ro_file(const char *path, unsigned int seed, size_t pages,
+		     enum krs_file_state state);
+
 /*
  * smaps field @field (e.g. "Rss", "ShmemPmdMapped") of the VMA containing
  * @addr in @pid (0: self), in kB; -1 if no such VMA, -2 if no such field.
