@@ -110,11 +110,20 @@ void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
 void krs_new_folio_clear_mapping(struct folio *folio);
 /* Publish a filled new folio: stats, uptodate, refs, dirty, LRU. */
 void krs_new_folio_publish(struct folio *folio, bool shmem);
-/* Retire an old folio after a successful collapse. */
-void krs_old_folio_retire(struct folio *folio, bool shmem);
-/* copy_mc_highpage / clear_highpage on page @n of @dst. */
-int krs_copy_mc_page(struct folio *dst, unsigned long n, struct folio *src, unsigned long m);
-void krs_zero_page(struct folio *dst, unsigned long n);
+/*
+ * Retire @nr old folios after a successful collapse, as collapse_file()
+ * does (stats, mapping, flags, unlock, put), with the stats summed per
+ * memcg and node and the puts batched (folios_put_refs()).
+ */
+void krs_old_folios_retire(struct folio **folios, unsigned int nr, bool shmem);
+/*
+ * copy_mc_highpage() of every page of @src into @dst from page @n on;
+ * returns the pages copied before a poisoned one (all: none was), 0 if
+ * they do not fit.
+ */
+unsigned long krs_copy_mc_folio(struct folio *dst, unsigned long n, struct folio *src);
+/* Zero pages [@n, @n + @nr) of @dst. */
+void krs_zero_pages(struct folio *dst, unsigned long n, unsigned long nr);
 
 /* The xarray. */
 void krs_xas_init(struct xa_state *xas, struct address_space *mapping,

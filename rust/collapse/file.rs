@@ -365,21 +365,18 @@ fn copy_into(
     let mut copied = 0usize;
     for folio in old.iter() {
         let index = folio.index();
+        let hole = dst;
         while start + dst < index {
-            new.zero_page(dst);
             dst += 1;
         }
-        for sub in 0..folio.nr_pages() {
-            new.copy_page_from(dst, folio, sub)
-                .map_err(|()| ScanResult::CopyMc)?;
-            dst += 1;
-            copied += 1;
-        }
+        new.zero_pages(hole, dst - hole);
+        let nr = folio.nr_pages();
+        new.copy_folio_from(dst, folio)
+            .map_err(|()| ScanResult::CopyMc)?;
+        dst += nr;
+        copied += nr;
     }
-    while dst < HPAGE_PMD_NR {
-        new.zero_page(dst);
-        dst += 1;
-    }
+    new.zero_pages(dst, HPAGE_PMD_NR.saturating_sub(dst));
     Ok(copied)
 }
 

@@ -8,6 +8,7 @@
 #include <linux/capability.h>
 #include <linux/fdtable.h>
 #include <linux/file.h>
+#include <linux/folio_batch.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/huge_mm.h>
@@ -95,29 +96,78 @@ void krs_new_folio_publish(struct folio *folio, bool shmem)
 	folio_add_lru(folio);
 }
 
-void krs_old_folio_retire(struct folio *folio, bool shmem)
+/* The vmstat half of collapse_file()'s retirement of @pages old pages. */
+static void krs_old_folios_stat(struct folio *folio, long pages, bool shmem)
 {
-	lruvec_stat_mod_folio(folio, NR_FILE_PAGES, -folio_nr_pages(folio));
+	lruvec_stat_mod_folio(folio, NR_FILE_PAGES, -pages);
 	if (shmem)
-		lruvec_stat_mod_folio(folio, NR_SHMEM, -folio_nr_pages(folio));
-	folio->mapping = NULL;
-	folio_clear_active(folio);
-	folio_clear_unevictable(folio);
-	folio_unlock(folio);
-	folio_put_refs(folio, 2 + folio_nr_pages(folio));
+		lruvec_stat_mod_folio(folio, NR_SHMEM, -pages);
 }
 
-int krs_copy_mc_page(struct folio *dst, unsigned long n, struct folio *src, unsigned long m)
+void krs_old_folios_retire(struct folio **folios, unsigned int nr, bool shmem)
 {
-	return copy_mc_highpage(folio_page(dst, n), folio_page(src, m));
+	unsigned int refs[FOLIO_BATCH_SIZE];
+	struct folio_batch fbatch;
+	struct folio *first = NULL;
+	long pages = 0;
+	unsigned int i;
+
+	/*
+	 * The stats, summed over each run of folios of one memcg and node:
+	 * one update per run and counter gives the totals of one per folio
+	 * (the folios are locked and isolated: their memcg cannot change).
+	 */
+	for (i = 0; i < nr; i++) {
+		if (first && (folio_memcg(folios[i]) != folio_memcg(first) ||
+			      folio_pgdat(folios[i]) != folio_pgdat(first))) {
+			krs_old_folios_stat(first, pages, shmem);
+			first = NULL;
+			pages = 0;
+		}
+		if (!first)
+			first = folios[i];
+		pages += folio_nr_pages(folios[i]);
+	}
+	if (first)
+		krs_old_folios_stat(first, pages, shmem);
+
+	/* Then each folio as collapse_file() does, the puts batched. */
+	folio_batch_init(&fbatch);
+	for (i = 0; i < nr; i++) {
+		struct folio *folio = folios[i];
+
+		refs[folio_batch_count(&fbatch)] = 2 + folio_nr_pages(folio);
+		folio->mapping = NULL;
+		folio_clear_active(folio);
+		folio_clear_unevictable(folio);
+		folio_unlock(folio);
+		if (!folio_batch_add(&fbatch, folio))
+			folios_put_refs(&fbatch, refs);
+	}
+	if (folio_batch_count(&fbatch))
+		folios_put_refs(&fbatch, refs);
 }
 
-void krs_zero_page(struct folio *dst, unsigned long n)
+unsigned long krs_copy_mc_folio(struct folio *dst, unsigned long n, struct folio *src)
 {
-	void *kaddr = kmap_local_page(folio_page(dst, n));
+	unsigned long i, nr = folio_nr_pages(src);
 
-	memset(kaddr, 0, PAGE_SIZE);
-	kunmap_local(kaddr);
+	if (n + nr > folio_nr_pages(dst))
+		return 0;
+	for (i = 0; i < nr; i++)
+		if (copy_mc_highpage(folio_page(dst, n + i), folio_page(src, i)))
+			break;
+	return i;
+}
+
+void krs_zero_pages(struct folio *dst, unsigned long n, unsigned long nr)
+{
+	for (; nr; n++, nr--) {
+		void *kaddr = kmap_local_page(folio_page(dst, n));
+
+		memset(kaddr, 0, PAGE_SIZE);
+		kunmap_local(kaddr);
+	}
 }
 
 /* The xarray. */

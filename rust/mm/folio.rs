@@ -230,19 +230,13 @@ impl IsolatedFolio {
         unsafe { bindings::krs_folio_unmap(self.as_raw()) }
     }
 
-    /// After a successful collapse: drop it from the stats, unlock it and
-    /// put every reference we and the page cache held (the folio was
-    /// replaced in the page cache).
-    pub(crate) fn retire(self, shmem: bool) {
+    /// Gives up the folio without the rollback, for the success path:
+    /// the caller takes over the lock, the isolation and our reference.
+    fn into_raw(self) -> *mut bindings::folio {
         let this = ManuallyDrop::new(self);
-        let folio = ARef::into_raw(
-            // SAFETY: `this` is never dropped: its reference moves out once.
-            unsafe { core::ptr::read(&this.0) },
-        );
-        // SAFETY: Locked, isolated, out of the page cache: the helper
-        // unlocks and puts 2 + nr_pages references, what we (the `ARef`
-        // and the isolation) and the old page-cache entries held.
-        unsafe { bindings::krs_old_folio_retire(folio.cast().as_ptr(), shmem) };
+        // SAFETY: `this` is never dropped: its reference moves out once.
+        let folio = unsafe { core::ptr::read(&this.0) };
+        ARef::into_raw(folio).cast().as_ptr()
     }
 }
 
@@ -318,13 +312,39 @@ impl OldFolios {
         self.folios.is_empty()
     }
 
-    /// The success path: flushed, then every folio retired.
+    /// The success path: flushed, then every folio retired: dropped from
+    /// the stats, unlocked, and every reference we and the page cache held
+    /// put (the folios were replaced in the page cache), in batches.
     pub(crate) fn retire_all(mut self, shmem: bool) {
         self.flush_tlb();
+        let mut batch = [core::ptr::null_mut::<bindings::folio>(); RETIRE_BATCH];
+        let mut n = 0;
         for folio in self.folios.drain_all() {
-            folio.retire(shmem);
+            batch[n] = folio.into_raw();
+            n += 1;
+            if n == RETIRE_BATCH {
+                retire(&batch[..n], shmem);
+                n = 0;
+            }
+        }
+        if n > 0 {
+            retire(&batch[..n], shmem);
         }
     }
+}
+
+/// Old folios retired per helper call (its stats are summed over each).
+const RETIRE_BATCH: usize = 64;
+
+/// Retires `folios`, each given up by [`IsolatedFolio::into_raw`].
+fn retire(folios: &[*mut bindings::folio], shmem: bool) {
+    let nr = u32::try_from(folios.len()).unwrap_or(0);
+    // SAFETY: Each folio is locked, isolated and referenced by us (given up
+    // by `into_raw`), and out of the page cache: the helper unlocks each
+    // and puts 2 + nr_pages references, what we (the `ARef` and the
+    // isolation) and the old page-cache entries held. `nr` is the slice's
+    // length (at most `RETIRE_BATCH`).
+    unsafe { bindings::krs_old_folios_retire(folios.as_ptr().cast_mut(), nr, shmem) };
 }
 
 impl Drop for OldFolios {
@@ -416,32 +436,33 @@ impl NewFolio {
         unsafe { bindings::krs_folio_pfn(self.as_raw()) }
     }
 
-    /// `copy_mc_highpage()` of page `sub` of `src` into page `dst` of the
-    /// new folio; `Err` when the source page is poisoned (or out of range).
-    pub(crate) fn copy_page_from(
-        &self,
-        dst: usize,
-        src: &IsolatedFolio,
-        sub: usize,
-    ) -> Result<(), ()> {
-        if dst >= HPAGE_PMD_NR || sub >= src.nr_pages() {
+    /// `copy_mc_highpage()` of every page of `src` into the pages of the
+    /// new folio from `dst` on; `Err` when a source page is poisoned (or
+    /// `src` does not fit).
+    pub(crate) fn copy_folio_from(&self, dst: usize, src: &IsolatedFolio) -> Result<(), ()> {
+        let nr = src.nr_pages();
+        if dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
             return Err(());
         }
-        // SAFETY: Both indices are in range (checked); the new folio is ours
-        // and `src` is locked, so neither changes under the copy.
-        match unsafe { bindings::krs_copy_mc_page(self.as_raw(), dst, src.as_raw(), sub) } {
-            0 => Ok(()),
-            _ => Err(()),
+        // SAFETY: Pages `[dst, dst + nr)` are in range (checked) and `nr` is
+        // `src`'s size (read under the folio lock we still hold); the new
+        // folio is ours and `src` is locked, so neither changes under the
+        // copy.
+        let copied = unsafe { bindings::krs_copy_mc_folio(self.as_raw(), dst, src.as_raw()) };
+        if copied == nr {
+            Ok(())
+        } else {
+            Err(())
         }
     }
 
-    /// `clear_highpage()` of page `dst` (a hole).
-    pub(crate) fn zero_page(&self, dst: usize) {
-        if dst >= HPAGE_PMD_NR {
+    /// `clear_highpage()` of pages `[dst, dst + nr)` (holes).
+    pub(crate) fn zero_pages(&self, dst: usize, nr: usize) {
+        if nr == 0 || dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
             return;
         }
-        // SAFETY: `dst` is in range (checked); the new folio is ours.
-        unsafe { bindings::krs_zero_page(self.as_raw(), dst) }
+        // SAFETY: The pages are in range (checked); the new folio is ours.
+        unsafe { bindings::krs_zero_pages(self.as_raw(), dst, nr) }
     }
 
     /// Before the store: the stats, uptodate, the page cache's references
