@@ -44,6 +44,11 @@
  *                twice, or a comparison that sees timing), not of the module
  *   --allow-gap  do not count the "gap" class (below) as a divergence
  *
+ * On a regular-file backing, a seed that diverged (data excepted) is run
+ * again up to three times with --oracle; if MADV_COLLAPSE disagrees with
+ * itself, its outcome depends on I/O timing there and the seed counts as
+ * unstable, not as a divergence (see ORACLE_RECHECKS).
+ *
  * One KTAP test per batch: "ok" when no seed of the batch diverged. Each
  * divergence prints its seed, its class, what differed, the module's report
  * and the command reproducing it. Seeds/second is printed at the end.
@@ -1230,7 +1235,57 @@ static long khugepaged_collapsed(void)
 	return krs_read_file(KHUGEPAGED_COLLAPSED, buf, sizeof(buf)) > 0 ? atol(buf) : -1;
 }
 
+/*
+ * The oracle's own repeatability, on a regular file: MADV_COLLAPSE's one
+ * attempt can meet a folio still locked by its read (readahead completing
+ * in the block layer: SCAN_PAGE_LOCK) or one not yet on the LRU, and which
+ * index it meets depends on I/O timing, not on the recipe. A seed that
+ * diverged (data excepted) is run again ORACLE_RECHECKS times with both
+ * twins collapsed by MADV_COLLAPSE; if the oracle disagrees with itself in
+ * any of them, the seed cannot judge the module and counts as unstable,
+ * printed with the command that shows it. Data divergences always count.
+ */
+#define ORACLE_RECHECKS 3
+
+/* Set while a seed is run again by MADV_COLLAPSE on both twins: silent. */
+static bool rechecking;
+
+/* Seeds classed unstable because the oracle disagreed with itself. */
+static uint64_t oracle_unstable;
+
+/* The last run_seed_once() found a data divergence. */
+static bool data_diverged;
+
+static enum seed_result run_seed_once(uint64_t seed, int cfd);
+
 static enum seed_result run_seed(uint64_t seed, int cfd)
+{
+	enum seed_result res = run_seed_once(seed, cfd), again = SEED_SAME;
+	bool saved = oracle_twice;
+	int i;
+
+	if (res != SEED_DIVERGED || !regular() || oracle_twice || data_diverged)
+		return res;
+	rechecking = true;
+	oracle_twice = true;
+	for (i = 0; i < ORACLE_RECHECKS && again == SEED_SAME; i++)
+		again = run_seed_once(seed, cfd);
+	oracle_twice = saved;
+	rechecking = false;
+	if (again == SEED_SAME) {
+		printf("#   the oracle agreed with itself %d times: a divergence\n", i);
+		return res;
+	}
+	if (again == SEED_ERROR)
+		return again;
+	oracle_unstable++;
+	printf("# seed %lu: MADV_COLLAPSE disagreed with itself in run %d of %d (unstable, not counted)\n"
+	       "#   show it: %s --backing %s --seed %lu --oracle -v\n",
+	       seed, i, ORACLE_RECHECKS, prog, backing->name, seed);
+	return SEED_UNSTABLE;
+}
+
+static enum seed_result run_seed_once(uint64_t seed, int cfd)
 {
 	static char report[8192], report2[8192];
 	struct twin tw[2];
@@ -1244,6 +1299,7 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 	long kcollapsed = regular() ? khugepaged_collapsed() : -1;
 
 	cur_seed = seed;
+	data_diverged = false;
 	alarm(SEED_TIMEOUT);
 	memset(tw, 0, sizeof(tw));
 	for (int i = 0; i < 2; i++) {
@@ -1259,7 +1315,8 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 	for (int i = 0; i < 2; i++)
 		snapshot(&tw[i], &pre[i]);
 	if (strcmp(pre[0].s, pre[1].s)) {
-		printf("# seed %lu: twins differ before the collapse (unstable)\n", seed);
+		if (!rechecking)
+			printf("# seed %lu: twins differ before the collapse (unstable)\n", seed);
 		if (verbose)
 			print_diff("before", pre[0].s, pre[1].s);
 		res = SEED_UNSTABLE;
@@ -1283,7 +1340,7 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 				ret2[1] = do_module(cfd, addr, len, report2, sizeof(report2));
 		}
 	}
-	if (verbose) {
+	if (verbose && !rechecking) {
 		printf("# seed %lu: map %d pages [%zu, +%zu)%s, %s: MADV_COLLAPSE %s",
 		       seed, q.map, q.first, q.npages, q.twice ? " twice" : "",
 		       kind_name[kind], errname(ret[0]));
@@ -1302,7 +1359,8 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 	}
 	if (kcollapsed >= 0 && khugepaged_collapsed() != kcollapsed) {
 		/* A third collapser, in one twin or both: not comparable. */
-		printf("# seed %lu: khugepaged collapsed pages meanwhile (unstable)\n", seed);
+		if (!rechecking)
+			printf("# seed %lu: khugepaged collapsed pages meanwhile (unstable)\n", seed);
 		res = SEED_UNSTABLE;
 		goto out;
 	}
@@ -1321,6 +1379,7 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 		 */
 		if (!same_file || (!uffd_missing && strcmp(cont[0].s, cont[1].s))) {
 			res = SEED_DIVERGED;
+			data_diverged = true;
 			why = "DIVERGENCE (data)";
 		} else if (gap && !same_out && !allow_gap) {
 			/*
@@ -1344,6 +1403,8 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 			res = SEED_EXPECTED;
 			why = "expected (walk crosses VMAs)";
 		}
+		if (rechecking)
+			goto out;
 		nkind[kind]++;
 		if (res == SEED_DIVERGED || verbose) {
 			printf("# %s seed %lu: map %d pages [%zu, +%zu)%s, %s\n", why, seed,
@@ -1533,9 +1594,9 @@ int main(int argc, char **argv)
 	secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	ksft_print_msg("%lu seeds in %.1f s (%.2f seeds/s): ", nseeds, secs,
 		       secs > 0 ? nseeds / secs : 0.0);
-	printf("%lu same, %lu divergences, %lu expected differences, %lu unstable, %lu errors\n",
+	printf("%lu same, %lu divergences, %lu expected differences, %lu unstable (%lu of them: the oracle disagreed with itself), %lu errors\n",
 	       counts[SEED_SAME], counts[SEED_DIVERGED], counts[SEED_EXPECTED],
-	       counts[SEED_UNSTABLE], counts[SEED_ERROR]);
+	       counts[SEED_UNSTABLE], oracle_unstable, counts[SEED_ERROR]);
 	ksft_print_msg("seeds whose twins differed: %lu with the range in one VMA, ",
 		       nkind[KIND_ONE]);
 	printf("%lu with the extents in one VMA (edge), %lu with extents across VMAs\n",
