@@ -28,8 +28,9 @@
 #   make vm           a shell in the test VM, module and selftests in /krs
 #   make mutants      remove each protection in turn; a selftest must fail
 #   make soak         the differential tester for SEEDS=N seeds (default 2000)
-#                     on BACKING=shmem|xfs|ext4|all (default shmem; all: the
-#                     three, one after the other, in one VM)
+#                     from START=S (default 1) on BACKING=shmem|xfs|ext4|all
+#                     (default shmem; all: the three, one after the other,
+#                     in one VM)
 #   make fuzz         cargo fuzz (libFuzzer, ASan) of the debugfs command
 #                     parsers on the host, FUZZ_SECONDS=N per target (default 60)
 #   make stress       a multi-process workload racing collapses and injection
@@ -37,8 +38,8 @@
 #                     (DURATION=N seconds, default 180)
 #   make stress-debug the same on the debug kernel, with kmemleak and
 #                     free-pages checks after rmmod (tools/endurance/run)
-#   make soak-debug   make soak on the debug kernel (SEEDS, BACKING), with the
-#                     same checks
+#   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING),
+#                     with the same checks
 #   make faults       collapses with the kernel's allocations failed under
 #                     the module (fault injection, debug kernel), data and
 #                     rollbacks checked, leak checks
@@ -110,6 +111,7 @@ stress: stock-module
 	@tools/stress/run
 
 SEEDS ?= 2000
+START ?= 1
 BACKING ?= shmem
 SOAK_BACKINGS = $(if $(filter all,$(BACKING)),shmem xfs ext4,$(BACKING))
 # Regular files run at about 1.3 seeds/s under TCG on an idle host, shmem at
@@ -118,13 +120,14 @@ SOAK_BACKINGS = $(if $(filter all,$(BACKING)),shmem xfs ext4,$(BACKING))
 soak: stock-module selftests
 	@tools/vm/run --timeout $$(( $(words $(SOAK_BACKINGS)) * (4 * $(SEEDS) + 600) )) -- \
 		sh -c 'rc=0; for b in $(SOAK_BACKINGS); do \
-			selftests/khugepaged_rs_diff --backing $$b --seeds $(SEEDS) || rc=1; done; exit $$rc'
+			selftests/khugepaged_rs_diff --backing $$b --start $(START) --seeds $(SEEDS) \
+				|| rc=1; done; exit $$rc'
 
 stress-debug:
 	@tools/endurance/run stress
 
 soak-debug:
-	@SEEDS=$(SEEDS) BACKING=$(BACKING) tools/endurance/run soak
+	@SEEDS=$(SEEDS) START=$(START) BACKING=$(BACKING) tools/endurance/run soak
 
 faults:
 	@tools/endurance/run faults

@@ -1438,9 +1438,10 @@ static const char *trace_line(const char *trace, const char *a, const char *b, c
  * of its own), a collapse emits scan_file, collapse_file, retract and
  * install_pmd, whose fields match the report (result, pages copied,
  * holes); each event's format file describes its fields, as perf and
- * trace-cmd read them.
+ * trace-cmd read them. 120 s: under KASAN and lockdep on a loaded host it
+ * took over 30.
  */
-TEST_F(collapse, tracepoints_match_the_report)
+TEST_F_TIMEOUT(collapse, tracepoints_match_the_report, 120)
 {
 	static const char *const events[] = {
 		"scan_file", "collapse_file", "retract", "install_pmd",

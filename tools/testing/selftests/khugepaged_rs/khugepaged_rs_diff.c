@@ -1323,17 +1323,16 @@ static enum seed_result run_seed(uint64_t seed, int cfd)
 	rechecking = false;
 	if (again == SEED_ERROR)
 		return again;
-	if (module_matched)
-		printf("# seed %lu: MADV_COLLAPSE ended as the module did in rerun %d (timing-dependent: unstable, not counted)\n",
-		       seed, i);
-	else if (again == SEED_SAME)
-		printf("# seed %lu: the module and MADV_COLLAPSE agreed in rerun %d (timing-dependent: unstable, not counted)\n",
-		       seed, j);
-	else {
-		printf("#   MADV_COLLAPSE never ended as the module did (%d reruns), nor did a rerun agree (%d): a divergence\n",
-		       i, j);
+	if (!module_matched && again != SEED_SAME) {
+		printf("#   MADV_COLLAPSE never ended as the module did (%d reruns), ", i);
+		printf("nor did a rerun agree (%d): a divergence\n", j);
 		return res;
 	}
+	if (module_matched)
+		printf("# seed %lu: MADV_COLLAPSE ended as the module did in rerun %d", seed, i);
+	else
+		printf("# seed %lu: the module and MADV_COLLAPSE agreed in rerun %d", seed, j);
+	printf(" (timing-dependent: unstable, not counted)\n");
 	oracle_unstable++;
 	return SEED_UNSTABLE;
 }
@@ -1413,7 +1412,8 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	if (kcollapsed >= 0 && khugepaged_collapsed() != kcollapsed) {
 		/* A third collapser, in one twin or both: not comparable. */
 		if (!rechecking)
-			printf("# seed %lu: khugepaged collapsed pages meanwhile (unstable)\n", seed);
+			printf("# seed %lu: khugepaged collapsed pages meanwhile (unstable)\n",
+			       seed);
 		res = SEED_UNSTABLE;
 		goto out;
 	}
@@ -1656,9 +1656,11 @@ int main(int argc, char **argv)
 	secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	ksft_print_msg("%lu seeds in %.1f s (%.2f seeds/s): ", nseeds, secs,
 		       secs > 0 ? nseeds / secs : 0.0);
-	printf("%lu same, %lu divergences, %lu expected differences, %lu unstable (%lu of them: timing, found by running a divergence again), %lu errors\n",
-	       counts[SEED_SAME], counts[SEED_DIVERGED], counts[SEED_EXPECTED],
-	       counts[SEED_UNSTABLE], oracle_unstable, counts[SEED_ERROR]);
+	printf("%lu same, %lu divergences, %lu expected differences, ", counts[SEED_SAME],
+	       counts[SEED_DIVERGED], counts[SEED_EXPECTED]);
+	printf("%lu unstable (%lu of them: timing, found by running a divergence again), ",
+	       counts[SEED_UNSTABLE], oracle_unstable);
+	printf("%lu errors\n", counts[SEED_ERROR]);
 	ksft_print_msg("seeds whose twins differed: %lu with the range in one VMA, ",
 		       nkind[KIND_ONE]);
 	printf("%lu with the extents in one VMA (edge), %lu with extents across VMAs\n",

@@ -1850,8 +1850,10 @@ static void *tlb_release_fn(void *arg)
  * flush (tlb:tlb_flush, "remote IPI send") when its write() returns. (The
  * write is made from this thread, which stays: a thread that exits has
  * glibc madvise() its stack, which flushes the mm's pending batches.)
+ * 120 s: the spinner holds one of the two vCPUs, and on the debug kernel
+ * under TCG on a loaded host the rest took over the default 30 s.
  */
-TEST_F(tlb, flushed_when_the_scan_fails)
+TEST_F_TIMEOUT(tlb, flushed_when_the_scan_fails, 120)
 {
 	struct tlb_releaser rel = { .writer = gettid(), .pfd = { -1, -1 } };
 	struct spinner sp = { 0 };
