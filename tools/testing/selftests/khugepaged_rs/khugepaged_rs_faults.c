@@ -2,8 +2,10 @@
 /*
  * Kernel fault injection into collapses. The kernel's own allocations made
  * on the module's behalf (slab: xarray nodes, the module's vectors and its
- * report; pages: the huge folio, pages swapped back in) are failed, and every
- * failure must end in a clean rollback or a documented errno, with the data
+ * report; pages: the huge folio, pages swapped back in, pages of a regular
+ * file read in by the collapse's readahead, with the filesystem's and the
+ * block layer's allocations for that read) are failed, and every failure
+ * must end in a clean rollback or a documented errno, with the data
  * intact. Not a kselftest: it needs the debug kernel's FAILSLAB,
  * FAIL_PAGE_ALLOC and FAULT_INJECTION_STACKTRACE_FILTER and takes minutes;
  * `make faults` (tools/endurance/run faults) runs it in the debug VM, with
@@ -24,6 +26,23 @@
  * fail_page_alloc min-order=0 and ignore-gfp-highmem=N (user pages too);
  * verbose=0. --scenario NAME runs one scenario of the table below.
  *
+ * The scenarios: shmem files (memfds: one extent full, with holes, with
+ * pages swapped out to zram, fd= over two extents, two mappings through
+ * pid=, four extents in one write) and regular files on the VM's XFS
+ * (/mnt/xfs) and ext4 (/mnt/ext4): xfs-full and ext4-full, one extent
+ * written, synced and every page PTE-mapped (retraction has work), the
+ * XFS file open and mapped read-only, the ext4 one read-write (only read
+ * through the mapping, so its pages stay clean); xfs-cold, one extent with
+ * pages 64-127 dropped from the page cache (fdatasync, POSIX_FADV_DONTNEED)
+ * and never touched, so the collapse reads them in (readahead allocates
+ * under injection); ext4-fd, fd= over two extents with pages 64-127
+ * dropped, no mapping. One run of 64 pages: each page read is an
+ * allocation or more, and phase nth fails each in turn (with every other
+ * run dropped, xfs-cold was still allocating at n = 69, 6 s an n). A scenario whose
+ * filesystem is not mounted is skipped with a message; while a
+ * regular-file scenario runs, THP "enabled" is "madvise" (krs_thp_madvise)
+ * so that khugepaged leaves its files alone.
+ *
  * Phase "nth" (systematic, one failure per collapse): for each scenario and
  * n = 1, 2, ...: build the scenario, write n to /proc/thread-self/fail-nth,
  * write the collapse and read its report. fail-nth reads 0 when the n-th
@@ -41,15 +60,25 @@
  *  - the report is well formed and its status is write()'s result; it may
  *    hold the status line alone (recording or rendering the extents ran out
  *    of memory);
- *  - st_blocks grew by the holes of the extents the report shows collapsed
- *    and by nothing else (a rollback undoes the holes' shmem charge), when
- *    the report lists every extent;
+ *  - shmem: st_blocks grew by the holes of the extents the report shows
+ *    collapsed and by nothing else (a rollback undoes the holes' shmem
+ *    charge), when the report lists every extent. A regular file has no
+ *    shmem charge and no holes to fill (what is missing from the page
+ *    cache is read, not zero-filled), and is written in full before: its
+ *    st_blocks and st_size must not change at all, and every extent of its
+ *    report must show 0 holes;
  *  - every page reads as the model says, through pread() and through every
  *    mapping;
  *  - with injection off, the same collapse succeeds (the rollback left no
  *    folio locked, isolated or referenced: an extra reference would make it
- *    fail with EAGAIN), addr= targets are then PMD-mapped, and the data are
- *    checked again.
+ *    fail with EAGAIN), addr= targets are then PMD-mapped (ShmemPmdMapped,
+ *    or FilePmdMapped for a regular file), and the data are checked again.
+ *    On a regular file that clean collapse may meet a transient EAGAIN: a
+ *    folio just read in (by the checks before it, or by the failed
+ *    collapse's readahead) still locked under its read or in a per-CPU LRU
+ *    batch; krs_collapse_cmd() tries 5 times, and for a regular file up to
+ *    3 rounds of that are made, 200 ms apart. A failure that persists
+ *    through them fails the check, as on shmem.
  *
  * Failures per site: kretprobe events on should_failslab() and
  * should_fail_alloc_page() (kprobe_events, filter ret != 0) with a stacktrace
@@ -683,22 +712,45 @@ struct scenario {
 	unsigned int pageout;		/* pages of each extent swapped out through map 0 */
 	unsigned int maps;		/* shared mappings of the whole file */
 	enum target target;
+	/* Regular files only: */
+	const char *dir;		/* a regular file there (NULL: a memfd) */
+	unsigned int drop_every;	/* 64-page run r dropped when r % drop_every == 1 */
+	bool rw;			/* open and mapped read-write (else read-only) */
 };
 
+#define DROP_RUN 64			/* pages: a run dropped from the page cache */
+
 static const struct scenario scenarios[] = {
-	{ "full", "one extent, every page present, addr= (retract, PMD)", 1, 0, 0, 1, T_ADDR },
-	{ "holes", "one extent, every 4th page a hole, addr=", 1, 4, 0, 1, T_ADDR },
-	{ "swapped", "one extent, 16 pages swapped out (zram), addr=", 1, 0, 16, 1, T_ADDR },
-	{ "fd", "two extents, every 8th page a hole, no mapping, fd=", 2, 8, 0, 0, T_FD },
-	{ "pid-2vma", "one extent mapped twice, pid=<self> addr= of one", 1, 16, 0, 2, T_PID },
-	{ "multi", "four extents in one write, holes, addr=", 4, 32, 0, 1, T_ADDR },
+	/* shmem (memfds) */
+	{ "full", "one extent, every page present, addr= (retract, PMD)", 1, 0, 0, 1, T_ADDR,
+	  NULL, 0, false },
+	{ "holes", "one extent, every 4th page a hole, addr=", 1, 4, 0, 1, T_ADDR, NULL, 0, false },
+	{ "swapped", "one extent, 16 pages swapped out (zram), addr=", 1, 0, 16, 1, T_ADDR,
+	  NULL, 0, false },
+	{ "fd", "two extents, every 8th page a hole, no mapping, fd=", 2, 8, 0, 0, T_FD,
+	  NULL, 0, false },
+	{ "pid-2vma", "one extent mapped twice, pid=<self> addr= of one", 1, 16, 0, 2, T_PID,
+	  NULL, 0, false },
+	{ "multi", "four extents in one write, holes, addr=", 4, 32, 0, 1, T_ADDR, NULL, 0, false },
+	/* regular files on the VM's filesystems (tools/vm/filesystems) */
+	{ "xfs-full", "XFS file, one extent, every page cached, read-only, addr=", 1, 0, 0, 1,
+	  T_ADDR, "/mnt/xfs", 0, false },
+	{ "ext4-full", "ext4 file, one extent, every page cached, read-write, addr=", 1, 0, 0, 1,
+	  T_ADDR, "/mnt/ext4", 0, true },
+	{ "xfs-cold", "XFS file, one extent, pages 64-127 never read, addr=", 1, 0, 0, 1,
+	  T_ADDR, "/mnt/xfs", 8, false },
+	{ "ext4-fd", "ext4 file, two extents, pages 64-127 never read, fd=", 2, 0, 0, 0,
+	  T_FD, "/mnt/ext4", 16, false },
 };
 
 #define NR_SCENARIOS (ARRAY_SIZE(scenarios))
 
+/* Scenarios whose filesystem is not mounted (found in main()). */
+static bool unmounted[NR_SCENARIOS];
+
 static bool selected(const struct scenario *sc)
 {
-	return !only || !strcmp(only, sc->name);
+	return (!only || !strcmp(only, sc->name)) && !unmounted[sc - scenarios];
 }
 
 struct inst {
@@ -708,15 +760,70 @@ struct inst {
 	size_t npages;
 	unsigned int seed;
 	char cmd[160];
+	char path[96];		/* the regular file, to unlink */
 	size_t len;
 };
 
 static bool swap_works = true;
-static unsigned long long pages_checked, swapped_total;
+static unsigned long long pages_checked, swapped_total, uncached_total;
 
 static bool is_hole(const struct inst *in, size_t p)
 {
 	return in->sc->hole_every && p % in->sc->hole_every == 1;
+}
+
+static bool is_dropped(const struct inst *in, size_t p)
+{
+	return in->sc->drop_every && p / DROP_RUN % in->sc->drop_every == 1;
+}
+
+/* smaps' count of what a PMD maps: a memfd is shmem, a regular file is not. */
+static const char *pmd_field(const struct inst *in)
+{
+	return in->sc->dir ? "FilePmdMapped" : "ShmemPmdMapped";
+}
+
+/* Pages of @fd's first @len bytes not in the page cache (mincore); -errno. */
+static long uncached_pages(int fd, size_t len)
+{
+	unsigned char vec[MAX_EXTENTS * PMD_PAGES];
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	long n = 0;
+
+	if (p == MAP_FAILED)
+		return -errno;
+	if (mincore(p, len, vec))
+		n = -errno;
+	for (size_t i = 0; n >= 0 && i < len / PAGE; i++)
+		n += !(vec[i] & 1);
+	munmap(p, len);
+	return n;
+}
+
+/*
+ * A regular file of @in's pattern in @sc->dir: written, synced
+ * (krs_make_file), the runs of drop_every dropped from the page cache
+ * (POSIX_FADV_DONTNEED: they are clean), and reopened read-only unless
+ * @sc->rw. The fd or -errno.
+ */
+static int make_regular(struct inst *in, const struct scenario *sc)
+{
+	int fd;
+
+	snprintf(in->path, sizeof(in->path), "%s/krs-faults.%d", sc->dir, getpid());
+	fd = krs_make_file(in->path, in->seed, in->npages, KRS_FILE_SYNCED);
+	if (fd < 0)
+		return fd;
+	for (size_t p = 0; p < in->npages; p += DROP_RUN) {
+		if (!is_dropped(in, p))
+			continue;
+		if (fdatasync(fd) || posix_fadvise(fd, p * PAGE, DROP_RUN * PAGE,
+						   POSIX_FADV_DONTNEED)) {
+			close(fd);
+			return -EIO;
+		}
+	}
+	return sc->rw ? fd : krs_reopen_ro(fd, in->path);
 }
 
 static int build(struct inst *in, const struct scenario *sc)
@@ -726,12 +833,20 @@ static int build(struct inst *in, const struct scenario *sc)
 	in->npages = sc->extents * PMD_PAGES;
 	in->seed = rnd();
 	in->len = sc->extents * PMD;
-	in->fd = krs_memfd("krs_faults", in->len);
-	if (in->fd < 0) {
-		fail("%s: memfd: %s", sc->name, strerror(-in->fd));
-		return -1;
+	if (sc->dir) {
+		in->fd = make_regular(in, sc);
+		if (in->fd < 0) {
+			fail("%s: writing %s: %s", sc->name, in->path, strerror(-in->fd));
+			return -1;
+		}
+	} else {
+		in->fd = krs_memfd("krs_faults", in->len);
+		if (in->fd < 0) {
+			fail("%s: memfd: %s", sc->name, strerror(-in->fd));
+			return -1;
+		}
 	}
-	for (size_t p = 0; p < in->npages; p++) {
+	for (size_t p = 0; !sc->dir && p < in->npages; p++) {
 		if (is_hole(in, p))
 			continue;
 		if (krs_pwrite_page(in->fd, in->seed, p)) {
@@ -740,17 +855,31 @@ static int build(struct inst *in, const struct scenario *sc)
 		}
 	}
 	for (unsigned int m = 0; m < sc->maps; m++) {
-		in->map[m] = krs_map_aligned(in->len, PROT_READ | PROT_WRITE, MAP_SHARED, in->fd,
-					     0);
+		int prot = sc->dir && !sc->rw ? PROT_READ : PROT_READ | PROT_WRITE;
+
+		in->map[m] = krs_map_aligned(in->len, prot, MAP_SHARED, in->fd, 0);
 		if (in->map[m] == MAP_FAILED) {
 			in->map[m] = NULL;
 			fail("%s: mmap: %s", sc->name, strerror(errno));
 			return -1;
 		}
-		/* Map every present page by a PTE (retraction has work to do). */
+		/*
+		 * Map every present page by a PTE (retraction has work to do);
+		 * pages dropped from the page cache are left unread.
+		 */
 		for (size_t p = 0; p < in->npages; p++)
-			if (!is_hole(in, p))
+			if (!is_hole(in, p) && !is_dropped(in, p))
 				(void)__atomic_load_n(in->map[m] + p * PAGE, __ATOMIC_RELAXED);
+	}
+	if (sc->drop_every) {
+		long n = uncached_pages(in->fd, in->len);
+
+		if (n <= 0) {
+			fail("%s: no page dropped from the page cache (%s)", sc->name,
+			     n < 0 ? strerror(-n) : "none missing");
+			return -1;
+		}
+		uncached_total += n;
 	}
 	if (sc->pageout && swap_works) {
 		for (unsigned int e = 0; e < sc->extents; e++)
@@ -789,6 +918,9 @@ static void teardown(struct inst *in)
 	if (in->fd >= 0)
 		close(in->fd);
 	in->fd = -1;
+	if (in->path[0])
+		unlink(in->path);
+	in->path[0] = '\0';
 }
 
 /* Every page through pread() and every mapping; the number of bad pages. */
@@ -825,7 +957,10 @@ static char report[REPORT_SIZE];
 /* Outcomes: write() result by errno, extents by result. */
 static unsigned long blocks_checked, collapsed_unreported;
 static unsigned long by_errno[134], by_result[KRS_NR_SCAN_RESULTS], empty_reports,
-	status_only_reports, recollapses, collapses;
+	status_only_reports, recollapses, collapses, clean_retried;
+
+/* Rounds of krs_collapse_cmd() for the clean collapse of a regular file. */
+#define CLEAN_ROUNDS 3
 
 static const char *errname(long ret)
 {
@@ -922,6 +1057,10 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 		/* SCAN_SUCCEED, SCAN_PTE_MAPPED_HUGEPAGE: collapsed now, its holes charged */
 		if (k == 1 || k == 9)
 			holes += ext[i].holes;
+		/* A regular file has no holes: what is missing is read in. */
+		if (in->sc->dir && ext[i].holes)
+			fail("%s: \"%s\": extent %d of a regular file filled %u holes",
+			     in->sc->name, in->cmd, i, ext[i].holes);
 		else if (k != 3 /* SCAN_PMD_MAPPED */ && !strcmp(outcome, errname(ret)))
 			snprintf(outcome, sizeof(outcome), "%s %s", errname(ret),
 				 ext[i].result + 5);
@@ -932,7 +1071,7 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 	 * extent it had already collapsed (then mapped by a PMD).
 	 */
 	if (ret < 0 && next == 0 && in->sc->extents == 1 && in->sc->target != T_FD &&
-	    krs_smaps_kb(0, (unsigned long)in->map[0], "ShmemPmdMapped") > 0) {
+	    krs_smaps_kb(0, (unsigned long)in->map[0], pmd_field(in)) > 0) {
 		snprintf(outcome + strlen(outcome), sizeof(outcome) - strlen(outcome),
 			 " (collapsed, unreported)");
 		collapsed_unreported++;
@@ -946,10 +1085,19 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 	/*
 	 * st_blocks grows by the holes of the extents collapsed now (8 sectors
 	 * a page) and by nothing else: a rollback undoes shmem_charge(). Only
-	 * when the report lists every extent.
+	 * when the report lists every extent. A regular file is written in
+	 * full before the collapse, which allocates no block: its st_blocks
+	 * and st_size stay as they were, whatever the report says.
 	 */
 	if (fstat(in->fd, &st1)) {
 		fail("fstat: %s", strerror(errno));
+	} else if (in->sc->dir) {
+		blocks_checked++;
+		if (st1.st_blocks != st0.st_blocks || st1.st_size != st0.st_size)
+			fail("%s: \"%s\" ended %s, but st_blocks %lld -> %lld, %s %lld -> %lld",
+			     in->sc->name, in->cmd, outcome, (long long)st0.st_blocks,
+			     (long long)st1.st_blocks, "st_size", (long long)st0.st_size,
+			     (long long)st1.st_size);
 	} else if (next == (int)in->sc->extents) {
 		blocks_checked++;
 		if (st1.st_blocks - st0.st_blocks != (blkcnt_t)(holes * (PAGE / 512)))
@@ -959,9 +1107,20 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 	}
 	verify(in, "after the injected collapse");
 
-	/* Clean: the same collapse without injection must succeed. */
+	/*
+	 * Clean: the same collapse without injection must succeed. On a
+	 * regular file, a folio just read in (by verify()) may still sit in a
+	 * per-CPU LRU batch or under its read, a transient EAGAIN: after
+	 * krs_collapse_cmd()'s own tries, up to CLEAN_ROUNDS rounds of them.
+	 */
 	alarm(ITER_TIMEOUT);
-	ret = krs_collapse_cmd(cfd, in->cmd);
+	for (int round = 1; ; round++) {
+		ret = krs_collapse_cmd(cfd, in->cmd);
+		if (ret != -EAGAIN || !in->sc->dir || round == CLEAN_ROUNDS)
+			break;
+		clean_retried++;
+		usleep(200 * 1000);
+	}
 	alarm(0);
 	recollapses++;
 	if (ret < 0 || (size_t)ret != strlen(in->cmd)) {
@@ -969,11 +1128,11 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 		fail("%s: after \"%s\" ended %s, the clean collapse failed (%s):\n%s", in->sc->name,
 		     in->cmd, outcome, errname(ret), report);
 	} else if (in->sc->target != T_FD) {
-		long kb = krs_smaps_kb(0, (unsigned long)in->map[0], "ShmemPmdMapped");
+		long kb = krs_smaps_kb(0, (unsigned long)in->map[0], pmd_field(in));
 
 		if (kb < (long)(in->len >> 10))
 			fail("%s: clean collapse succeeded but %s is %ld kB", in->sc->name,
-			     "ShmemPmdMapped", kb);
+			     pmd_field(in), kb);
 	}
 	verify(in, "after the clean collapse");
 	if (failures != bad_before)
@@ -1023,8 +1182,15 @@ static void print_outcomes(void)
 	printf("# reports with no extent line (out of memory recording or rendering them): %lu\n",
 	       status_only_reports);
 	printf("#   of which the extent was collapsed all the same: %lu\n", collapsed_unreported);
-	printf("# st_blocks checked against the holes filled (complete reports): %lu\n",
-	       blocks_checked);
+	printf("# st_blocks checked (shmem: the holes filled, complete reports; %s): %lu\n",
+	       "regular files: unchanged", blocks_checked);
+}
+
+static void print_regular(void)
+{
+	printf("# regular-file pages not in the page cache before collapses: %llu; ",
+	       uncached_total);
+	printf("clean collapses tried again after EAGAIN: %lu\n", clean_retried);
 }
 
 static void print_sites(const char *title)
@@ -1205,6 +1371,14 @@ static void phase_rates(void)
 	phase_summary("rates", injected, t0);
 }
 
+/* THP "enabled" before krs_thp_madvise() ("": unchanged). */
+static char thp_prev[32];
+
+static void thp_restore(void)
+{
+	krs_thp_restore(thp_prev);
+}
+
 static void on_alarm(int sig)
 {
 	static const char msg[] = "# FAIL a collapse or check took over 300 s\n";
@@ -1212,7 +1386,39 @@ static void on_alarm(int sig)
 	/* Nothing more to do if it cannot be written. */
 	krs_ignore(write(1, msg, sizeof(msg) - 1));
 	attrs_off();
+	thp_restore();
 	_exit(1);
+}
+
+/*
+ * Mark the scenarios whose filesystem is not mounted (each skipped with a
+ * message) and, if a regular-file scenario will run, set THP "enabled" to
+ * "madvise" so that khugepaged leaves its files alone. The number of
+ * scenarios left to run.
+ */
+static size_t prepare_scenarios(void)
+{
+	bool regular = false;
+	size_t n = 0;
+
+	for (size_t s = 0; s < NR_SCENARIOS; s++) {
+		const struct scenario *sc = &scenarios[s];
+		char type[64];
+
+		if (!selected(sc))
+			continue;
+		if (sc->dir && !krs_mounted_type(sc->dir, type, sizeof(type))) {
+			printf("# %-9s skipped: %s is not mounted\n", sc->name, sc->dir);
+			unmounted[s] = true;
+			continue;
+		}
+		regular |= !!sc->dir;
+		n++;
+	}
+	if (regular && krs_thp_madvise(thp_prev, sizeof(thp_prev)))
+		printf("# cannot set THP enabled to madvise: khugepaged may collapse files too\n");
+	atexit(thp_restore);
+	return n;
 }
 
 static void print_usage(const char *argv0)
@@ -1229,6 +1435,7 @@ int main(int argc, char **argv)
 	const char *phase = "all";
 	uint64_t seed = (uint64_t)time(NULL) ^ getpid();
 	double t0 = now_s();
+	size_t nr_run;
 	int ret;
 
 	static const struct option opts[] = {
@@ -1294,6 +1501,11 @@ int main(int argc, char **argv)
 		printf("# cannot open the collapse file: %s\n", strerror(-cfd));
 		return 2;
 	}
+	nr_run = prepare_scenarios();
+	if (!nr_run) {
+		printf("# no scenario to run\n");
+		return KSFT_SKIP;
+	}
 	if (!strcmp(phase, "clean")) {
 		for (size_t s = 0; s < NR_SCENARIOS; s++) {
 			struct inst in;
@@ -1307,6 +1519,7 @@ int main(int argc, char **argv)
 			       failures ? "FAILED" : "ok");
 		}
 		print_outcomes();
+		print_regular();
 		return failures ? 1 : 0;
 	}
 	if (access(DEBUGFS "failslab/probability", W_OK) ||
@@ -1344,10 +1557,11 @@ int main(int argc, char **argv)
 	attrs_off();
 	trace_teardown();
 	printf("# ---- summary: %.0f s ----\n", now_s() - t0);
-	printf("# scenarios: %zu; collapses checked with a clean collapse after: %lu\n",
-	       NR_SCENARIOS, recollapses);
+	printf("# scenarios: %zu (of %zu); collapses checked with a clean collapse after: %lu\n",
+	       nr_run, NR_SCENARIOS, recollapses);
 	printf("# pages checked (pread and mappings): %llu; ", pages_checked);
 	printf("pages swapped out before collapses: %llu\n", swapped_total);
+	print_regular();
 	if (failures) {
 		printf("# FAILED: %d check(s) failed; first: %s\n", failures, first_failure);
 		printf("# replay: khugepaged_rs_faults --phase %s --seed %#llx\n", phase,
