@@ -16,6 +16,7 @@
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
 #include <linux/pagemap.h>
+#include <linux/rcupdate.h>
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
@@ -116,7 +117,11 @@ void krs_old_folios_retire(struct folio **folios, unsigned int nr, bool shmem)
 	 * The stats, summed over each run of folios of one memcg and node:
 	 * one update per run and counter gives the totals of one per folio
 	 * (the folios are locked and isolated: their memcg cannot change).
+	 * folio_memcg() wants the RCU read lock (lockdep asserts it: the
+	 * memcg behind an objcg can be reparented and freed); the stats
+	 * updates take it themselves and nest.
 	 */
+	rcu_read_lock();
 	for (i = 0; i < nr; i++) {
 		if (first && (folio_memcg(folios[i]) != folio_memcg(first) ||
 			      folio_pgdat(folios[i]) != folio_pgdat(first))) {
@@ -130,6 +135,7 @@ void krs_old_folios_retire(struct folio **folios, unsigned int nr, bool shmem)
 	}
 	if (first)
 		krs_old_folios_stat(first, pages, shmem);
+	rcu_read_unlock();
 
 	/* Then each folio as collapse_file() does, the puts batched. */
 	folio_batch_init(&fbatch);
