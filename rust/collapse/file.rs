@@ -364,12 +364,10 @@ fn copy_into(
     let mut dst = 0usize;
     let mut copied = 0usize;
     for folio in old.iter() {
-        let index = folio.index();
-        let hole = dst;
-        while start + dst < index {
-            dst += 1;
-        }
-        new.zero_pages(hole, dst - hole);
+        // The holes before this folio.
+        let at = folio.index().saturating_sub(start).max(dst);
+        new.zero_pages(dst, at - dst);
+        dst = at;
         let nr = folio.nr_pages();
         new.copy_folio_from(dst, folio)
             .map_err(|()| ScanResult::CopyMc)?;

@@ -336,14 +336,13 @@ impl OldFolios {
 /// Old folios retired per helper call (its stats are summed over each).
 const RETIRE_BATCH: usize = 64;
 
-/// Retires `folios`, each given up by [`IsolatedFolio::into_raw`].
+/// Retires `folios`, each given up by [`IsolatedFolio::into_raw`]: the
+/// helper unlocks each and puts 2 + nr_pages references, what we (the
+/// `ARef` and the isolation) and the old page-cache entries held.
 fn retire(folios: &[*mut bindings::folio], shmem: bool) {
     let nr = u32::try_from(folios.len()).unwrap_or(0);
-    // SAFETY: Each folio is locked, isolated and referenced by us (given up
-    // by `into_raw`), and out of the page cache: the helper unlocks each
-    // and puts 2 + nr_pages references, what we (the `ARef` and the
-    // isolation) and the old page-cache entries held. `nr` is the slice's
-    // length (at most `RETIRE_BATCH`).
+    // SAFETY: `nr` folios (the slice's length), each locked, isolated, ours
+    // (`into_raw`) and out of the page cache.
     unsafe { bindings::krs_old_folios_retire(folios.as_ptr().cast_mut(), nr, shmem) };
 }
 
@@ -444,10 +443,8 @@ impl NewFolio {
         if dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
             return Err(());
         }
-        // SAFETY: Pages `[dst, dst + nr)` are in range (checked) and `nr` is
-        // `src`'s size (read under the folio lock we still hold); the new
-        // folio is ours and `src` is locked, so neither changes under the
-        // copy.
+        // SAFETY: `[dst, dst + nr)` is in range (checked; `src` is locked, so
+        // its size holds); the new folio is ours: nothing changes under us.
         let copied = unsafe { bindings::krs_copy_mc_folio(self.as_raw(), dst, src.as_raw()) };
         if copied == nr {
             Ok(())
