@@ -144,6 +144,8 @@ bool krs_xas_nomem(struct xa_state *xas);
 void krs_xas_lock_irq(struct xa_state *xas);
 void krs_xas_unlock_irq(struct xa_state *xas);
 bool krs_xa_is_value(void *entry);
+bool krs_xa_is_internal(void *entry);
+bool krs_xa_is_sibling(void *entry);
 bool krs_xas_retry(struct xa_state *xas, void *entry);
 void *krs_xa_retry_entry(void);
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr);
@@ -154,7 +156,7 @@ void krs_rcu_read_unlock(void);
 bool krs_file_is_shmem(struct file *file);
 struct address_space *krs_file_mapping(struct file *file);
 bool krs_file_is_regular(struct file *file);
-struct file *krs_fget(int fd);
+bool krs_shmem_mapping(struct address_space *mapping);
 void krs_fput(struct file *file);
 struct file *krs_get_file(struct file *file);
 int krs_shmem_get_folio(struct address_space *mapping, unsigned long index, struct folio **foliop);
@@ -220,13 +222,13 @@ bool krs_pmd_same(pmd_t a, pmd_t b);
 pmd_t krs_pmdp_collapse_flush(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmd);
 /* After a pmdp_collapse_flush(): nr_ptes, page_table_check, pte_free_defer. */
 void krs_free_retracted_table(struct mm_struct *mm, unsigned long addr, pmd_t pgt_pmd);
-pte_t *krs_pte_offset_map_lock(struct mm_struct *mm, pmd_t *pmd,
-			       unsigned long addr, spinlock_t **ptlp);
 pte_t *krs_pte_offset_map_rw_nolock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr,
 				    pmd_t *pmdvalp, spinlock_t **ptlp);
 void krs_pte_unmap(pte_t *pte);
 /* What the PTE at @pte (for @addr in @vma) maps: 0 none, 1 present, -1 non-present. */
 int krs_pte_kind(pte_t *pte);
+/* Every PTE of the table whose entry 0 is @pte is none or a marker. */
+bool krs_pte_table_empty(pte_t *pte);
 struct page *krs_pte_page(struct vm_area_struct *vma, unsigned long addr, pte_t *pte);
 /* Clear one present PTE mapping page @page of @folio and drop its rmap. */
 void krs_pte_clear_rmap(struct vm_area_struct *vma, unsigned long addr, pte_t *pte,

@@ -12,7 +12,6 @@
  */
 KRS_SYMBOL(pmdp_collapse_flush)
 KRS_SYMBOL(pte_free_defer)
-KRS_SYMBOL(pte_offset_map_lock)
 KRS_SYMBOL(pte_offset_map_rw_nolock)
 #ifdef CONFIG_PAGE_TABLE_CHECK
 KRS_SYMBOL(__page_table_check_pte_clear_range)

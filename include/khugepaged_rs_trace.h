@@ -67,7 +67,8 @@
 	EM(103, "mm_exiting")						\
 	EM(104, "not_retractable")					\
 	EM(105, "changed_under_ptl")					\
-	EMe(106, "not_retractable_under_ptl")
+	EM(106, "not_retractable_under_ptl")				\
+	EMe(107, "not_empty")
 
 #undef EM
 #undef EMe

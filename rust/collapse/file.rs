@@ -20,11 +20,11 @@ use super::retract::retract_page_tables;
 use crate::abi::inject_cmd::Point;
 use crate::abi::result::ScanResult;
 use crate::inject::{self, Target};
-use crate::mm::folio::UnchargedFolio;
-use crate::mm::page_cache::XaLocked;
+use crate::mm::folio::{IsolateError, IsolatedExtent, UnchargedFolio};
+use crate::mm::page_cache::{FillError, HoleCharge, HolesFilled, ShmemMapping, XaLocked};
 use crate::mm::{
-    AddressSpace, Entry, File, FileExt, IsolatedFolio, LockedFolio, Mm, NewFolio, OldFolios,
-    VmaExt, XaCursor, HPAGE_PMD_NR, HPAGE_PMD_ORDER,
+    AddressSpace, Entry, FileExt, LocalFile, LockedFolio, Mm, NewFolio, OldFolios, VmaExt,
+    XaCursor, HPAGE_PMD_NR, HPAGE_PMD_ORDER,
 };
 
 /// What one collapse did.
@@ -51,12 +51,12 @@ impl Outcome {
 }
 
 /// The file being collapsed, and which branch of collapse_file() applies
-/// (upstream's `is_shmem`).
+/// (upstream's `is_shmem`: `shmem` is the mapping as shmem's).
 #[derive(Clone, Copy)]
 struct Source<'a> {
-    file: &'a File,
+    file: &'a LocalFile,
     mapping: &'a AddressSpace,
-    shmem: bool,
+    shmem: Option<&'a ShmemMapping>,
     target: Target<'a>,
 }
 
@@ -74,7 +74,7 @@ fn alloc_new_folio(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<New
         return Err(ScanResult::CgroupChargeFail);
     }
     folio
-        .charge(mm, src.mapping, start, src.shmem)
+        .charge(mm, src.mapping, start)
         .map_err(|()| ScanResult::CgroupChargeFail)
 }
 
@@ -86,12 +86,12 @@ fn alloc_new_folio(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<New
 /// collapse_file() does for MADV_COLLAPSE, and maps it by a PMD).
 /// `SCAN_PTE_MAPPED_HUGEPAGE` from here means a huge folio was already in
 /// the page cache: nothing was collapsed.
-pub(crate) fn collapse_file(mm: Option<&Mm>, file: &File, start: usize) -> Outcome {
+pub(crate) fn collapse_file(mm: Option<&Mm>, file: &LocalFile, start: usize) -> Outcome {
     let mapping = file.mapping();
     let src = Source {
         file,
         mapping,
-        shmem: file.is_shmem(),
+        shmem: mapping.as_shmem(),
         target: Target::of(mapping),
     };
     match collapse(mm, src, start) {
@@ -120,13 +120,28 @@ impl From<ScanResult> for Failure {
     }
 }
 
+impl From<FillError> for ScanResult {
+    fn from(e: FillError) -> Self {
+        match e {
+            FillError::StoreFailed => ScanResult::StoreFailed,
+            FillError::Filled => ScanResult::PageFilled,
+        }
+    }
+}
+
+/// The commit sequence, each step consuming the state before it (the mm
+/// layer's types): isolate the old folios (`OldFolios`), flush
+/// (`IsolatedExtent`), copy (`CopiedFolio`), fill the holes with retry
+/// entries (`HolesFilled`), store and publish (`CommittedFolio`), retract,
+/// retire the old folios (`ReplacedFolios`). Every early return drops what
+/// is held: the rollback, in collapse_file()'s order.
 fn collapse(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<Outcome, Failure> {
     let end = start + HPAGE_PMD_NR;
     let (mapping, target) = (src.mapping, src.target);
     let new = alloc_new_folio(mm, src, start).map_err(Failure::Before)?;
     // mapping_set_update(): outside shmem, emptied nodes stay accounted.
     let mut xas = mapping.collapse_cursor(start, HPAGE_PMD_ORDER);
-    let mut old = OldFolios::new().map_err(|_| ScanResult::Fail)?;
+    let mut old = OldFolios::new(mapping, start).map_err(|_| ScanResult::Fail)?;
 
     // Make sure we have slots for all the pages in the range.
     let xa = create_range(&mut xas, target)?;
@@ -135,47 +150,55 @@ fn collapse(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<Outcome, F
     // A regular file has no holes (nr_none stays 0): its missing pages are
     // read in.
     let nr_none = isolate_old_folios(xa, src, start, end, &mut old)?;
-    old.flush_tlb();
+    let old = old.finish();
 
-    let charge = if nr_none > 0 {
-        let charge = (!inject::hit(Point::ShmemCharge, target))
-            .then(|| mapping.shmem_charge(nr_none))
-            .flatten();
-        Some(charge.ok_or(ScanResult::Fail)?)
-    } else {
-        None
+    let charge = match src.shmem {
+        Some(shmem) if nr_none > 0 => {
+            let charge = (!inject::hit(Point::ShmemCharge, target))
+                .then(|| shmem.shmem_charge(nr_none))
+                .flatten();
+            Some(charge.ok_or(ScanResult::Fail)?)
+        }
+        _ => None,
     };
 
     inject::hit(Point::BeforeCopy, target);
+    // A poisoned source page, on request (as copy_mc_highpage reports it).
+    if !old.is_empty() && inject::hit(Point::CopyMc, target) {
+        return Err(ScanResult::CopyMc.into());
+    }
     // The old folios are locked, so they won't change any more.
-    let copied = copy_into(&new, &old, start, target)?;
+    let hpfn = new.pfn();
+    let copied = old.covered();
+    let new = match new.copy_from(&old) {
+        Ok(new) => new,
+        Err(new) => {
+            // Rollback in collapse_file()'s order: charge, old, new.
+            drop(charge);
+            drop(old);
+            drop(new);
+            return Err(ScanResult::CopyMc.into());
+        }
+    };
 
-    let mut xa = if nr_none > 0 {
+    let filled = if nr_none > 0 {
         inject::hit(Point::BeforeRecheck, target);
         inject::hit(Point::BeforeStore, target);
-        fill_holes(&mut xas, mapping, start, end, nr_none)?
+        recheck_holes(&mut xas, mapping, start, end, nr_none, old, charge)?
     } else {
         inject::hit(Point::BeforeStore, target);
-        xas.lock()
+        xas.lock().fill_holes(old, charge).map_err(ScanResult::from)?
     };
 
     // Commit: publish the new folio as one multi-index entry.
-    let hpfn = new.pfn();
-    new.publish(src.shmem);
-    warn_on_once!(xa.store_folio(start, &new).is_err());
-    drop(xa);
-    if let Some(charge) = charge {
-        // The holes now belong to the huge folio.
-        charge.keep();
-    }
-    let new = new.into_page_cache();
+    let (new, old) = filled.commit(new).map_err(|()| ScanResult::Fail)?;
 
     // Remove PTE tables while the new folio is still locked: faults wait
     // on its lock, so the emptied tables cannot be refilled meanwhile.
-    retract_page_tables(mapping, start);
+    retract_page_tables(&new);
     drop(new);
 
-    old.retire_all(src.shmem);
+    old.retire();
     Ok(Outcome {
         result: ScanResult::Succeed,
         copied,
@@ -213,13 +236,40 @@ fn isolate_old_folios(
     src: Source<'_>,
     start: usize,
     end: usize,
-    old: &mut OldFolios,
+    old: &mut OldFolios<'_>,
 ) -> Result<usize, ScanResult> {
     let mapping = src.mapping;
     let mut nr_none = 0usize;
     let mut index = start;
     while index < end {
-        let (folio, xas) = if !src.shmem {
+        let (folio, xas) = if let Some(shmem) = src.shmem {
+            match xa.load_at(index) {
+                // A retry or other internal entry is no folio: as a hole.
+                Entry::None | Entry::Internal => {
+                    // Stop if the extent has been truncated or hole-punched
+                    // and is now completely empty.
+                    if index == start && !xa.any_up_to(end - 1) {
+                        return Err(ScanResult::Truncated);
+                    }
+                    nr_none += 1;
+                    index += 1;
+                    continue;
+                }
+                Entry::Folio(f) if f.is_uptodate() => {
+                    let Some(locked) = f.trylock() else {
+                        return Err(ScanResult::PageLock);
+                    };
+                    (locked, xa.unlock())
+                }
+                // Swapped out, or fallocated and not yet written: bring it in.
+                Entry::Value | Entry::Folio(_) => {
+                    let xas = xa.unlock();
+                    let folio = shmem.shmem_get_folio(index).ok_or(ScanResult::Fail)?;
+                    crate::mm::lru_add_drain();
+                    (folio, xas)
+                }
+            }
+        } else {
             match xa.load_at(index) {
                 Entry::Folio(f) if f.is_dirty() => {
                     drop(xa);
@@ -246,7 +296,7 @@ fn isolate_old_folios(
                 }
                 // Not in the page cache (never read, or evicted: a shadow
                 // entry): read it, with the rest of the extent.
-                Entry::None | Entry::Value | Entry::Retry => {
+                Entry::None | Entry::Value | Entry::Internal => {
                     let xas = xa.unlock();
                     src.file.sync_readahead(index, end - index);
                     // Drain the LRU cache to help folio_isolate_lru().
@@ -257,42 +307,19 @@ fn isolate_old_folios(
                     (folio, xas)
                 }
             }
-        } else {
-            match xa.load_at(index) {
-                Entry::None | Entry::Retry => {
-                    // Stop if the extent has been truncated or hole-punched
-                    // and is now completely empty.
-                    if index == start && !xa.any_up_to(end - 1) {
-                        return Err(ScanResult::Truncated);
-                    }
-                    nr_none += 1;
-                    index += 1;
-                    continue;
-                }
-                Entry::Folio(f) if f.is_uptodate() => {
-                    let Some(locked) = f.trylock() else {
-                        return Err(ScanResult::PageLock);
-                    };
-                    (locked, xa.unlock())
-                }
-                // Swapped out, or fallocated and not yet written: bring it in.
-                Entry::Value | Entry::Folio(_) => {
-                    let xas = xa.unlock();
-                    let folio = mapping.shmem_get_folio(index).ok_or(ScanResult::Fail)?;
-                    crate::mm::lru_add_drain();
-                    (folio, xas)
-                }
-            }
         };
         // The folio is locked, so the i_pages lock can be dropped without
-        // racing with truncate.
-        let isolated = check_and_isolate(folio, src, old)?;
+        // racing with truncate. Once isolated it belongs to `old`: on any
+        // failure below, `old` flushes the TLB before it goes back.
+        let nr = check_and_isolate(folio, src, old)?;
         inject::hit(Point::ScanIndex, src.target);
         xa = xas.lock();
+        let Some(isolated) = old.last() else {
+            return Err(ScanResult::Fail);
+        };
         // We control 2 + nr_pages references: our pin, the page cache's,
         // the LRU isolation's. Any other user must take the folio lock,
         // which we hold, so the count cannot grow behind our back.
-        let nr = isolated.nr_pages();
         if isolated.ref_count() != 2 + nr as i32 {
             drop(xa);
             return Err(ScanResult::PageCount);
@@ -304,11 +331,10 @@ fn isolate_old_folios(
         // through a stale TLB entry came from a clean PTE and faults (the
         // PTE is cleared), and the fault path and buffered writes take the
         // folio lock first.
-        if !src.shmem && isolated.is_dirty() {
+        if src.shmem.is_none() && isolated.is_dirty() {
             drop(xa);
             return Err(ScanResult::PageDirtyOrWriteback);
         }
-        old.push(isolated).map_err(|_| ScanResult::Fail)?;
         index += nr;
     }
     Ok(nr_none)
@@ -316,13 +342,14 @@ fn isolate_old_folios(
 
 /// The checks between locking an old folio and re-taking the xa_lock:
 /// uptodate, not already huge, still in this mapping, clean and not under
-/// writeback (regular files), isolated from the LRU, private data
-/// released, unmapped from every page table.
+/// writeback (regular files), isolated from the LRU (it joins `old`),
+/// private data released, unmapped from every page table. Returns its
+/// page count.
 fn check_and_isolate(
     folio: LockedFolio,
     src: Source<'_>,
-    old: &OldFolios,
-) -> Result<IsolatedFolio, ScanResult> {
+    old: &mut OldFolios<'_>,
+) -> Result<usize, ScanResult> {
     if !folio.is_uptodate() {
         return Err(ScanResult::Fail);
     }
@@ -336,96 +363,59 @@ fn check_and_isolate(
     }
     // Only clean file-backed folios are collapsed: dirty here means not
     // flushed since it was first written.
-    if !src.shmem && (folio.is_dirty() || folio.is_writeback()) {
+    if src.shmem.is_none() && (folio.is_dirty() || folio.is_writeback()) {
         return Err(ScanResult::PageDirtyOrWriteback);
     }
-    let isolated = folio.isolate_lru().map_err(|_| ScanResult::DelPageLru)?;
+    let isolated = old.isolate(folio).map_err(|e| match e {
+        IsolateError::NotLru => ScanResult::DelPageLru,
+        // The page cache changed where the walk counted holes: upstream
+        // finds those holes filled at the re-check.
+        IsolateError::OutOfPlace => ScanResult::PageFilled,
+    })?;
     if !isolated.release_private() {
         return Err(ScanResult::PageHasPrivate);
     }
     if isolated.is_mapped() {
-        isolated.unmap(old.batch());
+        isolated.unmap();
     }
-    Ok(isolated)
+    Ok(isolated.nr_pages())
 }
 
-/// Copies the old folios into the new one in index order and zeroes the
-/// holes (`copy_mc_highpage`, `clear_highpage`). Returns pages copied.
-fn copy_into(
-    new: &NewFolio,
-    old: &OldFolios,
-    start: usize,
-    target: Target<'_>,
-) -> Result<usize, ScanResult> {
-    // A poisoned source page, on request (as copy_mc_highpage reports it).
-    if !old.is_empty() && inject::hit(Point::CopyMc, target) {
-        return Err(ScanResult::CopyMc);
-    }
-    let mut dst = 0usize;
-    let mut copied = 0usize;
-    for folio in old.iter() {
-        // The holes before this folio.
-        let at = folio.index().saturating_sub(start).max(dst);
-        new.zero_pages(dst, at - dst);
-        dst = at;
-        let nr = folio.nr_pages();
-        new.copy_folio_from(dst, folio)
-            .map_err(|()| ScanResult::CopyMc)?;
-        dst += nr;
-        copied += nr;
-    }
-    new.zero_pages(dst, HPAGE_PMD_NR.saturating_sub(dst));
-    Ok(copied)
-}
-
-/// Fill every hole with `XA_RETRY_ENTRY` under the i_mmap and xa locks,
-/// then re-count: a hole filled since the scan (a fault, seed 000) means
-/// `SCAN_PAGE_FILLED`; a VMA of the mapping with a MISSING userfaultfd
-/// means `SCAN_EXCEED_NONE_PTE` (userspace may wait for that fault). On
-/// failure the retry entries are cleared again. On success the xa_lock is
-/// returned held, for the multi-index store.
-fn fill_holes<'c, 'a>(
+/// The hole re-check under the i_mmap and xa locks: fill every hole with
+/// `XA_RETRY_ENTRY` ([`XaLocked::fill_holes`]), then re-count: a hole
+/// filled since the scan (a fault, seed 000) means `SCAN_PAGE_FILLED`; a
+/// VMA of the mapping with a MISSING userfaultfd means
+/// `SCAN_EXCEED_NONE_PTE` (userspace may wait for that fault). On failure
+/// the returned state's `Drop` clears the retry entries again. On success
+/// the xa_lock stays held in it, for the commit.
+fn recheck_holes<'c, 'a, 'm>(
     xas: &'c mut XaCursor<'a>,
     mapping: &AddressSpace,
     start: usize,
     end: usize,
     nr_none: usize,
-) -> Result<XaLocked<'c, 'a>, ScanResult> {
+    old: IsolatedExtent<'m>,
+    charge: Option<HoleCharge<'m>>,
+) -> Result<HolesFilled<'c, 'a, 'm>, ScanResult> {
     let immap = mapping.i_mmap_read();
-    let mut xa = xas.lock();
-    let result = (|| {
-        let mut check = 0usize;
-        xa.set(start);
-        for _ in start..end {
-            if let Entry::None = xa.next() {
-                xa.store_retry().map_err(|()| ScanResult::StoreFailed)?;
-                check += 1;
-            }
+    let filled = xas.lock().fill_holes(old, charge);
+    let refused = match &filled {
+        Ok(f) if f.holes() != nr_none => Some(ScanResult::PageFilled),
+        // If userspace observed a missing page in a VMA with a
+        // MODE_MISSING userfaultfd, it may expect a UFFD_EVENT_PAGEFAULT
+        // for that page: roll back rather than suppress it. Userfaultfds
+        // registered after this point cannot observe a missing page: the
+        // retry entries are in place.
+        Ok(_) if immap.vmas(start, end).any(|vma| vma.uffd_missing()) => {
+            Some(ScanResult::ExceedNonePte)
         }
-        if check != nr_none {
-            return Err(ScanResult::PageFilled);
-        }
-        // If userspace observed a missing page in a VMA with a MODE_MISSING
-        // userfaultfd, it may expect a UFFD_EVENT_PAGEFAULT for that page:
-        // roll back rather than suppress it. Userfaultfds registered after
-        // this point cannot observe a missing page: the retry entries are
-        // in place.
-        if immap.vmas(start, end).any(|vma| vma.uffd_missing()) {
-            return Err(ScanResult::ExceedNonePte);
-        }
-        Ok(())
-    })();
+        _ => None,
+    };
+    // As upstream, i_mmap is unlocked before the rollback (or the commit).
     drop(immap);
-    match result {
-        Ok(()) => Ok(xa),
-        Err(r) => {
-            xa.set(start);
-            for _ in start..end {
-                if let Entry::Retry = xa.next() {
-                    xa.store_none();
-                }
-            }
-            Err(r)
-        }
+    let filled = filled?;
+    match refused {
+        Some(r) => Err(r),
+        None => Ok(filled),
     }
 }

@@ -9,20 +9,20 @@
 
 use crate::abi::result::ScanResult;
 use crate::mm::pgtable::{
-    set_huge_pmd, ClearedPtes, NotifierRange, PmdRef, PteTable, SpinGuard, Subpage,
+    map_huge_new, NotifierRange, PmdAddr, PmdRef, PteIndex, PteLocked, Subpage,
 };
-use crate::mm::{FileExt, LockedFolio, MmapRead, VmaExt, VmaRef, HPAGE_PMD_NR, HPAGE_PMD_SIZE};
+use crate::mm::{FileExt, LockedFolio, MmapRead, VmaExt, VmaRef};
 
-/// Maps the huge folio at `haddr` (2 MiB aligned) of the mm by a PMD.
-pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: usize) -> ScanResult {
-    let Some(vma) = lock.vma_lookup(haddr) else {
+/// Maps the huge folio at `haddr` of the mm by a PMD.
+pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: PmdAddr) -> ScanResult {
+    let Some(vma) = lock.vma_lookup(haddr.get()) else {
         return ScanResult::VmaCheck;
     };
     // First check the VMA, in case page tables are being torn down.
     let Some(file) = vma.vm_file() else {
         return ScanResult::VmaCheck;
     };
-    if !vma.contains(haddr, haddr + HPAGE_PMD_SIZE) {
+    if !vma.contains(haddr.get(), haddr.end()) {
         return ScanResult::VmaCheck;
     }
     // Fast check before locking the folio: already PMD-mapped?
@@ -40,7 +40,7 @@ pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: usize) -> 
     if vma.uffd_wp() {
         return ScanResult::PteUffdWp;
     }
-    let Some(folio) = file.mapping().lock_folio(vma.pgoff_of(haddr)) else {
+    let Some(folio) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {
         return ScanResult::PageNull;
     };
     if !folio.is_pmd_order() {
@@ -50,35 +50,36 @@ pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: usize) -> 
     match pmd.as_ref().map(|p| ScanResult::from(p.state())) {
         Some(ScanResult::Succeed) => {}
         // All PTEs were removed and the PMD cleared: just map the PMD.
-        None | Some(ScanResult::NoPteTable) => return install(vma, haddr, pmd.as_ref(), &folio),
+        None | Some(ScanResult::NoPteTable) => {
+            return installed(match &pmd {
+                Some(pmd) => pmd.map_huge(&folio),
+                None => map_huge_new(vma, haddr, &folio),
+            })
+        }
         Some(other) => return other,
     }
     let Some(pmd) = pmd else {
         return ScanResult::Fail;
     };
-    if let Err(r) = check_ptes(vma, haddr, &pmd, &folio) {
+    if let Err(r) = check_ptes(&pmd, &folio) {
         return r;
     }
-    match clear_and_retract(vma, haddr, &pmd, &folio) {
-        Ok(()) => install(vma, haddr, Some(&pmd), &folio),
+    match clear_and_retract(&pmd, &folio) {
+        Ok(()) => installed(pmd.map_huge(&folio)),
         Err(r) => r,
     }
 }
 
 /// Step 1: every mapped PTE maps the matching subpage of `folio`.
-fn check_ptes(
-    vma: &VmaRef,
-    haddr: usize,
-    pmd: &PmdRef<'_>,
-    folio: &LockedFolio,
-) -> Result<(), ScanResult> {
+fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
     // The mmap lock and the folio lock are held: the table cannot go away.
-    let (table, ptl) = pmd.map_lock(haddr).ok_or(ScanResult::Fail)?;
-    for i in 0..HPAGE_PMD_NR {
+    let table = pmd.map().ok_or(ScanResult::Fail)?;
+    let ptl = table.lock().ok_or(ScanResult::Fail)?;
+    for i in PteIndex::all() {
         // A uprobe, a debugger or MAP_PRIVATE CoW may have changed the
         // table, but then the page is not a subpage of our folio.
-        match table.subpage(vma, haddr, i, folio, &ptl) {
-            Subpage::None | Subpage::Mapped(_) => {}
+        match ptl.check(i, folio) {
+            Subpage::None | Subpage::Mapped(()) => {}
             Subpage::NonPresent => return Err(ScanResult::PteNonPresent),
             Subpage::Other => return Err(ScanResult::Fail),
         }
@@ -88,100 +89,75 @@ fn check_ptes(
 
 /// Steps 2-4: clear the PTEs and their rmap, fix the counts, and remove
 /// the emptied table, inside an MMU-notifier range.
-fn clear_and_retract(
-    vma: &VmaRef,
-    haddr: usize,
-    pmd: &PmdRef<'_>,
-    folio: &LockedFolio,
-) -> Result<(), ScanResult> {
+fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+    let vma = pmd.vma();
     let mm = vma.vm_mm();
-    let range = NotifierRange::start(mm, haddr, haddr + HPAGE_PMD_SIZE);
+    let range = NotifierRange::start(mm, pmd.addr());
     crate::stats::count_notifier_range();
     // UFFDIO_COPY into a private VMA inserts an as-if-CoWed PTE without
     // looking up the page cache, so the folio lock does not stop it: for
     // such VMAs take the PMD lock now and keep the PTE lock until the
     // table is gone.
     let early_pml = (vma.uffd_armed() && !vma.is_shared()).then(|| pmd.lock());
-    let (table, pgt_pmd, ptl) = pmd.map_nolock(haddr).ok_or(ScanResult::Fail)?;
-    let pte_lock = ptl.lock(early_pml.as_ref());
-    if !pmd.still(&pgt_pmd) {
-        return Err(ScanResult::Fail);
-    }
-
-    // Step 2: clear the table and adjust the rmap, under the PTE lock: the
-    // nested one, or the PMD lock when they are one.
-    let mut cleared = ClearedPtes::new(mm, folio);
-    let held = pte_lock
-        .as_ref()
-        .or(early_pml.as_ref())
-        .ok_or(ScanResult::Fail)?;
-    clear_ptes(vma, haddr, &table, folio, &mut cleared, held)?;
-    let pte_lock = if early_pml.is_none() {
-        drop(pte_lock);
-        None
-    } else {
-        pte_lock
-    };
-    // Step 3: refcount and mm counters (the table's flush follows).
-    cleared.done();
-
-    // Step 4: remove the empty table, under the PMD and PTE locks.
-    let (pml, pte_lock) = match early_pml {
-        Some(pml) => (pml, pte_lock),
+    let table = pmd.map().ok_or(ScanResult::Fail)?;
+    let retracted = match &early_pml {
+        Some(pml) => {
+            let ptl = pml.lock_table(&table).ok_or(ScanResult::Fail)?;
+            // Step 2 and 3 under the PTE lock, then step 4 under both.
+            clear_ptes(&ptl, folio)?;
+            let empty = ptl.empty().ok_or(ScanResult::Fail)?;
+            empty.collapse_flush()
+        }
         None => {
+            {
+                let ptl = table.lock().ok_or(ScanResult::Fail)?;
+                // Step 2: clear the table and adjust the rmap, under the
+                // PTE lock; step 3: refcount and mm counters.
+                clear_ptes(&ptl, folio)?;
+            }
+            // Step 4: remove the empty table, under the PMD and PTE locks.
             let pml = pmd.lock();
-            let pte_lock = ptl.lock(Some(&pml));
-            if pte_lock.is_some() && !pmd.still(&pgt_pmd) {
+            let Some(ptl) = pml.lock_table(&table) else {
                 crate::mm::pgtable::flush_tlb_mm(mm);
                 return Err(ScanResult::Fail);
-            }
-            (pml, pte_lock)
+            };
+            let empty = ptl.empty().ok_or(ScanResult::Fail)?;
+            empty.collapse_flush()
         }
     };
-    let retracted = pmd.collapse_flush(vma, haddr, &pml);
-    drop(pte_lock);
     drop(table);
-    drop(pml);
+    drop(early_pml);
     drop(range);
     retracted.free_deferred();
     crate::stats::count_retracted();
     Ok(())
 }
 
-/// Step 2: clears every PTE mapping a subpage of `folio` and its rmap; the
-/// references and rss they held are given back by `cleared`.
-fn clear_ptes(
-    vma: &VmaRef,
-    haddr: usize,
-    table: &PteTable<'_>,
-    folio: &LockedFolio,
-    cleared: &mut ClearedPtes<'_>,
-    ptl: &SpinGuard<'_>,
-) -> Result<(), ScanResult> {
-    for i in 0..HPAGE_PMD_NR {
+/// Steps 2 and 3: clears every PTE mapping a subpage of `folio` and its
+/// rmap; then the references and rss they held are given back (on a
+/// failure too, with a TLB flush, as upstream's abort path).
+fn clear_ptes(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+    let cleared = ptl.clearing(folio);
+    for i in PteIndex::all() {
         // The PTE lock was dropped after step 1 for the notifier: the folio
         // lock stops new PTEs of it, not CoW copies, swap-out or migration
         // of the existing ones, so check again.
-        match table.subpage(vma, haddr, i, folio, ptl) {
+        match cleared.entry(i) {
             Subpage::None => {}
             // Must clear the entry, or a racing truncate may re-remove it;
             // the TLB flush waits for pmdp_collapse_flush().
-            Subpage::Mapped(page) => table.clear(vma, haddr, i, page, cleared, ptl),
+            Subpage::Mapped(pte) => pte.clear(),
             Subpage::NonPresent => return Err(ScanResult::PteNonPresent),
             Subpage::Other => return Err(ScanResult::Fail),
         }
     }
+    cleared.done();
     Ok(())
 }
 
-/// Step 5: `set_huge_pmd()`.
-fn install(
-    vma: &VmaRef,
-    haddr: usize,
-    pmd: Option<&PmdRef<'_>>,
-    folio: &LockedFolio,
-) -> ScanResult {
-    match set_huge_pmd(vma, haddr, pmd, folio) {
+/// Step 5's result: `set_huge_pmd()` mapped it, or not.
+fn installed(r: Result<(), ()>) -> ScanResult {
+    match r {
         Ok(()) => ScanResult::Succeed,
         Err(()) => ScanResult::Fail,
     }

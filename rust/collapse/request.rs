@@ -15,11 +15,12 @@ use crate::abi::outcome::{self, Segment, Tried};
 use crate::abi::result::ScanResult;
 use crate::ffi::trace::{self, CollapseEvent};
 use crate::inject;
-use crate::mm::pgtable::PmdRef;
+use crate::mm::pgtable::{PmdAddr, PmdRef};
 use crate::mm::task::{self, MmExt};
 use crate::mm::vma::fget;
 use crate::mm::{
-    File, FileExt, Mm, MmWithUser, MmapRead, VmaExt, VmaRef, HPAGE_PMD_SIZE, PAGE_SHIFT,
+    File, FileExt, LocalFile, Mm, MmWithUser, MmapRead, VmaExt, VmaRef, HPAGE_PMD_SIZE,
+    PAGE_SHIFT,
 };
 use crate::stats;
 use kernel::error::Error;
@@ -102,7 +103,7 @@ fn target_mm(pid: Option<u32>) -> Result<ARef<MmWithUser>> {
 /// The writer's open file `fd`: EBADF if none; EINVAL unless a regular
 /// file (shmem, or any other filesystem: whether its page cache can hold
 /// PMD-sized folios is checked per extent, as the THP policy is).
-fn target_file(fd: u32) -> Result<ARef<File>> {
+fn target_file(fd: u32) -> Result<ARef<LocalFile>> {
     let file = fget(fd).ok_or(EBADF)?;
     if !file.is_regular() {
         return Err(EINVAL);
@@ -286,7 +287,7 @@ enum Form {
 #[derive(Clone, Copy)]
 struct Job<'a> {
     mm: Option<&'a Mm>,
-    file: &'a File,
+    file: &'a LocalFile,
     pgoff: usize,
     addr: usize,
     form: Form,
@@ -366,7 +367,8 @@ fn install(mm: &MmWithUser, addr: usize, done: &Outcome) -> ScanResult {
     if mm.exiting() || mm.thp_disabled() {
         return ScanResult::AnyProcess;
     }
-    let result = try_collapse_pte_mapped_thp(&lock, addr);
+    // `addr & HPAGE_PMD_MASK`, as collapse_single_pmd() passes it.
+    let result = try_collapse_pte_mapped_thp(&lock, PmdAddr::containing(addr));
     trace::install_pmd(mm, addr, result);
     match result {
         // Mapped by us right now: the collapse succeeded.
@@ -381,7 +383,7 @@ fn pmd_mapped(mm: &MmWithUser, addr: usize) -> bool {
     let Some(vma) = lock.vma_lookup(addr) else {
         return false;
     };
-    PmdRef::find(vma, addr)
+    PmdRef::find(vma, PmdAddr::containing(addr))
         .is_some_and(|pmd| ScanResult::from(pmd.state()) == ScanResult::PmdMapped)
 }
 
@@ -452,7 +454,7 @@ fn vma_eligible(vma: &VmaRef) -> Result<(), ScanResult> {
 /// file: its filesystem's page cache without PMD-sized folios; each
 /// `SCAN_VMA_CHECK`, EINVAL), checked per extent as revalidation would.
 fn collapse_fd(
-    file: &File,
+    file: &LocalFile,
     start: usize,
     end: usize,
     dry_run: bool,

@@ -11,14 +11,17 @@
 use crate::abi::inject_cmd::Point;
 use crate::ffi::trace::{self, Retract};
 use crate::inject::{self, Target};
-use crate::mm::pgtable::{NotifierRange, PmdRef, PmdState};
+use crate::mm::folio::CommittedFolio;
+use crate::mm::pgtable::{NotifierRange, PmdAddr, PmdRef, PmdState};
 use crate::mm::task::MmExt;
 use crate::mm::vma::IMmapVma;
-use crate::mm::{AddressSpace, VmaExt, HPAGE_PMD_SIZE, PAGE_SHIFT};
+use crate::mm::{VmaExt, PAGE_SHIFT};
 
-/// Retract the page tables mapping page `pgoff` (2 MiB aligned) of
-/// `mapping` in every VMA where that is safe.
-pub(crate) fn retract_page_tables(mapping: &AddressSpace, pgoff: usize) {
+/// Retract the page tables mapping the committed huge folio `new` in every
+/// VMA of its mapping where that is safe. `new` is still locked: faults on
+/// the extent wait on its lock, so an emptied table stays empty.
+pub(crate) fn retract_page_tables(new: &CommittedFolio<'_>) {
+    let (mapping, pgoff) = (new.mapping(), new.start());
     let immap = mapping.i_mmap_read();
     for vma in immap.vmas(pgoff, pgoff) {
         retract_one(vma, pgoff, Target::of(mapping));
@@ -33,7 +36,10 @@ fn retract_one(vma: IMmapVma<'_>, pgoff: usize, target: Target<'_>) {
 }
 
 fn try_retract(vma: &IMmapVma<'_>, addr: usize, target: Target<'_>) -> Retract {
-    if addr & (HPAGE_PMD_SIZE - 1) != 0 || vma.vm_end() < addr + HPAGE_PMD_SIZE {
+    let Some(addr) = PmdAddr::new(addr) else {
+        return Retract::NotPmdAligned;
+    };
+    if vma.vm_end() < addr.end() {
         return Retract::NotPmdAligned;
     }
     let Some(pmd) = PmdRef::find(vma, addr) else {
@@ -51,34 +57,40 @@ fn try_retract(vma: &IMmapVma<'_>, addr: usize, target: Target<'_>) -> Retract {
     }
 
     // PTEs were notified when unmapped; now for the PMD (seed 002).
-    let range = NotifierRange::start(mm, addr, addr + HPAGE_PMD_SIZE);
+    let range = NotifierRange::start(mm, addr);
     crate::stats::count_notifier_range();
     inject::hit(Point::RetractVma, target);
     let pml = pmd.lock();
     // The new folio's lock blocks faults, so even if the old empty table
     // was freed and a new one installed, it is empty too: re-checking that
     // the PMD still points to a table is enough (no pmd_same()).
-    if pmd.state() != PmdState::Table {
+    if pml.state() != PmdState::Table {
         return Retract::ChangedUnderPtl;
     }
-    let pte_lock = pmd.lock_pte_nested(&pml);
+    // Mapped under the PMD lock, so it is the table the PMD points to.
+    let Some(table) = pmd.map() else {
+        return Retract::ChangedUnderPtl;
+    };
+    let Some(ptl) = pml.lock_table(&table) else {
+        return Retract::ChangedUnderPtl;
+    };
     // No mmap lock is held, so a racing UFFDIO_COPY or madvise() may have
     // inserted PTEs or markers since the first check (seed 002's private
     // shmem case). Under the PTE lock, repeating the check settles it.
-    let table = if vma.is_retractable() {
-        Some(pmd.collapse_flush(vma, addr, &pml))
-    } else {
-        None
+    if !vma.is_retractable() {
+        return Retract::NotRetractableUnderPtl;
+    }
+    // Only a table that maps nothing may be freed: read under both locks.
+    let Some(empty) = ptl.empty() else {
+        return Retract::NotEmpty;
     };
-    drop(pte_lock);
+    let retracted = empty.collapse_flush();
+    drop(ptl);
+    drop(table);
     drop(pml);
     drop(range);
-
-    let Some(table) = table else {
-        return Retract::NotRetractableUnderPtl;
-    };
     // Freed after RCU readers (pte_free_defer), with no lock held.
-    table.free_deferred();
+    retracted.free_deferred();
     crate::stats::count_retracted();
     Retract::Retracted
 }

@@ -64,7 +64,7 @@ pub(crate) fn scan_file(mapping: &AddressSpace, start: usize) -> (ScanResult, Sc
         };
         step = match entry {
             RcuEntry::End => return (ScanResult::Succeed, count.stopped_at(start, max + 1)),
-            RcuEntry::Retry => Step::Next,
+            RcuEntry::Retry | RcuEntry::Skip => Step::Next,
             RcuEntry::Value { order } => {
                 count.swap += 1usize << order;
                 Step::Next

@@ -10,7 +10,7 @@
 
 use super::bindings;
 use crate::abi::result::ScanResult;
-use crate::mm::{File, FileExt, Mm};
+use crate::mm::{FileExt, LocalFile, Mm};
 
 /// The static key of tracepoint `$tp` is enabled.
 macro_rules! enabled {
@@ -42,6 +42,9 @@ pub(crate) enum Retract {
     NotRetractable = 104,
     ChangedUnderPtl = 105,
     NotRetractableUnderPtl = 106,
+    /// A PTE of the table maps or refers to a page (never expected: the
+    /// new folio's lock and the retractable checks keep it empty).
+    NotEmpty = 107,
 }
 
 /// `khugepaged_rs:scan_file`: the scan of one extent (and, as upstream,
@@ -50,7 +53,7 @@ pub(crate) enum Retract {
 pub(crate) fn scan_file(
     mm: Option<&Mm>,
     pfn: Option<usize>,
-    file: &File,
+    file: &LocalFile,
     present: usize,
     swap: usize,
     result: ScanResult,
@@ -78,7 +81,7 @@ pub(crate) struct CollapseEvent<'a> {
     pub(crate) hpfn: Option<usize>,
     pub(crate) index: usize,
     pub(crate) addr: usize,
-    pub(crate) file: &'a File,
+    pub(crate) file: &'a LocalFile,
     pub(crate) copied: usize,
     pub(crate) holes: usize,
     pub(crate) result: ScanResult,

@@ -21,6 +21,8 @@
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/swap.h>
+#include <linux/swapops.h>
+#include <linux/leafops.h>
 #include <linux/userfaultfd_k.h>
 #include <linux/xarray.h>
 #include <linux/backing-dev.h>
@@ -209,6 +211,8 @@ bool krs_xas_nomem(struct xa_state *xas) { return xas_nomem(xas, GFP_KERNEL); }
 void krs_xas_lock_irq(struct xa_state *xas) { xas_lock_irq(xas); }
 void krs_xas_unlock_irq(struct xa_state *xas) { xas_unlock_irq(xas); }
 bool krs_xa_is_value(void *entry) { return xa_is_value(entry); }
+bool krs_xa_is_internal(void *entry) { return xa_is_internal(entry); }
+bool krs_xa_is_sibling(void *entry) { return xa_is_sibling(entry); }
 bool krs_xas_retry(struct xa_state *xas, void *entry) { return xas_retry(xas, entry); }
 void *krs_xa_retry_entry(void) { return XA_RETRY_ENTRY; }
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr)
@@ -223,7 +227,7 @@ void krs_rcu_read_unlock(void) { rcu_read_unlock(); }
 bool krs_file_is_shmem(struct file *file) { return shmem_file(file); }
 struct address_space *krs_file_mapping(struct file *file) { return file->f_mapping; }
 bool krs_file_is_regular(struct file *file) { return S_ISREG(file_inode(file)->i_mode); }
-struct file *krs_fget(int fd) { return fget(fd); }
+bool krs_shmem_mapping(struct address_space *mapping) { return shmem_mapping(mapping); }
 void krs_fput(struct file *file) { fput(file); }
 struct file *krs_get_file(struct file *file) { return get_file(file); }
 
@@ -327,6 +331,19 @@ int krs_pte_kind(pte_t *pte)
 	if (pte_none(ptent))
 		return 0;
 	return pte_present(ptent) ? 1 : -1;
+}
+
+bool krs_pte_table_empty(pte_t *pte)
+{
+	unsigned int i;
+
+	for (i = 0; i < PTRS_PER_PTE; i++) {
+		pte_t ptent = ptep_get(pte + i);
+
+		if (!pte_none(ptent) && !pte_is_marker(ptent))
+			return false;
+	}
+	return true;
 }
 
 void krs_pmdp_get_lockless_sync(void) { pmdp_get_lockless_sync(); }

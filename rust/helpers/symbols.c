@@ -214,12 +214,6 @@ void krs_free_retracted_table(struct mm_struct *mm, unsigned long addr, pmd_t pg
 	KRS_CALL(pte_free_defer)(mm, pmd_pgtable(pgt_pmd));
 }
 
-pte_t *krs_pte_offset_map_lock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr,
-			       spinlock_t **ptlp)
-{
-	return KRS_CALL(pte_offset_map_lock)(mm, pmd, addr, ptlp);
-}
-
 pte_t *krs_pte_offset_map_rw_nolock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr,
 				    pmd_t *pmdvalp, spinlock_t **ptlp)
 {

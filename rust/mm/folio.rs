@@ -2,9 +2,16 @@
 
 //! Folios: a borrowed [`Folio`], references on it (`ARef<Folio>`), and the
 //! states a collapse moves the old and the new folios through, each a type
-//! whose `Drop` undoes what it holds: [`LockedFolio`] → [`IsolatedFolio`]
-//! (gathered in [`OldFolios`], which owns the TLB flush their unmapping
-//! deferred), and [`NewFolio`] → [`CommittedFolio`].
+//! whose `Drop` undoes what it holds, each step consuming the state before
+//! it (the page-cache steps are in `page_cache`):
+//!
+//! - old folios: [`LockedFolio`] → [`OldFolios::isolate`] (an
+//!   [`IsolatedFolio`] exists only inside [`OldFolios`], which owns the TLB
+//!   flush its unmapping deferred) → [`OldFolios::finish`] (flushed:
+//!   [`IsolatedExtent`]) → the commit → [`ReplacedFolios`] (retired);
+//! - the new folio: [`UnchargedFolio`] → [`NewFolio`] →
+//!   [`NewFolio::copy_from`] ([`CopiedFolio`]) → the commit →
+//!   [`CommittedFolio`].
 
 use super::page_cache::AddressSpace;
 use super::{Mm, HPAGE_PMD_NR, HPAGE_PMD_ORDER};
@@ -168,7 +175,9 @@ impl LockedFolio {
     }
 
     /// `folio_isolate_lru()`; on failure the locked folio comes back.
-    pub(crate) fn isolate_lru(self) -> Result<IsolatedFolio, LockedFolio> {
+    /// Only [`OldFolios::isolate`] calls it: an isolated folio lives in the
+    /// set that owns its deferred TLB flush.
+    fn isolate_lru(self) -> Result<IsolatedFolio, LockedFolio> {
         // SAFETY: The folio is locked and referenced (type invariant).
         if !unsafe { bindings::krs_folio_isolate_lru(self.as_raw()) } {
             return Err(self);
@@ -223,20 +232,21 @@ impl IsolatedFolio {
     }
 
     /// `try_to_unmap(folio, TTU_IGNORE_MLOCK | TTU_BATCH_FLUSH)`: the TLB
-    /// flush is deferred into the current task's batch, which `batch`'s
-    /// owner flushes before any old folio goes back (see [`OldFolios`]).
-    pub(crate) fn unmap(&self, _batch: &UnmapBatch) {
-        // SAFETY: Locked folio (type invariant); try_to_unmap may sleep.
+    /// flush is deferred into the current task's batch. An `IsolatedFolio`
+    /// is only reachable inside an [`OldFolios`], which flushes that batch
+    /// before any of its folios goes back or is copied. May sleep.
+    pub(crate) fn unmap(&self) {
+        // SAFETY: Locked folio (type invariant).
         unsafe { bindings::krs_folio_unmap(self.as_raw()) }
     }
 
     /// Gives up the folio without the rollback, for the success path:
     /// the caller takes over the lock, the isolation and our reference.
-    fn into_raw(self) -> *mut bindings::folio {
+    fn into_raw(self) -> NonNull<bindings::folio> {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped: its reference moves out once.
         let folio = unsafe { core::ptr::read(&this.0) };
-        ARef::into_raw(folio).cast().as_ptr()
+        ARef::into_raw(folio).cast()
     }
 }
 
@@ -252,83 +262,183 @@ impl Drop for IsolatedFolio {
     }
 }
 
-/// The current task's deferred TLB flush for pages unmapped with
-/// `TTU_BATCH_FLUSH` (`current->tlb_ubc`). Only [`OldFolios`] makes one,
-/// and flushes it; not `Send`: the batch is per task.
-pub(crate) struct UnmapBatch(PhantomData<*mut ()>);
-
-impl UnmapBatch {
-    /// `try_to_unmap_flush()`. Waits for other CPUs (no spinlock may be
-    /// held, which holds here: no spinlock guard of this layer is alive in
-    /// the callers).
-    fn flush(&self) {
-        // SAFETY: Flushes the current task's batch; no preconditions.
-        unsafe { bindings::krs_try_to_unmap_flush() }
-    }
+/// `try_to_unmap_flush()`: the current task's deferred TLB flush for pages
+/// unmapped with `TTU_BATCH_FLUSH` (`current->tlb_ubc`). Waits for other
+/// CPUs: must not be called with a spinlock held (a convention: the
+/// callers below hold none of this layer's spinlock guards).
+fn flush_unmap_batch() {
+    // SAFETY: Flushes the current task's batch; no preconditions.
+    unsafe { bindings::krs_try_to_unmap_flush() }
 }
 
-/// The old folios isolated so far, in index order, and the TLB flush that
-/// unmapping them deferred.
+/// Old folios of one extent, locked and isolated: the part of
+/// [`OldFolios`], [`IsolatedExtent`] and [`ReplacedFolios`] they share.
 ///
-/// `Drop` flushes first, then puts every folio back (rollback): upstream
-/// flushes on every exit of the scan loop ("Do it anyway, to clear the
-/// state"), because a CPU may still hold a writable TLB entry for an old
-/// page, and that page must not go back to the LRU (to be swapped out,
-/// migrated or freed) while such a write can still land in it.
-pub(crate) struct OldFolios {
+/// # Invariants
+///
+/// Each folio is of `mapping` (checked while it was locked, which keeps
+/// it so), lies inside `[start, start + HPAGE_PMD_NR)`, and they are in
+/// index order without overlap: the last one ends at or below `next`;
+/// `covered` is the sum of their page counts.
+struct Isolated<'m> {
     folios: KVec<IsolatedFolio>,
-    batch: UnmapBatch,
+    mapping: &'m AddressSpace,
+    start: usize,
+    next: usize,
+    covered: usize,
 }
 
-impl OldFolios {
-    /// Room for one extent's folios.
-    pub(crate) fn new() -> Result<Self> {
-        Ok(Self {
+impl Drop for Isolated<'_> {
+    fn drop(&mut self) {
+        // Before the folios (the field) are unlocked and put back: upstream
+        // flushes on every exit of the scan loop ("Do it anyway, to clear
+        // the state"), because a CPU may still hold a writable TLB entry
+        // for an old page, and that page must not go back to the LRU (to be
+        // swapped out, migrated or freed) while such a write can land.
+        if !self.folios.is_empty() {
+            flush_unmap_batch();
+        }
+    }
+}
+
+/// Why [`OldFolios::isolate`] refused a folio (it was unlocked and put).
+pub(crate) enum IsolateError {
+    /// `folio_isolate_lru()` failed (`SCAN_DEL_PAGE_LRU`).
+    NotLru,
+    /// Not of this mapping, outside the extent, or overlapping a folio
+    /// already isolated: the page cache changed where the walk had been.
+    OutOfPlace,
+}
+
+/// The old folios of an extent being collapsed, isolated so far, in index
+/// order, and the TLB flush that unmapping them deferred. `Drop` flushes
+/// first, then puts every folio back (rollback). [`OldFolios::finish`]
+/// flushes and ends the isolation.
+pub(crate) struct OldFolios<'m>(Isolated<'m>);
+
+impl<'m> OldFolios<'m> {
+    /// Room for the folios of the extent at `start` (a multiple of
+    /// `HPAGE_PMD_NR`) of `mapping`.
+    pub(crate) fn new(mapping: &'m AddressSpace, start: usize) -> Result<Self> {
+        if start % HPAGE_PMD_NR != 0 {
+            return Err(EINVAL);
+        }
+        // INVARIANT: No folio yet.
+        Ok(Self(Isolated {
             folios: KVec::with_capacity(HPAGE_PMD_NR, GFP_KERNEL)?,
-            batch: UnmapBatch(PhantomData),
-        })
+            mapping,
+            start,
+            next: start,
+            covered: 0,
+        }))
     }
 
-    /// The batch a folio's unmapping defers its flush into.
-    pub(crate) fn batch(&self) -> &UnmapBatch {
-        &self.batch
+    /// `folio_isolate_lru()` of the next folio of the extent, which joins
+    /// the old folios; refused (and unlocked) unless it is of this mapping,
+    /// inside the extent and after the last one.
+    pub(crate) fn isolate(&mut self, folio: LockedFolio) -> Result<&IsolatedFolio, IsolateError> {
+        let o = &mut self.0;
+        let (index, nr) = (folio.index(), folio.nr_pages());
+        let fits = index >= o.next && index + nr <= o.start + HPAGE_PMD_NR;
+        if !fits || nr == 0 || !folio.belongs_to(o.mapping) {
+            return Err(IsolateError::OutOfPlace);
+        }
+        let isolated = folio.isolate_lru().map_err(|_| IsolateError::NotLru)?;
+        o.folios
+            .push_within_capacity(isolated)
+            .map_err(|_| IsolateError::OutOfPlace)?;
+        // INVARIANT: In place (checked), of the mapping; locked, so it stays.
+        o.next = index + nr;
+        o.covered += nr;
+        o.folios.last().ok_or(IsolateError::OutOfPlace)
     }
 
-    /// Appends a folio (never allocates: the capacity is one extent).
-    pub(crate) fn push(&mut self, folio: IsolatedFolio) -> Result<(), IsolatedFolio> {
-        self.folios.push_within_capacity(folio).map_err(|e| e.0)
+    /// The folio isolated last.
+    pub(crate) fn last(&self) -> Option<&IsolatedFolio> {
+        self.0.folios.last()
     }
 
-    /// `try_to_unmap_flush()`: flushes what was batched so far.
-    pub(crate) fn flush_tlb(&self) {
-        self.batch.flush();
+    /// The end of the scan loop: `try_to_unmap_flush()` ("If collapse is
+    /// successful, flush must be done now before copying"), and no more
+    /// folios.
+    pub(crate) fn finish(self) -> IsolatedExtent<'m> {
+        flush_unmap_batch();
+        IsolatedExtent(self.0)
     }
+}
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &IsolatedFolio> {
-        self.folios.iter()
-    }
+/// The old folios once the isolation is over and its TLB flush done: they
+/// can be copied; none can be unmapped any more. `Drop` puts them back.
+pub(crate) struct IsolatedExtent<'m>(Isolated<'m>);
 
+impl<'m> IsolatedExtent<'m> {
+    /// No folio (an extent of holes).
     pub(crate) fn is_empty(&self) -> bool {
-        self.folios.is_empty()
+        self.0.folios.is_empty()
     }
 
-    /// The success path: flushed, then every folio retired: dropped from
-    /// the stats, unlocked, and every reference we and the page cache held
-    /// put (the folios were replaced in the page cache), in batches.
-    pub(crate) fn retire_all(mut self, shmem: bool) {
-        self.flush_tlb();
+    /// Pages of the extent the folios cover.
+    pub(crate) fn covered(&self) -> usize {
+        self.0.covered
+    }
+
+    pub(super) fn mapping(&self) -> &'m AddressSpace {
+        self.0.mapping
+    }
+
+    pub(super) fn start(&self) -> usize {
+        self.0.start
+    }
+
+    /// Once the new folio replaced them in the page cache.
+    pub(super) fn replaced(mut self) -> ReplacedFolios<'m> {
+        let folios = core::mem::take(&mut self.0.folios);
+        ReplacedFolios {
+            folios,
+            shmem: self.0.mapping.as_shmem().is_some(),
+            _mapping: PhantomData,
+        }
+    }
+}
+
+/// The old folios after the commit: out of the page cache, still locked
+/// and isolated. They can only be retired (`Drop` retires them too: they
+/// must never go back to the LRU).
+///
+/// # Invariants
+///
+/// Each folio was replaced in its page cache by the committed folio: we
+/// own its lock, its isolation, our reference and the `nr_pages`
+/// references the page cache held.
+pub(crate) struct ReplacedFolios<'m> {
+    folios: KVec<IsolatedFolio>,
+    shmem: bool,
+    _mapping: PhantomData<&'m AddressSpace>,
+}
+
+impl ReplacedFolios<'_> {
+    /// The end of collapse_file(): every folio dropped from the stats,
+    /// unlocked, and every reference we and the page cache held put, in
+    /// batches.
+    pub(crate) fn retire(self) {}
+}
+
+impl Drop for ReplacedFolios<'_> {
+    fn drop(&mut self) {
         let mut batch = [core::ptr::null_mut::<bindings::folio>(); RETIRE_BATCH];
         let mut n = 0;
         for folio in self.folios.drain_all() {
-            batch[n] = folio.into_raw();
+            batch[n] = folio.into_raw().as_ptr();
             n += 1;
             if n == RETIRE_BATCH {
-                retire(&batch[..n], shmem);
+                // SAFETY: `n` folios given up by `into_raw` (type invariant).
+                unsafe { retire(&batch[..n], self.shmem) };
                 n = 0;
             }
         }
         if n > 0 {
-            retire(&batch[..n], shmem);
+            // SAFETY: As above.
+            unsafe { retire(&batch[..n], self.shmem) };
         }
     }
 }
@@ -336,21 +446,18 @@ impl OldFolios {
 /// Old folios retired per helper call (its stats are summed over each).
 const RETIRE_BATCH: usize = 64;
 
-/// Retires `folios`, each given up by [`IsolatedFolio::into_raw`]: the
-/// helper unlocks each and puts 2 + nr_pages references, what we (the
-/// `ARef` and the isolation) and the old page-cache entries held.
-fn retire(folios: &[*mut bindings::folio], shmem: bool) {
+/// Retires `folios`: the helper unlocks each and puts 2 + nr_pages
+/// references.
+///
+/// # Safety
+///
+/// Each folio was given up by [`IsolatedFolio::into_raw`] (we own its
+/// lock, its isolation and our reference) and was replaced in its page
+/// cache (we own the `nr_pages` references the page cache held).
+unsafe fn retire(folios: &[*mut bindings::folio], shmem: bool) {
     let nr = u32::try_from(folios.len()).unwrap_or(0);
-    // SAFETY: `nr` folios (the slice's length), each locked, isolated, ours
-    // (`into_raw`) and out of the page cache.
+    // SAFETY: `nr` folios (the slice's length), each as the contract says.
     unsafe { bindings::krs_old_folios_retire(folios.as_ptr().cast_mut(), nr, shmem) };
-}
-
-impl Drop for OldFolios {
-    fn drop(&mut self) {
-        // Before the folios (the field) are unlocked and put back.
-        self.batch.flush();
-    }
 }
 
 /// A huge folio just allocated (`alloc_charge_folio()`), not yet charged.
@@ -387,7 +494,6 @@ impl UnchargedFolio {
         mm: Option<&Mm>,
         mapping: &AddressSpace,
         index: usize,
-        shmem: bool,
     ) -> Result<NewFolio, ()> {
         let folio = ManuallyDrop::new(self).0;
         let mm = mm.map_or(core::ptr::null_mut(), |m| m.as_raw());
@@ -398,12 +504,13 @@ impl UnchargedFolio {
             unsafe { bindings::krs_folio_put(folio.as_ptr()) };
             return Err(());
         }
+        let shmem = mapping.as_shmem().is_some();
         // SAFETY: The folio is ours alone: locking it with
         // __folio_set_locked and setting index and mapping is what
         // collapse_file() does before publishing it.
         unsafe { bindings::krs_new_folio_init(folio.as_ptr(), mapping.as_raw(), index, shmem) };
         // INVARIANT: Charged, locked, ours alone, never published.
-        Ok(NewFolio(folio))
+        Ok(NewFolio { folio, shmem })
     }
 }
 
@@ -419,14 +526,17 @@ impl Drop for UnchargedFolio {
 ///
 /// # Invariants
 ///
-/// Locked and referenced by us, and never published: no one else can
-/// reach it.
+/// A PMD-order folio, locked and referenced by us, and never published:
+/// no one else can reach it. `shmem`: its mapping is shmem's.
 #[must_use = "dropping it frees the new folio"]
-pub(crate) struct NewFolio(NonNull<bindings::folio>);
+pub(crate) struct NewFolio {
+    folio: NonNull<bindings::folio>,
+    shmem: bool,
+}
 
 impl NewFolio {
-    pub(super) fn as_raw(&self) -> *mut bindings::folio {
-        self.0.as_ptr()
+    fn as_raw(&self) -> *mut bindings::folio {
+        self.folio.as_ptr()
     }
 
     /// `folio_pfn()` of the new folio.
@@ -435,46 +545,48 @@ impl NewFolio {
         unsafe { bindings::krs_folio_pfn(self.as_raw()) }
     }
 
-    /// `copy_mc_highpage()` of every page of `src` into the pages of the
-    /// new folio from `dst` on; `Err` when a source page is poisoned (or
-    /// `src` does not fit).
-    pub(crate) fn copy_folio_from(&self, dst: usize, src: &IsolatedFolio) -> Result<(), ()> {
+    /// The copy of collapse_file(): every page of every old folio into its
+    /// place (`copy_mc_highpage()`), every hole zeroed (`clear_highpage()`),
+    /// in index order. The old folios are locked, so they won't change any
+    /// more, and `old`'s TLB flush is done. On a poisoned source page
+    /// (`SCAN_COPY_MC`) the folio comes back unchanged in state.
+    pub(crate) fn copy_from(self, old: &IsolatedExtent<'_>) -> Result<CopiedFolio, NewFolio> {
+        let start = old.start();
+        let mut dst = 0usize;
+        for folio in old.0.folios.iter() {
+            // `Isolated`'s invariant: in the extent, in order, no overlap.
+            let at = folio.index() - start;
+            self.zero_pages(dst, at - dst);
+            if !self.copy_folio(at, folio) {
+                return Err(self);
+            }
+            dst = at + folio.nr_pages();
+        }
+        self.zero_pages(dst, HPAGE_PMD_NR - dst);
+        // INVARIANT: Every page written.
+        Ok(CopiedFolio(self))
+    }
+
+    /// `copy_mc_highpage()` of every page of `src` into the pages from
+    /// `dst` on; false on a poisoned page (or if `src` does not fit).
+    fn copy_folio(&self, dst: usize, src: &Folio) -> bool {
         let nr = src.nr_pages();
         if dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
-            return Err(());
+            return false;
         }
-        // SAFETY: `[dst, dst + nr)` is in range (checked; `src` is locked, so
-        // its size holds); the new folio is ours: nothing changes under us.
+        // SAFETY: `[dst, dst + nr)` is in the new folio (checked; `src` is
+        // locked, so its size holds); the new folio is ours alone.
         let copied = unsafe { bindings::krs_copy_mc_folio(self.as_raw(), dst, src.as_raw()) };
-        if copied == nr {
-            Ok(())
-        } else {
-            Err(())
-        }
+        copied == nr
     }
 
     /// `clear_highpage()` of pages `[dst, dst + nr)` (holes).
-    pub(crate) fn zero_pages(&self, dst: usize, nr: usize) {
+    fn zero_pages(&self, dst: usize, nr: usize) {
         if nr == 0 || dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
             return;
         }
         // SAFETY: The pages are in range (checked); the new folio is ours.
         unsafe { bindings::krs_zero_pages(self.as_raw(), dst, nr) }
-    }
-
-    /// Before the store: the stats, uptodate, the page cache's references
-    /// (512), dirty for shmem, and the LRU, as collapse_file() does.
-    pub(crate) fn publish(&self, shmem: bool) {
-        // SAFETY: Locked and ours (type invariant): no one sees it yet.
-        unsafe { bindings::krs_new_folio_publish(self.as_raw(), shmem) }
-    }
-
-    /// After the store: the page cache owns it; it stays locked until the
-    /// returned value is dropped or unlocked.
-    pub(crate) fn into_page_cache(self) -> CommittedFolio {
-        let this = ManuallyDrop::new(self);
-        // INVARIANT: Still locked by us; the page cache holds references.
-        CommittedFolio(this.0)
     }
 }
 
@@ -489,19 +601,61 @@ impl Drop for NewFolio {
     }
 }
 
+/// The new folio with every page written: ready to be published. `Drop`
+/// frees it (rollback).
+#[must_use = "dropping it frees the new folio"]
+pub(crate) struct CopiedFolio(NewFolio);
+
+impl CopiedFolio {
+    /// `folio->index`.
+    pub(crate) fn index(&self) -> usize {
+        // SAFETY: Ours (`NewFolio`'s invariant).
+        unsafe { bindings::krs_folio_index(self.0.as_raw()) }
+    }
+
+    /// Before the store: the stats, uptodate, the page cache's references
+    /// (512), dirty for shmem, and the LRU, as collapse_file() does. The
+    /// caller stores it in the page cache (which then owns those
+    /// references) under the xa_lock it holds.
+    pub(super) fn publish(self) -> NonNull<bindings::folio> {
+        let new = ManuallyDrop::new(self);
+        // SAFETY: Locked and ours (`NewFolio`'s invariant): no one sees it
+        // until it is stored; `ManuallyDrop`: not freed.
+        unsafe { bindings::krs_new_folio_publish(new.0.as_raw(), new.0.shmem) };
+        new.0.folio
+    }
+}
+
 /// The new huge folio once stored in the page cache, still locked (faults
 /// wait on its lock while the page tables are retracted). `Drop` unlocks.
 ///
 /// # Invariants
 ///
-/// Locked by us; the page cache holds references on it.
+/// Locked by us; stored in `mapping` at `start`, which holds references on
+/// it.
 #[must_use = "dropping it unlocks the folio"]
-pub(crate) struct CommittedFolio(NonNull<bindings::folio>);
+pub(crate) struct CommittedFolio<'m> {
+    pub(super) folio: NonNull<bindings::folio>,
+    pub(super) mapping: &'m AddressSpace,
+    pub(super) start: usize,
+}
 
-impl Drop for CommittedFolio {
+impl<'m> CommittedFolio<'m> {
+    /// The page cache it is in.
+    pub(crate) fn mapping(&self) -> &'m AddressSpace {
+        self.mapping
+    }
+
+    /// Its first page's index.
+    pub(crate) fn start(&self) -> usize {
+        self.start
+    }
+}
+
+impl Drop for CommittedFolio<'_> {
     fn drop(&mut self) {
         // SAFETY: We hold the lock (type invariant); the page cache's
         // references keep it alive.
-        unsafe { bindings::krs_folio_unlock(self.0.as_ptr()) }
+        unsafe { bindings::krs_folio_unlock(self.folio.as_ptr()) }
     }
 }

@@ -58,6 +58,7 @@ pub(crate) mod vma;
 use crate::ffi::bindings;
 
 pub(crate) use crate::abi::{HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SHIFT, PAGE_SIZE};
+pub(crate) use kernel::fs::file::LocalFile;
 pub(crate) use kernel::fs::File;
 pub(crate) use kernel::mm::virt::VmaRef;
 pub(crate) use kernel::mm::{Mm, MmWithUser};
@@ -66,7 +67,7 @@ pub(crate) use kernel::mm::{Mm, MmWithUser};
 const _: () =
     assert!(PAGE_SIZE == kernel::page::PAGE_SIZE && PAGE_SHIFT == kernel::page::PAGE_SHIFT);
 
-pub(crate) use folio::{Folio, IsolatedFolio, LockedFolio, NewFolio, OldFolios};
+pub(crate) use folio::{Folio, LockedFolio, NewFolio, OldFolios};
 pub(crate) use page_cache::{AddressSpace, Entry, XaCursor};
 pub(crate) use vma::{FileExt, MmapRead, VmaExt};
 

@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The page cache of a file: [`AddressSpace`], an xarray cursor whose
-//! locked form ([`XaLocked`]) loads typed entries ([`Entry`]) and stores
-//! retry entries or the new multi-index folio, the lockless cursor of the
-//! scan ([`RcuCursor`]), the i_mmap lock ([`IMmapRead`]) through which the
-//! mapping's VMAs are reached, and the shmem charge of holes
-//! ([`HoleCharge`]).
+//! The page cache of a file: [`AddressSpace`] (and [`ShmemMapping`], what
+//! only shmem can do), an xarray cursor whose locked form ([`XaLocked`])
+//! loads typed entries ([`Entry`]: internal entries are their own
+//! variant, never a folio), the lockless cursor of the scan
+//! ([`RcuCursor`]), the i_mmap lock ([`IMmapRead`]) through which the
+//! mapping's VMAs are reached, the shmem charge of holes ([`HoleCharge`]),
+//! and the last two states of a collapse's commit: the holes filled with
+//! retry entries under the lock held to the end ([`HolesFilled`]), then
+//! the multi-index store ([`HolesFilled::commit`]). The page cache is only
+//! changed through them, in that order.
 //!
 //! `kernel::xarray` owns its entries and has no `XA_STATE` cursor nor a
 //! multi-index store, so it does not fit the page cache: this is the
 //! module's own.
 
-use super::folio::{Folio, LockedFolio, NewFolio, SpeculativeFolio};
+use super::folio::{
+    CommittedFolio, CopiedFolio, Folio, IsolatedExtent, LockedFolio, ReplacedFolios,
+    SpeculativeFolio,
+};
 use super::vma::IMmapVmas;
-use super::HPAGE_PMD_ORDER;
+use super::{HPAGE_PMD_NR, HPAGE_PMD_ORDER};
 use crate::ffi::bindings;
 use core::ffi::c_void;
 use core::marker::PhantomData;
@@ -55,10 +62,8 @@ impl AddressSpace {
         let mut xas = bindings::xa_state::default();
         // SAFETY: Live mapping (type invariant); only initialises `xas`.
         unsafe { bindings::krs_xas_init(&mut xas, self.as_raw(), index, order) };
-        XaCursor {
-            xas,
-            _mapping: PhantomData,
-        }
+        // INVARIANT: Initialised on this mapping, borrowed for the cursor.
+        XaCursor { xas, mapping: self }
     }
 
     /// The cursor collapse_file() works with: at `index`, for entries of
@@ -99,6 +104,7 @@ impl AddressSpace {
     /// A lockless cursor at `index` (RCU held for its lifetime).
     pub(crate) fn rcu_cursor(&self, index: usize) -> RcuCursor<'_> {
         let cursor = self.cursor(index, 0);
+        // INVARIANT: The cursor's state, on this mapping; RCU taken here.
         RcuCursor {
             xas: cursor.xas,
             _rcu: rcu::read_lock(),
@@ -114,19 +120,6 @@ impl AddressSpace {
         IMmapRead(self)
     }
 
-    /// `shmem_get_folio(SGP_NOALLOC)`: swaps in, or instantiates a
-    /// fallocated page; the folio comes back locked. May sleep.
-    pub(crate) fn shmem_get_folio(&self, index: usize) -> Option<LockedFolio> {
-        let mut folio = core::ptr::null_mut();
-        // SAFETY: A live shmem mapping (type invariant; callers only ask
-        // shmem mappings); returns a locked, referenced folio or an error.
-        if unsafe { bindings::krs_shmem_get_folio(self.as_raw(), index, &mut folio) } != 0 {
-            return None;
-        }
-        // SAFETY: shmem_get_folio() handed over the lock and a reference.
-        NonNull::new(folio).map(|f| unsafe { LockedFolio::from_raw(f) })
-    }
-
     /// `filemap_lock_folio()`: the folio at `index`, locked, if any.
     pub(crate) fn lock_folio(&self, index: usize) -> Option<LockedFolio> {
         // SAFETY: Live mapping (type invariant).
@@ -135,10 +128,51 @@ impl AddressSpace {
         NonNull::new(folio).map(|f| unsafe { LockedFolio::from_raw(f) })
     }
 
+    /// `shmem_mapping()`: this is a shmem (tmpfs) mapping.
+    pub(crate) fn as_shmem(&self) -> Option<&ShmemMapping> {
+        // SAFETY: Live mapping (type invariant); only reads it.
+        let shmem = unsafe { bindings::krs_shmem_mapping(self.as_raw()) };
+        // SAFETY: `ShmemMapping` is a transparent wrapper of
+        // `AddressSpace`; its invariant (a shmem mapping) was just checked.
+        shmem.then(|| unsafe { &*core::ptr::from_ref(self).cast::<ShmemMapping>() })
+    }
+}
+
+/// The page cache of a shmem (tmpfs) file: what only shmem can do to it.
+///
+/// # Invariants
+///
+/// `shmem_mapping()` is true for it (its host is a shmem inode, which
+/// `SHMEM_I()` may be applied to).
+#[repr(transparent)]
+pub(crate) struct ShmemMapping(AddressSpace);
+
+impl core::ops::Deref for ShmemMapping {
+    type Target = AddressSpace;
+
+    fn deref(&self) -> &AddressSpace {
+        &self.0
+    }
+}
+
+impl ShmemMapping {
+    /// `shmem_get_folio(SGP_NOALLOC)`: swaps in, or instantiates a
+    /// fallocated page; the folio comes back locked. May sleep.
+    pub(crate) fn shmem_get_folio(&self, index: usize) -> Option<LockedFolio> {
+        let mut folio = core::ptr::null_mut();
+        // SAFETY: A live shmem mapping (type invariants); returns a locked,
+        // referenced folio or an error.
+        if unsafe { bindings::krs_shmem_get_folio(self.as_raw(), index, &mut folio) } != 0 {
+            return None;
+        }
+        // SAFETY: shmem_get_folio() handed over the lock and a reference.
+        NonNull::new(folio).map(|f| unsafe { LockedFolio::from_raw(f) })
+    }
+
     /// `shmem_charge()` of `nr` holes (which also raises `nrpages`).
     pub(crate) fn shmem_charge(&self, nr: usize) -> Option<HoleCharge<'_>> {
-        // SAFETY: A live shmem mapping (type invariant; callers only
-        // charge shmem mappings).
+        // SAFETY: A live shmem mapping (type invariants): shmem_charge()
+        // applies SHMEM_I() to its host.
         if !unsafe { bindings::krs_shmem_charge(self.as_raw(), nr as isize) } {
             return None;
         }
@@ -156,7 +190,7 @@ impl AddressSpace {
 /// `nr` pages are charged to `mapping` by us.
 #[must_use = "dropping it uncharges the holes"]
 pub(crate) struct HoleCharge<'a> {
-    mapping: &'a AddressSpace,
+    mapping: &'a ShmemMapping,
     nr: usize,
 }
 
@@ -178,7 +212,8 @@ impl Drop for HoleCharge<'_> {
             // SAFETY: Under the xa_lock, as collapse_file()'s rollback does.
             unsafe { bindings::krs_mapping_sub_nrpages(self.mapping.as_raw(), self.nr) };
         }
-        // SAFETY: Returns exactly what `shmem_charge` took (invariant).
+        // SAFETY: A shmem mapping (`ShmemMapping`); returns exactly what
+        // `shmem_charge` took (type invariant).
         unsafe { bindings::krs_shmem_uncharge(self.mapping.as_raw(), self.nr as isize) };
     }
 }
@@ -209,7 +244,9 @@ impl Drop for IMmapRead<'_> {
     }
 }
 
-/// A page-cache entry at the cursor, under the xa_lock.
+/// A page-cache entry at the cursor, under the xa_lock. Every kind of
+/// slot `xas_load()` can return has its variant: a `&Folio` is only made
+/// from an entry that is neither a value nor an internal entry.
 pub(crate) enum Entry<'g> {
     /// A hole.
     None,
@@ -218,21 +255,57 @@ pub(crate) enum Entry<'g> {
     /// A value entry: a shmem swap entry, or a regular file's shadow
     /// entry (the workingset's record of an evicted folio).
     Value,
-    /// `XA_RETRY_ENTRY` (placed over holes by a collapse in progress).
+    /// An internal entry (`xa_is_internal()`): `XA_RETRY_ENTRY`, a sibling
+    /// of a multi-index entry, or any other. Never a folio.
+    Internal,
+}
+
+/// The raw kinds of an xarray slot, as the C predicates tell them.
+enum Slot {
+    Null,
+    Value,
     Retry,
+    Sibling,
+    OtherInternal,
+    /// A pointer entry: in the page cache, a folio.
+    Pointer(NonNull<c_void>),
+}
+
+fn classify(entry: *mut c_void) -> Slot {
+    let Some(ptr) = NonNull::new(entry) else {
+        return Slot::Null;
+    };
+    // SAFETY: The predicates only inspect the entry's bits; never
+    // dereferenced.
+    unsafe {
+        if bindings::krs_xa_is_value(entry) {
+            Slot::Value
+        } else if !bindings::krs_xa_is_internal(entry) {
+            Slot::Pointer(ptr)
+        } else if entry == bindings::krs_xa_retry_entry() {
+            Slot::Retry
+        } else if bindings::krs_xa_is_sibling(entry) {
+            Slot::Sibling
+        } else {
+            Slot::OtherInternal
+        }
+    }
 }
 
 /// `struct xa_state` over the page cache of one mapping.
+///
+/// # Invariants
+///
+/// `xas` was initialised on `mapping`'s `i_pages`, which lives for `'a`.
 pub(crate) struct XaCursor<'a> {
     xas: bindings::xa_state,
-    _mapping: PhantomData<&'a AddressSpace>,
+    mapping: &'a AddressSpace,
 }
 
 impl<'a> XaCursor<'a> {
     /// `xas_lock_irq()`.
     pub(crate) fn lock(&mut self) -> XaLocked<'_, 'a> {
-        // SAFETY: `xas` was initialised on a live mapping (borrowed for the
-        // cursor's lifetime).
+        // SAFETY: `xas` was initialised on a live mapping (type invariant).
         unsafe { bindings::krs_xas_lock_irq(&mut self.xas) };
         // INVARIANT: Just locked.
         XaLocked(self)
@@ -260,43 +333,23 @@ impl<'c, 'a> XaLocked<'c, 'a> {
         &mut self.0.xas
     }
 
-    fn entry(&mut self, entry: *mut c_void) -> Entry<'_> {
-        if entry.is_null() {
-            Entry::None
-        // SAFETY: Only compares a constant.
-        } else if entry == unsafe { bindings::krs_xa_retry_entry() } {
-            Entry::Retry
-        // SAFETY: Only inspects the entry's tag bits.
-        } else if unsafe { bindings::krs_xa_is_value(entry) } {
-            Entry::Value
-        } else {
-            // SAFETY: A page-cache folio cannot be freed while the xa_lock
-            // is held (type invariant), for as long as `self` is borrowed.
-            Entry::Folio(unsafe { Folio::from_raw(entry.cast()) })
-        }
-    }
-
-    /// `xas_set()` then `xas_load()`: the entry at `index`.
+    /// `xas_set()` then `xas_load()`: the entry at `index` (a multi-index
+    /// entry's canonical slot: `xas_load()` resolves siblings).
     pub(crate) fn load_at(&mut self, index: usize) -> Entry<'_> {
         // SAFETY: Under the xa_lock (type invariant), on our state.
         let entry = unsafe {
             bindings::krs_xas_set(self.xas(), index);
             bindings::krs_xas_load(self.xas())
         };
-        self.entry(entry)
-    }
-
-    /// `xas_set()`: moves the cursor.
-    pub(crate) fn set(&mut self, index: usize) {
-        // SAFETY: Under the xa_lock, on our state.
-        unsafe { bindings::krs_xas_set(self.xas(), index) }
-    }
-
-    /// `xas_next()`: the entry at the next index.
-    pub(crate) fn next(&mut self) -> Entry<'_> {
-        // SAFETY: Under the xa_lock, on our state.
-        let entry = unsafe { bindings::krs_xas_next(self.xas()) };
-        self.entry(entry)
+        match classify(entry) {
+            Slot::Null => Entry::None,
+            Slot::Value => Entry::Value,
+            Slot::Retry | Slot::Sibling | Slot::OtherInternal => Entry::Internal,
+            // SAFETY: A pointer entry of the page cache is a folio, which
+            // cannot be freed while the xa_lock is held (type invariant),
+            // i.e. while `self` is borrowed.
+            Slot::Pointer(p) => Entry::Folio(unsafe { Folio::from_raw(p.as_ptr().cast()) }),
+        }
     }
 
     /// `xas_next_entry(max)` is not null: some entry up to `max`.
@@ -321,32 +374,6 @@ impl<'c, 'a> XaLocked<'c, 'a> {
         }
     }
 
-    /// `xas_store(XA_RETRY_ENTRY)` at the cursor.
-    pub(crate) fn store_retry(&mut self) -> Result<(), ()> {
-        // SAFETY: Under the xa_lock, on our state; a retry entry is what
-        // collapse_file() stores over holes.
-        unsafe { bindings::krs_xas_store(self.xas(), bindings::krs_xa_retry_entry()) };
-        self.error()
-    }
-
-    /// `xas_store(NULL)` at the cursor (undoing a retry entry).
-    pub(crate) fn store_none(&mut self) {
-        // SAFETY: Under the xa_lock, on our state.
-        unsafe { bindings::krs_xas_store(self.xas(), core::ptr::null_mut()) }
-    }
-
-    /// `xas_set_order(start, HPAGE_PMD_ORDER)` and `xas_store(folio)`: the
-    /// multi-index entry replacing the extent's small folios.
-    pub(crate) fn store_folio(&mut self, start: usize, folio: &NewFolio) -> Result<(), ()> {
-        // SAFETY: Under the xa_lock, on our state; the new folio is locked
-        // and published (its page-cache references taken) by the caller.
-        unsafe {
-            bindings::krs_xas_set_order(self.xas(), start, HPAGE_PMD_ORDER);
-            bindings::krs_xas_store(self.xas(), folio.as_raw().cast());
-        }
-        self.error()
-    }
-
     /// Drops the lock and hands the cursor back.
     pub(crate) fn unlock(self) -> &'c mut XaCursor<'a> {
         let this = core::mem::ManuallyDrop::new(self);
@@ -355,6 +382,62 @@ impl<'c, 'a> XaLocked<'c, 'a> {
         // SAFETY: We hold the lock (type invariant).
         unsafe { bindings::krs_xas_unlock_irq(&mut cursor.xas) };
         cursor
+    }
+
+    /// The hole re-check of collapse_file(), with this lock held from here
+    /// to the commit: stores `XA_RETRY_ENTRY` in every hole of `old`'s
+    /// extent (every slot `xas_next()` finds null; folios, siblings and
+    /// values are left alone, as upstream's loop leaves them), so nothing
+    /// can be faulted or read into a hole meanwhile. `old`'s folios are
+    /// locked and cover `old.covered()` pages of the extent, so the rest
+    /// must be holes now: if they are not all holes, some were filled
+    /// since the scan (`FillError::Filled`). A regular file's extent, all
+    /// folios, is not walked. The returned state owns the lock, the old
+    /// folios and the shmem charge of the holes; its `Drop` is the
+    /// rollback (the retry entries cleared, the lock dropped, the charge
+    /// and the old folios given back), [`HolesFilled::commit`] the commit.
+    pub(crate) fn fill_holes<'m>(
+        mut self,
+        old: IsolatedExtent<'m>,
+        charge: Option<HoleCharge<'m>>,
+    ) -> Result<HolesFilled<'c, 'a, 'm>, FillError> {
+        if !core::ptr::eq(self.0.mapping, old.mapping()) {
+            return Err(FillError::Filled);
+        }
+        let start = old.start();
+        let walk = old.covered() < HPAGE_PMD_NR;
+        if walk {
+            // SAFETY: Under the xa_lock (type invariant), on our state.
+            unsafe { bindings::krs_xas_set(self.xas(), start) };
+        }
+        let mut filled = HolesFilled {
+            xa: self,
+            holes: 0,
+            charge,
+            old,
+        };
+        if walk {
+            for _ in 0..HPAGE_PMD_NR {
+                // SAFETY: Under the xa_lock (owned by `filled`).
+                let entry = unsafe { bindings::krs_xas_next(filled.xa.xas()) };
+                if let Slot::Null = classify(entry) {
+                    // SAFETY: Under the xa_lock, at a hole of the extent.
+                    unsafe {
+                        bindings::krs_xas_store(filled.xa.xas(), bindings::krs_xa_retry_entry())
+                    };
+                    if filled.xa.error().is_err() {
+                        return Err(FillError::StoreFailed);
+                    }
+                    filled.holes += 1;
+                }
+            }
+        }
+        if filled.holes + filled.old.covered() != HPAGE_PMD_NR {
+            return Err(FillError::Filled);
+        }
+        // INVARIANT: Every slot of the extent holds a locked folio of `old`
+        // or a retry entry stored above, under the lock `filled` owns.
+        Ok(filled)
     }
 }
 
@@ -365,12 +448,126 @@ impl Drop for XaLocked<'_, '_> {
     }
 }
 
+/// Why the holes could not all be filled with retry entries.
+pub(crate) enum FillError {
+    /// `xas_store()` failed (`SCAN_STORE_FAILED`).
+    StoreFailed,
+    /// A slot the old folios do not cover is not a hole any more: filled
+    /// since the scan (`SCAN_PAGE_FILLED`).
+    Filled,
+}
+
+/// The extent ready for the commit: the xa_lock held, every hole holding a
+/// retry entry, the old folios isolated (flushed) and the holes charged.
+/// `Drop` is the rollback, in collapse_file()'s order: the retry entries
+/// cleared and the lock dropped, the charge given back, the old folios put
+/// back (the fields drop in that order).
+///
+/// # Invariants
+///
+/// `xa` is locked; every slot of `old`'s extent holds a locked folio of
+/// `old` or a retry entry we stored (`holes` of them) under this hold.
+#[must_use = "dropping it rolls the collapse back"]
+pub(crate) struct HolesFilled<'c, 'a, 'm> {
+    xa: XaLocked<'c, 'a>,
+    holes: usize,
+    charge: Option<HoleCharge<'m>>,
+    old: IsolatedExtent<'m>,
+}
+
+impl<'c, 'a, 'm> HolesFilled<'c, 'a, 'm> {
+    /// The retry entries stored: the holes found under the lock.
+    pub(crate) fn holes(&self) -> usize {
+        self.holes
+    }
+
+    /// The commit of collapse_file(): `new` is published (stats,
+    /// uptodate, the page cache's references, dirty for shmem, the LRU)
+    /// and stored as one multi-index entry over the extent, the lock is
+    /// dropped, the charge kept. Returns the new folio, still locked and
+    /// now in the page cache, and the old folios, now out of it. Refused
+    /// (a rollback) when the charge does not match the holes.
+    pub(crate) fn commit(
+        mut self,
+        new: CopiedFolio,
+    ) -> Result<(CommittedFolio<'m>, ReplacedFolios<'m>), ()> {
+        let charged = self.charge.as_ref().map_or(0, |c| c.nr);
+        if charged != self.holes || new.index() != self.old.start() {
+            return Err(());
+        }
+        let start = self.old.start();
+        let folio = new.publish();
+        // SAFETY: Under the xa_lock (type invariant), over the extent whose
+        // every slot is ours (ditto); the folio holds the references the
+        // page cache's entries own (published above).
+        unsafe {
+            bindings::krs_xas_set_order(self.xa.xas(), start, HPAGE_PMD_ORDER);
+            bindings::krs_xas_store(self.xa.xas(), folio.as_ptr().cast());
+        }
+        if self.xa.error().is_err() {
+            // Cannot happen (xas_create_range() made every node; upstream
+            // warns and goes on). The page cache still holds the old
+            // folios, so they are rolled back; the new folio, published
+            // with the page cache's references, is leaked rather than
+            // freed while something might reach it.
+            warn_on_once!(true);
+            return Err(());
+        }
+        // The retry entries are gone: replaced by the folio.
+        self.holes = 0;
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped: each field moves out once.
+        let (xa, charge, old) = unsafe {
+            (
+                core::ptr::read(&this.xa),
+                core::ptr::read(&this.charge),
+                core::ptr::read(&this.old),
+            )
+        };
+        drop(xa);
+        if let Some(charge) = charge {
+            // The holes now belong to the huge folio.
+            charge.keep();
+        }
+        // INVARIANT: Stored in `old`'s mapping at `start`, still locked.
+        let committed = CommittedFolio {
+            folio,
+            mapping: old.mapping(),
+            start,
+        };
+        Ok((committed, old.replaced()))
+    }
+}
+
+impl Drop for HolesFilled<'_, '_, '_> {
+    fn drop(&mut self) {
+        if self.holes == 0 {
+            return;
+        }
+        let start = self.old.start();
+        // SAFETY: Under the xa_lock (type invariant), on our state.
+        unsafe { bindings::krs_xas_set(self.xa.xas(), start) };
+        for _ in 0..HPAGE_PMD_NR {
+            // SAFETY: Under the xa_lock; a retry entry in the extent is one
+            // we stored (none is visible outside one lock hold).
+            unsafe {
+                if bindings::krs_xas_next(self.xa.xas()) == bindings::krs_xa_retry_entry() {
+                    bindings::krs_xas_store(self.xa.xas(), core::ptr::null_mut());
+                }
+            }
+        }
+    }
+}
+
 /// A page-cache entry seen locklessly.
 pub(crate) enum RcuEntry<'r> {
     /// No entry up to the limit.
     End,
     /// A retry or zero entry: look again (`xas_retry()` reset the cursor).
     Retry,
+    /// Another internal entry (`xas_find()` skips siblings, so none is
+    /// expected): skipped, never a folio.
+    Skip,
     /// A value (swap) entry of `1 << order` pages.
     Value { order: u32 },
     /// A folio, to be referenced before use.
@@ -390,37 +587,43 @@ pub(crate) struct RcuCursor<'a> {
 }
 
 impl RcuCursor<'_> {
-    fn entry(&mut self, entry: *mut c_void) -> RcuEntry<'_> {
-        let Some(ptr) = NonNull::new(entry) else {
-            return RcuEntry::End;
-        };
+    /// # Safety
+    ///
+    /// `entry` was just loaded by this cursor, under its RCU read lock.
+    unsafe fn entry(&mut self, entry: *mut c_void) -> RcuEntry<'_> {
         // SAFETY: Under RCU (type invariant), on our state.
-        if unsafe { bindings::krs_xas_retry(&mut self.xas, entry) } {
+        if !entry.is_null() && unsafe { bindings::krs_xas_retry(&mut self.xas, entry) } {
             return RcuEntry::Retry;
         }
-        // SAFETY: Only inspects the entry's tag bits.
-        if unsafe { bindings::krs_xa_is_value(entry) } {
-            // SAFETY: Reads our state (the order of the entry just loaded).
-            let order = unsafe { bindings::krs_xas_get_order(&mut self.xas) };
-            return RcuEntry::Value { order };
+        match classify(entry) {
+            Slot::Null => RcuEntry::End,
+            Slot::Value => {
+                // SAFETY: Reads our state (the order of the entry just loaded).
+                let order = unsafe { bindings::krs_xas_get_order(&mut self.xas) };
+                RcuEntry::Value { order }
+            }
+            Slot::Retry | Slot::Sibling | Slot::OtherInternal => RcuEntry::Skip,
+            // SAFETY: A pointer entry of the page cache is a folio, loaded
+            // under RCU, held while `self` is borrowed (type invariant; the
+            // function's contract).
+            Slot::Pointer(p) => RcuEntry::Folio(unsafe { SpeculativeFolio::new(p.cast()) }),
         }
-        // SAFETY: Loaded from the page cache under RCU, held while `self`
-        // is borrowed (type invariant).
-        RcuEntry::Folio(unsafe { SpeculativeFolio::new(ptr.cast()) })
     }
 
     /// `xas_find(max)`: the first entry from the cursor on.
     pub(crate) fn find(&mut self, max: usize) -> RcuEntry<'_> {
         // SAFETY: Under RCU (type invariant), on our state.
         let entry = unsafe { bindings::krs_xas_find(&mut self.xas, max) };
-        self.entry(entry)
+        // SAFETY: Just loaded by this cursor under its RCU read lock.
+        unsafe { self.entry(entry) }
     }
 
     /// `xas_next_entry(max)`.
     pub(crate) fn next_entry(&mut self, max: usize) -> RcuEntry<'_> {
         // SAFETY: Under RCU, on our state.
         let entry = unsafe { bindings::krs_xas_next_entry(&mut self.xas, max) };
-        self.entry(entry)
+        // SAFETY: Just loaded by this cursor under its RCU read lock.
+        unsafe { self.entry(entry) }
     }
 
     /// `xas_reset()`: the next `find` walks from the current index again.

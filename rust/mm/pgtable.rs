@@ -1,18 +1,65 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Page tables: a PMD entry of an mm ([`PmdRef`]), its lock and the PTE
-//! lock nested inside it ([`SpinGuard`]), a mapped PTE table with
-//! bounds-checked entries ([`PteTable`]), the PTEs cleared while
-//! installing a PMD ([`ClearedPtes`]), a table taken out of an mm that can
-//! only be freed deferred ([`RetractedTable`]), the MMU-notifier range
-//! around such changes ([`NotifierRange`]), and `set_huge_pmd()`.
+//! Page tables, with the proofs in the types:
+//!
+//! - [`PmdAddr`]: a PMD-aligned address; every function that indexes a
+//!   512-entry table takes one, so an entry index can never leave the table.
+//! - [`PmdRef`]: a PMD entry of the mm of the VMA it was found in, over a
+//!   [`PmdAddr`] that lies inside that VMA; it remembers both.
+//! - [`PmdLocked`]: its PMD lock, borrowed from the `PmdRef`.
+//! - [`PteTable`]: the PTE table the PMD points to, mapped
+//!   (`pte_offset_map*()`), borrowed from its `PmdRef`; [`PteLocked`]: its
+//!   PTE lock, borrowed from the mapped table (and, when nested, from the
+//!   PMD lock it nests in), so a lock can outlive neither.
+//! - [`ClearedPtes`] / [`MappedPte`]: a PTE found mapping page `i` of a
+//!   folio remembers its table, its index and its folio, and can only clear
+//!   that PTE.
+//! - [`EmptyTable`]: only [`PteLocked::empty`] makes one, after reading every
+//!   entry under the PTE lock nested in the PMD lock; it is what
+//!   `pmdp_collapse_flush()` takes ([`EmptyTable::collapse_flush`]), so a
+//!   table that maps a page is never freed.
+//! - [`RetractedTable`], [`NotifierRange`], and PMD installation
+//!   ([`PmdRef::map_huge`], [`map_huge_new`]), which checks the folio is the
+//!   VMA's file folio at that address.
 
 use super::folio::{Folio, LockedFolio};
-use super::vma::VmaAccess;
-use super::{Mm, VmaRef, HPAGE_PMD_NR, PAGE_SIZE};
+use super::vma::{VmaAccess, VmaExt};
+use super::{FileExt, Mm, VmaRef, HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE};
 use crate::ffi::bindings;
+use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+
+/// A PMD-aligned user address: the first byte a PMD entry maps.
+///
+/// # Invariants
+///
+/// A multiple of `HPAGE_PMD_SIZE`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct PmdAddr(usize);
+
+impl PmdAddr {
+    /// `addr` if it is PMD-aligned.
+    pub(crate) fn new(addr: usize) -> Option<Self> {
+        // INVARIANT: Checked.
+        (addr & (HPAGE_PMD_SIZE - 1) == 0).then_some(Self(addr))
+    }
+
+    /// The PMD-aligned address at or below `addr` (`addr & HPAGE_PMD_MASK`).
+    pub(crate) fn containing(addr: usize) -> Self {
+        // INVARIANT: Masked.
+        Self(addr & !(HPAGE_PMD_SIZE - 1))
+    }
+
+    pub(crate) fn get(self) -> usize {
+        self.0
+    }
+
+    /// The end of the range the PMD maps (exclusive).
+    pub(crate) fn end(self) -> usize {
+        self.0.saturating_add(HPAGE_PMD_SIZE)
+    }
+}
 
 /// What a PMD entry holds, as `check_pmd_state()` classifies it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -31,32 +78,56 @@ pub(crate) enum PmdState {
     Table,
 }
 
-/// A PMD entry of an mm.
+/// A PMD entry of the mm of `vma`, over `addr`.
 ///
 /// # Invariants
 ///
-/// `pmd` points into the live page tables of `mm` for `'a`: the caller
-/// holds, for `'a`, the mmap lock of `mm`, or the i_mmap lock of a mapping
-/// with a VMA of `mm` covering the address (the borrow of that VMA).
-pub(crate) struct PmdRef<'a> {
+/// `addr` and `addr + HPAGE_PMD_SIZE` lie inside `vma`, and `pmd` is the
+/// entry over `addr` in the page tables of `vma`'s mm. The entry stays
+/// allocated for `'a`: the VMA's lock ([`VmaAccess`], held while `vma` is
+/// borrowed) keeps the page-table levels above the PTE tables of its range
+/// (only `free_pgtables()`, after the VMA has left the mm and the i_mmap
+/// tree, frees those).
+pub(crate) struct PmdRef<'a, V: VmaAccess + ?Sized> {
     pmd: NonNull<bindings::pmd_t>,
-    mm: &'a Mm,
+    vma: &'a V,
+    addr: PmdAddr,
 }
 
-impl<'a> PmdRef<'a> {
+impl<'a, V: VmaAccess + ?Sized> PmdRef<'a, V> {
     /// `mm_find_pmd()`: the PMD over `addr` in `vma`'s mm, if the upper
-    /// levels exist.
-    pub(crate) fn find<V: VmaAccess + ?Sized>(vma: &'a V, addr: usize) -> Option<Self> {
-        let mm: &'a Mm = super::vma::VmaExt::vm_mm(vma);
+    /// levels exist and the whole PMD range lies inside `vma`.
+    pub(crate) fn find(vma: &'a V, addr: PmdAddr) -> Option<Self> {
+        if !vma.contains(addr.get(), addr.end()) {
+            return None;
+        }
         // SAFETY: The VMA's lock is held while it is borrowed (`VmaAccess`),
-        // which keeps the upper levels of its mm's tables alive.
-        let pmd = NonNull::new(unsafe { bindings::krs_mm_find_pmd(mm.as_raw(), addr) })?;
-        // INVARIANT: Found in `mm`'s tables under the VMA's lock, for 'a.
-        Some(Self { pmd, mm })
+        // which keeps the upper levels of its mm's tables over its range.
+        let pmd = unsafe { bindings::krs_mm_find_pmd(vma.vm_mm().as_raw(), addr.get()) };
+        // INVARIANT: In `vma` (checked) and found in its mm's tables.
+        Some(Self {
+            pmd: NonNull::new(pmd)?,
+            vma,
+            addr,
+        })
     }
 
     fn raw(&self) -> *mut bindings::pmd_t {
         self.pmd.as_ptr()
+    }
+
+    fn mm(&self) -> &'a Mm {
+        self.vma.vm_mm()
+    }
+
+    /// The VMA the PMD was found in.
+    pub(crate) fn vma(&self) -> &'a V {
+        self.vma
+    }
+
+    /// The address the PMD maps.
+    pub(crate) fn addr(&self) -> PmdAddr {
+        self.addr
     }
 
     /// `check_pmd_state()`: read locklessly (`pmdp_get_lockless`), as
@@ -73,130 +144,119 @@ impl<'a> PmdRef<'a> {
         }
     }
 
-    /// `pmd_lock()`.
-    pub(crate) fn lock(&self) -> SpinGuard<'_> {
+    /// `pmd_lock()`: this PMD's lock.
+    pub(crate) fn lock(&self) -> PmdLocked<'_, 'a, V> {
         // SAFETY: The PMD lock of a live PMD (type invariant).
-        let lock = unsafe { bindings::krs_pmd_lockptr(self.mm.as_raw(), self.raw()) };
-        // SAFETY: A valid lock while the tables live (type invariant).
-        unsafe { SpinGuard::lock(lock) }
+        let lock = unsafe { bindings::krs_pmd_lockptr(self.mm().as_raw(), self.raw()) };
+        // SAFETY: pmd_lockptr() returns the mm's page_table_lock or the
+        // lock in the PMD table's ptdesc: never null.
+        let lock = unsafe { NonNull::new_unchecked(lock) };
+        // SAFETY: The lock lives as long as the PMD's table page (type
+        // invariant), which outlives the guard (it borrows `self`).
+        let guard = unsafe { SpinGuard::lock(lock) };
+        // INVARIANT: This PMD's lock, just taken.
+        PmdLocked { pmd: self, guard }
     }
 
-    /// The PTE lock of the table this PMD points to, nested inside the
-    /// held PMD lock `pml`; `None` when it is the same lock (split PTE
-    /// locks off), or when the PMD no longer points to a table.
-    pub(crate) fn lock_pte_nested(&self, pml: &SpinGuard<'_>) -> Option<SpinGuard<'_>> {
-        if self.state() != PmdState::Table {
-            return None;
-        }
-        // SAFETY: Under the PMD lock the entry points to a table (checked).
-        let ptl = unsafe { bindings::krs_pte_lockptr(self.mm.as_raw(), self.raw()) };
-        // SAFETY: That table's lock, valid while the PMD lock is held.
-        (ptl != pml.0).then(|| unsafe { SpinGuard::lock_nested(ptl) })
-    }
-
-    /// `pmdp_collapse_flush()` and `pmdp_get_lockless_sync()`: takes the
-    /// (empty) table out of the mm and flushes the TLB.
-    pub(crate) fn collapse_flush<V: VmaAccess + ?Sized>(
-        &self,
-        vma: &V,
-        addr: usize,
-        _pml: &SpinGuard<'_>,
-    ) -> RetractedTable<'a> {
-        // SAFETY: The PMD lock is held (the guard, borrowed) and the caller
-        // checked under it (and the PTE lock) that the table maps nothing
-        // that must stay; `vma` covers `addr`.
-        let pmd = unsafe { bindings::krs_pmdp_collapse_flush(vma.vma_ptr(), addr, self.raw()) };
-        // SAFETY: No preconditions.
-        unsafe { bindings::krs_pmdp_get_lockless_sync() };
-        // INVARIANT: Just removed from `mm`.
-        RetractedTable {
-            mm: self.mm,
-            addr,
-            pmd,
-        }
-    }
-
-    /// `pte_offset_map_lock()`: the table mapped and its PTE lock held.
-    pub(crate) fn map_lock(&self, addr: usize) -> Option<(PteTable<'_>, SpinGuard<'_>)> {
-        let mut ptl = core::ptr::null_mut();
-        // SAFETY: A live PMD (type invariant); returns a mapped table and
-        // takes `ptl`, or null.
-        let pte = unsafe {
-            bindings::krs_pte_offset_map_lock(self.mm.as_raw(), self.raw(), addr, &mut ptl)
-        };
-        // INVARIANT: Mapped by pte_offset_map_lock().
-        let table = PteTable(NonNull::new(pte)?, PhantomData);
-        // SAFETY: pte_offset_map_lock() took `ptl`; the guard, returned
-        // after the table, is dropped first (pte_unmap_unlock order).
-        Some((table, unsafe { SpinGuard::adopt(ptl) }))
-    }
-
-    /// `pte_offset_map_rw_nolock()`: the table mapped, the PMD value it
-    /// was mapped from (to compare under the lock) and its PTE lock, not
-    /// taken.
-    pub(crate) fn map_nolock(&self, addr: usize) -> Option<(PteTable<'_>, PmdValue, PteLock<'_>)> {
+    /// `pte_offset_map_rw_nolock()`: the PTE table the PMD points to,
+    /// mapped, with the PMD value it was mapped from (compared again under
+    /// the PTE lock, [`PteTable::lock`]); `None` when the PMD does not point
+    /// to a table.
+    pub(crate) fn map(&self) -> Option<PteTable<'_, 'a, V>> {
         let mut val = bindings::pmd_t::default();
         let mut ptl = core::ptr::null_mut();
-        // SAFETY: A live PMD (type invariant).
+        // SAFETY: A live PMD (type invariant); returns a mapped table (RCU
+        // read lock taken) and its lock, or null.
         let pte = unsafe {
             bindings::krs_pte_offset_map_rw_nolock(
-                self.mm.as_raw(),
+                self.mm().as_raw(),
                 self.raw(),
-                addr,
+                self.addr.get(),
                 &mut val,
                 &mut ptl,
             )
         };
-        // INVARIANT: Mapped by pte_offset_map_rw_nolock().
-        let table = PteTable(NonNull::new(pte)?, PhantomData);
-        let ptl = PteLock(NonNull::new(ptl)?, PhantomData);
-        Some((table, PmdValue(val), ptl))
-    }
-
-    /// `pmd_same(val, pmdp_get_lockless(pmd))`.
-    pub(crate) fn still(&self, val: &PmdValue) -> bool {
-        // SAFETY: A live PMD (type invariant).
-        unsafe { bindings::krs_pmd_same(val.0, bindings::krs_pmdp_get_lockless(self.raw())) }
-    }
-}
-
-/// A PMD value read when a table was mapped.
-pub(crate) struct PmdValue(bindings::pmd_t);
-
-/// The PTE lock of a mapped table, not taken yet.
-pub(crate) struct PteLock<'t>(NonNull<bindings::spinlock_t>, PhantomData<&'t ()>);
-
-impl PteLock<'_> {
-    /// Takes it, nested when the PMD lock `pml` is held and is another
-    /// lock; `None` when `pml` is this very lock.
-    pub(crate) fn lock(&self, pml: Option<&SpinGuard<'_>>) -> Option<SpinGuard<'_>> {
-        let ptl = self.0.as_ptr();
-        match pml {
-            // SAFETY: The lock of a table mapped for 't (the table keeps it).
-            None => Some(unsafe { SpinGuard::lock(ptl) }),
-            // SAFETY: The lock of a table mapped for 't, nested inside the
-            // held PMD lock.
-            Some(l) if l.0 != ptl => Some(unsafe { SpinGuard::lock_nested(ptl) }),
-            Some(_) => None,
-        }
+        let pte = NonNull::new(pte)?;
+        let ptl = match NonNull::new(ptl) {
+            Some(ptl) => ptl,
+            None => {
+                // SAFETY: Mapped just above, unmapped once.
+                unsafe { bindings::krs_pte_unmap(pte.as_ptr()) };
+                return None;
+            }
+        };
+        // INVARIANT: Mapped by pte_offset_map_rw_nolock() at `addr`, which is
+        // PMD-aligned (`PmdAddr`): `pte` is entry 0 of the table.
+        Some(PteTable {
+            pte,
+            ptl,
+            val,
+            pmd: self,
+        })
     }
 }
 
-/// A page-table spinlock (PMD or PTE lock); `Drop` unlocks.
+impl<'a> PmdRef<'a, VmaRef> {
+    /// `set_huge_pmd()` over this PMD: maps `folio` by it. Under the mmap
+    /// lock (the `VmaRef`) and the folio lock; refused unless `folio` is
+    /// the PMD-order folio of the VMA's file at this address.
+    pub(crate) fn map_huge(&self, folio: &LockedFolio) -> Result<(), ()> {
+        // SAFETY: The PMD is of this VMA's mm over `addr` (type invariant).
+        unsafe { set_huge_pmd(self.vma, self.addr, self.raw(), folio) }
+    }
+}
+
+/// `set_huge_pmd()` where the PMD level does not exist yet (allocated, as
+/// upstream does). Refused as [`PmdRef::map_huge`] refuses.
+pub(crate) fn map_huge_new(vma: &VmaRef, addr: PmdAddr, folio: &LockedFolio) -> Result<(), ()> {
+    if !vma.contains(addr.get(), addr.end()) {
+        return Err(());
+    }
+    // SAFETY: A null PMD: the helper allocates the levels in `vma`'s mm.
+    unsafe { set_huge_pmd(vma, addr, core::ptr::null_mut(), folio) }
+}
+
+/// # Safety
+///
+/// `pmd` is null or the PMD over `addr` in `vma`'s mm.
+unsafe fn set_huge_pmd(
+    vma: &VmaRef,
+    addr: PmdAddr,
+    pmd: *mut bindings::pmd_t,
+    folio: &LockedFolio,
+) -> Result<(), ()> {
+    let file = vma.vm_file().ok_or(())?;
+    // The folio must be what a fault at `addr` would map: PMD-sized, in
+    // this VMA's file, at the page offset of `addr`.
+    if !folio.is_pmd_order()
+        || !folio.belongs_to(file.mapping())
+        || folio.index() != vma.pgoff_of(addr.get())
+        || !vma.contains(addr.get(), addr.end())
+    {
+        return Err(());
+    }
+    // SAFETY: The mmap lock (the `VmaRef`) and the folio lock are held;
+    // the folio is the file's at `addr` (checked), `pmd` per contract.
+    match unsafe { bindings::krs_set_huge_pmd(vma.as_ptr(), addr.get(), pmd, folio.as_raw()) } {
+        0 => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// A page-table spinlock held by us; `Drop` unlocks.
 ///
 /// # Invariants
 ///
-/// We hold the lock, which stays valid for `'t`.
-#[must_use = "dropping it unlocks the page-table lock"]
-pub(crate) struct SpinGuard<'t>(*mut bindings::spinlock_t, PhantomData<&'t ()>);
+/// We hold `lock`, which stays valid for `'t`.
+struct SpinGuard<'t>(NonNull<bindings::spinlock_t>, PhantomData<&'t ()>);
 
 impl SpinGuard<'_> {
     /// # Safety
     ///
     /// `lock` is a page-table lock valid for the guard's lifetime.
-    unsafe fn lock(lock: *mut bindings::spinlock_t) -> Self {
+    unsafe fn lock(lock: NonNull<bindings::spinlock_t>) -> Self {
         // SAFETY: Valid lock (function contract).
-        unsafe { bindings::krs_spin_lock(lock) };
+        unsafe { bindings::krs_spin_lock(lock.as_ptr()) };
         // INVARIANT: Just taken.
         Self(lock, PhantomData)
     }
@@ -205,19 +265,12 @@ impl SpinGuard<'_> {
     ///
     /// # Safety
     ///
-    /// As for [`SpinGuard::lock`], and the PMD lock is held.
-    unsafe fn lock_nested(lock: *mut bindings::spinlock_t) -> Self {
+    /// As for [`SpinGuard::lock`], and another page-table lock (the PMD
+    /// lock) is held.
+    unsafe fn lock_nested(lock: NonNull<bindings::spinlock_t>) -> Self {
         // SAFETY: Valid lock (function contract).
-        unsafe { bindings::krs_spin_lock_nested(lock) };
+        unsafe { bindings::krs_spin_lock_nested(lock.as_ptr()) };
         // INVARIANT: Just taken.
-        Self(lock, PhantomData)
-    }
-
-    /// # Safety
-    ///
-    /// The caller holds `lock` and hands its release over.
-    unsafe fn adopt(lock: *mut bindings::spinlock_t) -> Self {
-        // INVARIANT: Held, per contract.
         Self(lock, PhantomData)
     }
 }
@@ -225,12 +278,141 @@ impl SpinGuard<'_> {
 impl Drop for SpinGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: We hold the lock (type invariant).
-        unsafe { bindings::krs_spin_unlock(self.0) }
+        unsafe { bindings::krs_spin_unlock(self.0.as_ptr()) }
     }
 }
 
-/// What a PTE of a table maps, compared with a folio's pages.
-pub(crate) enum Subpage {
+/// The PMD lock of a [`PmdRef`], held; `Drop` unlocks.
+///
+/// # Invariants
+///
+/// `guard` holds the lock of `pmd`'s PMD.
+#[must_use = "dropping it unlocks the PMD"]
+pub(crate) struct PmdLocked<'p, 'a, V: VmaAccess + ?Sized> {
+    pmd: &'p PmdRef<'a, V>,
+    guard: SpinGuard<'p>,
+}
+
+impl<'p, 'a, V: VmaAccess + ?Sized> PmdLocked<'p, 'a, V> {
+    /// The PMD entry, stable while the lock is held.
+    pub(crate) fn state(&self) -> PmdState {
+        self.pmd.state()
+    }
+
+    /// The PTE lock of `table`, nested inside this PMD lock (or this very
+    /// lock, when split PTE locks are off), with the PMD checked to still
+    /// point to the table `table` was mapped from (`pmd_same()`). `None`
+    /// when `table` is not this PMD's, or the PMD changed.
+    pub(crate) fn lock_table<'l>(
+        &'l self,
+        table: &'l PteTable<'_, 'a, V>,
+    ) -> Option<PteLocked<'l, 'a, V>> {
+        if table.pmd.pmd != self.pmd.pmd {
+            return None;
+        }
+        let guard = if table.ptl == self.guard.0 {
+            None
+        } else {
+            // SAFETY: The lock of a table mapped for 'l (the borrow of
+            // `table`), nested inside this PMD lock, held for 'l.
+            Some(unsafe { SpinGuard::lock_nested(table.ptl) })
+        };
+        // INVARIANT: `table`'s lock is held (taken above, or it is the PMD
+        // lock, held for 'l by the borrow of `self`).
+        let locked = PteLocked {
+            table,
+            _guard: guard,
+            pml: Some(self),
+        };
+        locked.table.still_mapped().then_some(locked)
+    }
+}
+
+/// A mapped PTE table (`pte_offset_map*()`) of a [`PmdRef`]; `Drop` is
+/// `pte_unmap()`.
+///
+/// # Invariants
+///
+/// `pte` is entry 0 of the table `pmd` pointed to (the value `val`) when
+/// it was mapped, mapped and not yet unmapped: the table's memory stays
+/// valid (it is freed only after RCU readers, `pte_free_defer()`) and it
+/// has `HPAGE_PMD_NR` entries. `ptl` is that table's PTE lock (stored in
+/// the table's `struct ptdesc`, valid as long as the table memory is).
+pub(crate) struct PteTable<'p, 'a, V: VmaAccess + ?Sized> {
+    pte: NonNull<bindings::pte_t>,
+    ptl: NonNull<bindings::spinlock_t>,
+    val: bindings::pmd_t,
+    pmd: &'p PmdRef<'a, V>,
+}
+
+impl<'p, 'a, V: VmaAccess + ?Sized> PteTable<'p, 'a, V> {
+    /// `pmd_same(val, pmdp_get_lockless(pmd))`: the PMD still points to
+    /// this table.
+    fn still_mapped(&self) -> bool {
+        // SAFETY: A live PMD (the `PmdRef`'s invariant).
+        unsafe {
+            bindings::krs_pmd_same(self.val, bindings::krs_pmdp_get_lockless(self.pmd.raw()))
+        }
+    }
+
+    /// `spin_lock(ptl)`, with no PMD lock held, and the PMD checked to
+    /// still point to this table (`pmd_same()`, as
+    /// `pte_offset_map_lock()` and collapse_pte_mapped_thp() check it);
+    /// `None` when it changed.
+    pub(crate) fn lock(&self) -> Option<PteLocked<'_, 'a, V>> {
+        // SAFETY: This table's lock, valid while it is mapped (type
+        // invariant), which the borrow of `self` guarantees for the guard.
+        let guard = unsafe { SpinGuard::lock(self.ptl) };
+        // INVARIANT: Just taken.
+        let locked = PteLocked {
+            table: self,
+            _guard: Some(guard),
+            pml: None,
+        };
+        self.still_mapped().then_some(locked)
+    }
+}
+
+impl<V: VmaAccess + ?Sized> Drop for PteTable<'_, '_, V> {
+    fn drop(&mut self) {
+        // SAFETY: Mapped and not yet unmapped (type invariant).
+        unsafe { bindings::krs_pte_unmap(self.pte.as_ptr()) }
+    }
+}
+
+/// An index into a PTE table (`0..HPAGE_PMD_NR`).
+///
+/// # Invariants
+///
+/// `< HPAGE_PMD_NR`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PteIndex(usize);
+
+impl PteIndex {
+    /// Every index of a table, in order.
+    pub(crate) fn all() -> impl Iterator<Item = PteIndex> {
+        // INVARIANT: The range ends at HPAGE_PMD_NR.
+        (0..HPAGE_PMD_NR).map(PteIndex)
+    }
+}
+
+/// The PTE lock of a mapped table, held: borrowed from the table, and from
+/// the PMD lock it nests in when taken under it; `Drop` unlocks (unless it
+/// is the PMD lock itself).
+///
+/// # Invariants
+///
+/// The PTE lock of `table` is held for `'l`: by `_guard`, or (when that is
+/// `None`) by `pml`, when the PMD lock and the PTE lock are one lock.
+#[must_use = "dropping it unlocks the PTE table"]
+pub(crate) struct PteLocked<'l, 'a, V: VmaAccess + ?Sized> {
+    table: &'l PteTable<'l, 'a, V>,
+    _guard: Option<SpinGuard<'l>>,
+    pml: Option<&'l PmdLocked<'l, 'a, V>>,
+}
+
+/// What a PTE of a table maps, compared with a PMD-order folio's pages.
+pub(crate) enum Subpage<T> {
     /// `pte_none`.
     None,
     /// Swapped or migrating (`SCAN_PTE_NON_PRESENT`).
@@ -238,144 +420,204 @@ pub(crate) enum Subpage {
     /// A page that is not the expected subpage of the folio.
     Other,
     /// The expected subpage.
-    Mapped(PageRef),
+    Mapped(T),
 }
 
-/// A page mapped by a PTE, as found under its lock.
-pub(crate) struct PageRef(NonNull<bindings::page>);
-
-/// A mapped PTE table (`pte_offset_map*()`); `Drop` is `pte_unmap()`.
-///
-/// # Invariants
-///
-/// Mapped by `pte_offset_map*()` and not yet unmapped; the table has
-/// `HPAGE_PMD_NR` entries.
-pub(crate) struct PteTable<'t>(NonNull<bindings::pte_t>, PhantomData<&'t ()>);
-
-impl PteTable<'_> {
-    /// Entry `i`, bounds-checked.
-    fn entry(&self, i: usize) -> Option<*mut bindings::pte_t> {
-        // SAFETY: `i` < the table's length (checked); same allocation.
-        (i < HPAGE_PMD_NR).then(|| unsafe { self.0.as_ptr().add(i) })
+impl<'l, 'a, V: VmaAccess + ?Sized> PteLocked<'l, 'a, V> {
+    fn entry(&self, i: PteIndex) -> *mut bindings::pte_t {
+        // SAFETY: `i` < HPAGE_PMD_NR (`PteIndex`), the number of entries
+        // of the mapped table whose entry 0 `pte` is (`PteTable`).
+        unsafe { self.table.pte.as_ptr().add(i.0) }
     }
 
-    /// PTE `i` of the table over `haddr` in `vma`, compared with page `i`
-    /// of `folio`. The caller holds the table's PTE lock (`_ptl`).
-    pub(crate) fn subpage(
-        &self,
-        vma: &VmaRef,
-        haddr: usize,
-        i: usize,
-        folio: &LockedFolio,
-        _ptl: &SpinGuard<'_>,
-    ) -> Subpage {
-        let Some(pte) = self.entry(i) else {
-            return Subpage::Other;
-        };
-        // SAFETY: A mapped entry under its lock.
+    /// PTE `i`, compared with page `i` of `folio`; the page, when mapped.
+    fn subpage(&self, i: PteIndex, folio: &Folio) -> Subpage<NonNull<bindings::page>> {
+        let pte = self.entry(i);
+        // SAFETY: A mapped entry under its lock (type invariant).
         match unsafe { bindings::krs_pte_kind(pte) } {
             0 => return Subpage::None,
             k if k < 0 => return Subpage::NonPresent,
             _ => {}
         }
-        let addr = haddr + i * PAGE_SIZE;
-        // SAFETY: Under the PTE lock and the mmap lock (the `VmaRef`); the
-        // folio is locked and `i` < 512 = its pages (a PMD-order folio, or
-        // `folio_page` of a smaller one is never equal to a mapped page).
+        // `folio_page(folio, i)` is in the folio only for a PMD-order one.
+        if !folio.is_pmd_order() {
+            return Subpage::Other;
+        }
+        let addr = self.table.pmd.addr.get() + i.0 * PAGE_SIZE;
+        // SAFETY: Under the PTE lock, in the table of the VMA over `addr`
+        // (the `PmdRef`); `folio` is a PMD-order folio, so page `i` < 512
+        // is one of its pages.
         let (page, want) = unsafe {
             (
-                bindings::krs_pte_page(vma.as_ptr(), addr, pte),
-                bindings::krs_folio_page(folio.as_raw(), i),
+                bindings::krs_pte_page(self.table.pmd.vma.vma_ptr(), addr, pte),
+                bindings::krs_folio_page(folio.as_raw(), i.0),
             )
         };
         match NonNull::new(page) {
-            Some(p) if page == want => Subpage::Mapped(PageRef(p)),
+            Some(p) if page == want => Subpage::Mapped(p),
             _ => Subpage::Other,
         }
     }
 
-    /// Clears PTE `i` (mapping `page` of `folio`) and drops its rmap; the
-    /// reference and rss it held are given back by `cleared`.
-    pub(crate) fn clear(
-        &self,
-        vma: &VmaRef,
-        haddr: usize,
-        i: usize,
-        page: PageRef,
-        cleared: &mut ClearedPtes<'_>,
-        _ptl: &SpinGuard<'_>,
-    ) {
-        let Some(pte) = self.entry(i) else {
-            return;
-        };
-        // SAFETY: A present PTE mapping `page` of the locked folio (found
-        // by `subpage` under the same PTE lock, still held).
-        unsafe {
-            bindings::krs_pte_clear_rmap(
-                vma.as_ptr(),
-                haddr + i * PAGE_SIZE,
-                pte,
-                cleared.folio.as_raw(),
-                page.0.as_ptr(),
-            )
-        };
-        cleared.nr += 1;
+    /// PTE `i` compared with page `i` of `folio` (step 1 of
+    /// `try_collapse_pte_mapped_thp()`: nothing is changed).
+    pub(crate) fn check(&self, i: PteIndex, folio: &LockedFolio) -> Subpage<()> {
+        match self.subpage(i, folio) {
+            Subpage::None => Subpage::None,
+            Subpage::NonPresent => Subpage::NonPresent,
+            Subpage::Other => Subpage::Other,
+            Subpage::Mapped(_) => Subpage::Mapped(()),
+        }
     }
-}
 
-impl Drop for PteTable<'_> {
-    fn drop(&mut self) {
-        // SAFETY: Mapped and not yet unmapped (type invariant).
-        unsafe { bindings::krs_pte_unmap(self.0.as_ptr()) }
-    }
-}
-
-/// PTEs of `folio` cleared while installing a PMD: the folio references
-/// and file rss they held are given back when this drops; an abandoned
-/// installation also flushes the TLB ([`ClearedPtes::done`] skips that:
-/// the PMD flush follows).
-pub(crate) struct ClearedPtes<'a> {
-    mm: &'a Mm,
-    folio: &'a Folio,
-    nr: usize,
-    flush: bool,
-}
-
-impl<'a> ClearedPtes<'a> {
-    pub(crate) fn new(mm: &'a Mm, folio: &'a Folio) -> Self {
-        Self {
-            mm,
+    /// Starts clearing the PTEs of `folio` in this table (step 2 of
+    /// `try_collapse_pte_mapped_thp()`).
+    pub(crate) fn clearing<'c>(&'c self, folio: &'c LockedFolio) -> ClearedPtes<'c, 'l, 'a, V> {
+        ClearedPtes {
+            ptl: self,
             folio,
-            nr: 0,
+            nr: Cell::new(0),
             flush: true,
         }
     }
 
-    /// Step 3 of `try_collapse_pte_mapped_thp()`: the references and
-    /// counters, without a TLB flush (the table's flush does it).
+    /// Reads every entry of the table: `Some` when none maps or refers to
+    /// a page (each is `pte_none()` or a PTE marker, which holds nothing),
+    /// and this lock nests in the table's PMD lock, which is then held too.
+    pub(crate) fn empty(&self) -> Option<EmptyTable<'_, 'l, 'a, V>> {
+        self.pml?;
+        // SAFETY: The table is mapped and locked (type invariant) and has
+        // HPAGE_PMD_NR entries from `pte` (`PteTable`).
+        let empty = unsafe { bindings::krs_pte_table_empty(self.table.pte.as_ptr()) };
+        // INVARIANT: Checked under both locks.
+        empty.then_some(EmptyTable { ptl: self })
+    }
+}
+
+/// PTEs of one PMD-order folio cleared in one locked table (step 2 of
+/// `try_collapse_pte_mapped_thp()`); the folio references and file rss
+/// they held are given back when this drops ([`ClearedPtes::done`]), and an
+/// abandoned clearing also flushes the TLB (done skips it: the PMD flush
+/// follows).
+///
+/// # Invariants
+///
+/// `nr` PTEs of `ptl`'s table, each mapping a page of `folio`, were cleared
+/// with their rmap, under `ptl`.
+pub(crate) struct ClearedPtes<'c, 'l, 'a, V: VmaAccess + ?Sized> {
+    ptl: &'c PteLocked<'l, 'a, V>,
+    folio: &'c LockedFolio,
+    nr: Cell<usize>,
+    flush: bool,
+}
+
+/// A PTE found mapping the expected page of the folio being cleared: only
+/// it can be cleared, once ([`MappedPte::clear`]).
+pub(crate) struct MappedPte<'r, 'c, 'l, 'a, V: VmaAccess + ?Sized> {
+    cleared: &'r ClearedPtes<'c, 'l, 'a, V>,
+    i: PteIndex,
+    page: NonNull<bindings::page>,
+}
+
+impl<'c, 'l, 'a, V: VmaAccess + ?Sized> ClearedPtes<'c, 'l, 'a, V> {
+    /// PTE `i`, compared with page `i` of the folio.
+    pub(crate) fn entry(&self, i: PteIndex) -> Subpage<MappedPte<'_, 'c, 'l, 'a, V>> {
+        match self.ptl.subpage(i, self.folio) {
+            Subpage::None => Subpage::None,
+            Subpage::NonPresent => Subpage::NonPresent,
+            Subpage::Other => Subpage::Other,
+            Subpage::Mapped(page) => Subpage::Mapped(MappedPte {
+                cleared: self,
+                i,
+                page,
+            }),
+        }
+    }
+
+    /// Step 3: the references and counters, without a TLB flush (the
+    /// table's flush does it).
     pub(crate) fn done(mut self) {
         self.flush = false;
     }
 }
 
-impl Drop for ClearedPtes<'_> {
+impl<V: VmaAccess + ?Sized> MappedPte<'_, '_, '_, '_, V> {
+    /// Clears this PTE and drops its rmap; the reference and rss it held
+    /// are given back by its [`ClearedPtes`].
+    pub(crate) fn clear(self) {
+        let c = self.cleared;
+        let table = c.ptl.table;
+        let addr = table.pmd.addr.get() + self.i.0 * PAGE_SIZE;
+        // SAFETY: A present PTE of the locked table (the lock is held while
+        // `c` is borrowed) that maps `page`, page `i` of the locked folio
+        // (found by `ClearedPtes::entry` under the same lock hold); cleared
+        // once (`self` is consumed).
+        unsafe {
+            bindings::krs_pte_clear_rmap(
+                table.pmd.vma.vma_ptr(),
+                addr,
+                c.ptl.entry(self.i),
+                c.folio.as_raw(),
+                self.page.as_ptr(),
+            )
+        };
+        // INVARIANT: One more PTE of the folio cleared.
+        c.nr.set(c.nr.get() + 1);
+    }
+}
+
+impl<V: VmaAccess + ?Sized> Drop for ClearedPtes<'_, '_, '_, V> {
     fn drop(&mut self) {
-        if self.nr == 0 {
+        let nr = self.nr.get();
+        if nr == 0 {
             return;
         }
-        let nr = i32::try_from(self.nr).unwrap_or(i32::MAX);
-        // SAFETY: `mm` is live and `folio` locked by the caller; `nr` PTEs
-        // mapping it were cleared, each holding one reference and one rss.
+        let mm = self.ptl.table.pmd.mm();
+        let nr = i32::try_from(nr).unwrap_or(i32::MAX);
+        // SAFETY: `mm` is live (its VMA is borrowed) and `folio` locked;
+        // `nr` PTEs mapping it were cleared (type invariant), each holding
+        // one reference and one rss count.
         unsafe {
             if self.flush {
-                bindings::krs_flush_tlb_mm(self.mm.as_raw());
+                bindings::krs_flush_tlb_mm(mm.as_raw());
             }
             bindings::krs_folio_ref_sub(self.folio.as_raw(), nr);
-            bindings::krs_add_mm_counter_file(
-                self.mm.as_raw(),
-                self.folio.as_raw(),
-                -(nr as isize),
-            );
+            bindings::krs_add_mm_counter_file(mm.as_raw(), self.folio.as_raw(), -(nr as isize));
+        }
+    }
+}
+
+/// Proof that a PTE table maps nothing: every entry was read under its
+/// PTE lock, nested in the PMD lock, both still held (the borrow).
+///
+/// # Invariants
+///
+/// `ptl` is nested in a held PMD lock (`ptl.pml` is `Some`), and every
+/// entry of its table is none or a marker.
+pub(crate) struct EmptyTable<'e, 'l, 'a, V: VmaAccess + ?Sized> {
+    ptl: &'e PteLocked<'l, 'a, V>,
+}
+
+impl<'a, V: VmaAccess + ?Sized> EmptyTable<'_, '_, 'a, V> {
+    /// `pmdp_collapse_flush()` and `pmdp_get_lockless_sync()`: takes the
+    /// empty table out of the mm and flushes the TLB; the table is freed
+    /// when the returned value drops.
+    pub(crate) fn collapse_flush(self) -> RetractedTable<'a> {
+        let table = self.ptl.table;
+        let pmd = table.pmd;
+        // SAFETY: The PMD lock and the table's PTE lock are held (type
+        // invariant), the table maps nothing (ditto), and the PMD over
+        // `addr` lies in `vma` (`PmdRef`).
+        let val = unsafe {
+            bindings::krs_pmdp_collapse_flush(pmd.vma.vma_ptr(), pmd.addr.get(), pmd.raw())
+        };
+        // SAFETY: No preconditions.
+        unsafe { bindings::krs_pmdp_get_lockless_sync() };
+        // INVARIANT: Just removed from the VMA's mm; we own the table.
+        RetractedTable {
+            mm: pmd.mm(),
+            addr: pmd.addr,
+            pmd: val,
         }
     }
 }
@@ -392,12 +634,12 @@ pub(crate) fn flush_tlb_mm(mm: &Mm) {
 ///
 /// # Invariants
 ///
-/// `pmd` is the entry just removed from `mm` at `addr`; nothing else owns
-/// the table.
+/// `pmd` is the entry just removed from `mm` at `addr`, pointing to an
+/// empty table; nothing else owns the table.
 #[must_use = "dropping it frees the table (after RCU)"]
 pub(crate) struct RetractedTable<'a> {
     mm: &'a Mm,
-    addr: usize,
+    addr: PmdAddr,
     pmd: bindings::pmd_t,
 }
 
@@ -410,7 +652,7 @@ impl Drop for RetractedTable<'_> {
     fn drop(&mut self) {
         // SAFETY: The table was removed from `mm` and is ours (type
         // invariant); pte_free_defer() frees it after RCU readers.
-        unsafe { bindings::krs_free_retracted_table(self.mm.as_raw(), self.addr, self.pmd) }
+        unsafe { bindings::krs_free_retracted_table(self.mm.as_raw(), self.addr.get(), self.pmd) }
     }
 }
 
@@ -424,13 +666,13 @@ impl Drop for RetractedTable<'_> {
 pub(crate) struct NotifierRange<'a>(bindings::mmu_notifier_range, PhantomData<&'a Mm>);
 
 impl<'a> NotifierRange<'a> {
-    /// Starts invalidation of `[start, end)` of `mm`. May sleep.
-    pub(crate) fn start(mm: &'a Mm, start: usize, end: usize) -> Self {
+    /// Starts invalidation of the PMD range at `addr` of `mm`. May sleep.
+    pub(crate) fn start(mm: &'a Mm, addr: PmdAddr) -> Self {
         let mut range = bindings::mmu_notifier_range::default();
         // SAFETY: `mm` is allocated (a reference); the notifiers only use
         // `range` during each call, and it is ended before it moves again
         // (the core keeps no pointer to it between start and end).
-        unsafe { bindings::krs_mmu_notifier_start(&mut range, mm.as_raw(), start, end) };
+        unsafe { bindings::krs_mmu_notifier_start(&mut range, mm.as_raw(), addr.get(), addr.end()) };
         // INVARIANT: Just started on `mm`.
         Self(range, PhantomData)
     }
@@ -440,23 +682,5 @@ impl Drop for NotifierRange<'_> {
     fn drop(&mut self) {
         // SAFETY: Started in `start` (type invariant), ended only here.
         unsafe { bindings::krs_mmu_notifier_end(&mut self.0) }
-    }
-}
-
-/// `set_huge_pmd()`: maps `folio` at `haddr` of `vma` by a PMD (allocating
-/// the PMD level when `pmd` is `None`). The caller holds the mmap lock (the
-/// `VmaRef`) and the folio lock.
-pub(crate) fn set_huge_pmd(
-    vma: &VmaRef,
-    haddr: usize,
-    pmd: Option<&PmdRef<'_>>,
-    folio: &LockedFolio,
-) -> Result<(), ()> {
-    let pmd = pmd.map_or(core::ptr::null_mut(), |p| p.raw());
-    // SAFETY: The mmap lock and the folio lock are held (see above); a
-    // null PMD is allocated by the helper, as upstream.
-    match unsafe { bindings::krs_set_huge_pmd(vma.as_ptr(), haddr, pmd, folio.as_raw()) } {
-        0 => Ok(()),
-        _ => Err(()),
     }
 }

@@ -13,6 +13,7 @@
 
 use super::page_cache::AddressSpace;
 use super::{File, Mm, MmWithUser, VmaRef, PAGE_SHIFT};
+use kernel::fs::file::LocalFile;
 use crate::ffi::bindings;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -68,14 +69,21 @@ impl<'a> MmapRead<'a> {
 ///
 /// # Safety
 ///
-/// `vma_ptr()` returns a VMA that stays valid (allocated, in its tree, its
-/// fields stable but for the atomic ones) while `self` is borrowed.
+/// `vma_ptr()` returns a VMA that stays allocated and in its mm's tree
+/// while `self` is borrowed, and whose `vm_mm`, `vm_file`, `vm_start`,
+/// `vm_end` and `vm_pgoff` do not change meanwhile (changing them takes
+/// the mmap lock for writing and, for a file VMA, the i_mmap lock for
+/// writing too: `vma_prepare()`). Other fields may change under a reader
+/// that holds only the i_mmap lock (`vm_flags` by mprotect() or madvise(),
+/// `anon_vma` by a fault, the userfaultfd context by UFFDIO_REGISTER):
+/// they are read once, racily, as upstream reads them, and every decision
+/// taken on them is taken again under the page-table lock.
 pub(crate) unsafe trait VmaAccess {
     fn vma_ptr(&self) -> *mut bindings::vm_area_struct;
 }
 
 // SAFETY: `VmaRef`'s invariant: the mmap or VMA lock is held while it is
-// borrowed.
+// borrowed, which keeps the VMA and the fields the trait names.
 unsafe impl VmaAccess for VmaRef {
     fn vma_ptr(&self) -> *mut bindings::vm_area_struct {
         self.as_ptr()
@@ -151,7 +159,10 @@ impl<T: VmaAccess + ?Sized> VmaExt for T {}
 pub(crate) struct IMmapVma<'g>(NonNull<bindings::vm_area_struct>, PhantomData<&'g ()>);
 
 // SAFETY: The i_mmap lock held for `'g` keeps the VMA in the tree and
-// allocated (type invariant), which is as long as `self` can be borrowed.
+// allocated (type invariant), which is as long as `self` can be borrowed;
+// `vm_start`, `vm_end`, `vm_pgoff` and `vm_file` change only under the
+// i_mmap write lock, `vm_mm` never. `vm_flags` can change meanwhile: the
+// retractable checks read it racily and are repeated under the PTE lock.
 unsafe impl VmaAccess for IMmapVma<'_> {
     fn vma_ptr(&self) -> *mut bindings::vm_area_struct {
         self.0.as_ptr()
@@ -219,7 +230,9 @@ pub(crate) trait FileExt {
     fn sync_readahead(&self, index: usize, nr: usize);
 }
 
-impl FileExt for File {
+/// On [`LocalFile`], so a [`File`] (which derefs to it) has it too, and a
+/// file from [`fget`], which may not leave this thread, as well.
+impl FileExt for LocalFile {
     fn mapping(&self) -> &AddressSpace {
         // SAFETY: A live file's mapping lives as long as the file.
         unsafe { AddressSpace::from_raw(bindings::krs_file_mapping(self.as_ptr())) }
@@ -243,11 +256,10 @@ impl FileExt for File {
     }
 }
 
-/// `fget(fd)` in the current task's table.
-pub(crate) fn fget(fd: u32) -> Option<ARef<File>> {
-    let fd = i32::try_from(fd).ok()?;
-    // SAFETY: Looks `fd` up in current's table; a reference or null.
-    let file = NonNull::new(unsafe { bindings::krs_fget(fd) })?;
-    // SAFETY: fget() handed over one reference.
-    Some(unsafe { ARef::from_raw(file.cast()) })
+/// `fget(fd)` in the current task's table, as the kernel crate's
+/// [`LocalFile::fget`] gets it: a `LocalFile`, which stays on this thread
+/// (the writer may hold an `fdget_pos()` on the same file: `fd=` can name
+/// the very debugfs file being written).
+pub(crate) fn fget(fd: u32) -> Option<ARef<LocalFile>> {
+    LocalFile::fget(fd).ok()
 }
