@@ -67,7 +67,7 @@ impl kernel::Module for KhugepagedRs {
         } else {
             None
         };
-        let resolved = ffi::symbols::resolve_all(extra)?;
+        let resolved = ffi::symbols::init(extra)?;
         status::set(resolved);
         // SAFETY: Once, before the debugfs files (the only callers) exist.
         unsafe { ffi::notifier::init() };

@@ -187,7 +187,9 @@ fn collapse(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<Outcome, F
         recheck_holes(&mut xas, mapping, start, end, nr_none, old, charge)?
     } else {
         inject::hit(Point::BeforeStore, target);
-        xas.lock().fill_holes(old, charge).map_err(ScanResult::from)?
+        xas.lock()
+            .fill_holes(old, charge)
+            .map_err(ScanResult::from)?
     };
 
     // Commit: publish the new folio as one multi-index entry.

@@ -19,8 +19,7 @@ use crate::mm::pgtable::{PmdAddr, PmdRef};
 use crate::mm::task::{self, MmExt};
 use crate::mm::vma::fget;
 use crate::mm::{
-    File, FileExt, LocalFile, Mm, MmWithUser, MmapRead, VmaExt, VmaRef, HPAGE_PMD_SIZE,
-    PAGE_SHIFT,
+    File, FileExt, LocalFile, Mm, MmWithUser, MmapRead, VmaExt, VmaRef, HPAGE_PMD_SIZE, PAGE_SHIFT,
 };
 use crate::stats;
 use kernel::error::Error;

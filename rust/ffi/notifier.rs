@@ -123,12 +123,17 @@ struct Registration {
     mm: ARef<Mm>,
 }
 
-fn record(range: *const bindings::mmu_notifier_range, end: bool) {
+/// Logs one callback.
+///
+/// # Safety
+///
+/// `range` is valid for the call (the notifier core passes it).
+unsafe fn record(range: *const bindings::mmu_notifier_range, end: bool) {
     let i = NEXT.fetch_add(1, SeqCst);
     if i >= CAPACITY {
         return;
     }
-    // SAFETY: The notifier core passes a valid range for the call.
+    // SAFETY: Valid for the call (the function's contract).
     let (event, start, stop) = unsafe { ((*range).event, (*range).start, (*range).end) };
     let r = &LOG[i];
     r.kind
@@ -147,7 +152,8 @@ unsafe extern "C" fn on_start(
     _mn: *mut bindings::mmu_notifier,
     range: *const bindings::mmu_notifier_range,
 ) -> i32 {
-    record(range, false);
+    // SAFETY: The core's range, valid for the call (our contract).
+    unsafe { record(range, false) };
     0
 }
 
@@ -160,7 +166,8 @@ unsafe extern "C" fn on_end(
     _mn: *mut bindings::mmu_notifier,
     range: *const bindings::mmu_notifier_range,
 ) {
-    record(range, true);
+    // SAFETY: The core's range, valid for the call (our contract).
+    unsafe { record(range, true) };
 }
 
 static OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {

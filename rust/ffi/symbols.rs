@@ -11,6 +11,7 @@
 //! `EPERM` and says to boot with `ibt=off`.
 
 use crate::ffi::{self, bindings};
+use core::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use kernel::prelude::*;
 
 /// A name that never resolves, appended by the `selftest_missing_symbol`
@@ -75,9 +76,31 @@ fn table() -> &'static [bindings::krs_symbol] {
     unsafe { core::slice::from_raw_parts(bindings::krs_symbols.as_ptr(), bindings::krs_nr_symbols) }
 }
 
+/// Whether [`init`] ran: the table is written at most once.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Resolves the symbol table, once: [`resolve_all`] under a guard that
+/// refuses (`EBUSY`) every call after the first, so the C slots are never
+/// written while anything reads them. The first call is module init's,
+/// before any file or callback that reaches the table exists (the table
+/// is read only by the helpers those reach: a convention of the module's
+/// init order, `khugepaged_rs_main.rs`).
+pub(crate) fn init(extra: Option<&CStr>) -> Result<Resolved> {
+    if STARTED.swap(true, SeqCst) {
+        return Err(EBUSY);
+    }
+    // SAFETY: The first call (checked above): nothing read or wrote the
+    // table before, and no later call writes it.
+    unsafe { resolve_all(extra) }
+}
+
 /// Resolves every table entry (plus `extra`, a name that must also resolve)
 /// and fills the C slots only if all of them are usable.
-pub(crate) fn resolve_all(extra: Option<&CStr>) -> Result<Resolved> {
+///
+/// # Safety
+///
+/// No other thread reads or writes the table's slots during the call.
+unsafe fn resolve_all(extra: Option<&CStr>) -> Result<Resolved> {
     // SAFETY: Registers and removes a kprobe; callable from module init.
     let ret = unsafe { bindings::krs_kallsyms_init() };
     if ret != 0 {
@@ -110,8 +133,9 @@ pub(crate) fn resolve_all(extra: Option<&CStr>) -> Result<Resolved> {
 
     for (entry, addr) in table.iter().zip(addrs.iter()) {
         // SAFETY: `slot` points at the `static typeof(f) *` pointer C keeps
-        // for this entry; nothing uses it before module init returns, and
-        // `addr` is the address of that very function or variable.
+        // for this entry; no other thread reads or writes it meanwhile (the
+        // function's contract), and `addr` is the address of that very
+        // function or variable.
         unsafe { *entry.slot = *addr as *mut _ };
     }
     Ok(Resolved {

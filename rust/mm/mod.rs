@@ -30,6 +30,14 @@
 //! 5. MMU-notifier range — started before, ended after the PMD lock.
 //! 6. PMD lock, then the PTE lock nested inside it when they differ.
 //!
+//! Which of these locks the types enforce: each guard is obtained from the
+//! object it locks and borrows it (the PMD lock from its `PmdRef`, the PTE
+//! lock from its mapped table and the PMD lock it nests in), so none
+//! outlives its lock or names another. The order itself, and "no spinlock
+//! held" before a call that may sleep (marked "May sleep"), are
+//! conventions, kept by the engine's structure and checked at run time by
+//! lockdep and might_sleep() on the debug kernel.
+//!
 //! Exceptions: `shmem_get_folio()` (swap-in) runs with no spinlock held and
 //! returns a locked folio; `retract_page_tables()` takes no mmap lock at all
 //! (the new folio's lock keeps PTEs from being refaulted, and the
@@ -73,9 +81,11 @@ pub(crate) use vma::{FileExt, MmapRead, VmaExt};
 
 /// `lru_add_drain_all()`: drains every CPU's LRU caches. May sleep.
 pub(crate) fn lru_add_drain_all() {
-    // SAFETY: No preconditions; callers hold no spinlock (safe code cannot
-    // hold one across this call: every spinlock guard here is `!Send` and
-    // none is alive in the callers).
+    // SAFETY: No memory-safety precondition. It sleeps, so it must not be
+    // called under a spinlock: that is a convention here (as in the kernel
+    // crate, might_sleep() rules are not carried by types; the debug
+    // kernel's might_sleep() checks them at run time), kept by its two
+    // callers, which run before any lock of a request is taken.
     unsafe { bindings::krs_lru_add_drain_all() }
 }
 

@@ -88,8 +88,8 @@ impl AddressSpace {
     /// `filemap_flush()`: starts writeback of every dirty folio, without
     /// waiting. May sleep.
     pub(crate) fn flush(&self) {
-        // SAFETY: Live mapping (type invariant); no spinlock held (callers
-        // hold no guard of this layer's spinlocks).
+        // SAFETY: Live mapping (type invariant). It may sleep: no spinlock
+        // may be held (a convention, see the lock order in `mm`).
         unsafe { bindings::krs_filemap_flush(self.as_raw()) };
     }
 
@@ -97,7 +97,8 @@ impl AddressSpace {
     /// writes back and waits. May sleep (I/O).
     pub(crate) fn write_and_wait(&self, start: usize, end: usize) {
         let (s, e) = (start as i64, end as i64);
-        // SAFETY: Live mapping (type invariant); no spinlock held.
+        // SAFETY: Live mapping (type invariant). It may sleep (a
+        // convention: no spinlock held, see the lock order in `mm`).
         unsafe { bindings::krs_filemap_write_and_wait_range(self.as_raw(), s, e) };
     }
 

@@ -350,9 +350,7 @@ impl<'p, 'a, V: VmaAccess + ?Sized> PteTable<'p, 'a, V> {
     /// this table.
     fn still_mapped(&self) -> bool {
         // SAFETY: A live PMD (the `PmdRef`'s invariant).
-        unsafe {
-            bindings::krs_pmd_same(self.val, bindings::krs_pmdp_get_lockless(self.pmd.raw()))
-        }
+        unsafe { bindings::krs_pmd_same(self.val, bindings::krs_pmdp_get_lockless(self.pmd.raw())) }
     }
 
     /// `spin_lock(ptl)`, with no PMD lock held, and the PMD checked to
@@ -672,7 +670,9 @@ impl<'a> NotifierRange<'a> {
         // SAFETY: `mm` is allocated (a reference); the notifiers only use
         // `range` during each call, and it is ended before it moves again
         // (the core keeps no pointer to it between start and end).
-        unsafe { bindings::krs_mmu_notifier_start(&mut range, mm.as_raw(), addr.get(), addr.end()) };
+        unsafe {
+            bindings::krs_mmu_notifier_start(&mut range, mm.as_raw(), addr.get(), addr.end())
+        };
         // INVARIANT: Just started on `mm`.
         Self(range, PhantomData)
     }

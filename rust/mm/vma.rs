@@ -13,10 +13,10 @@
 
 use super::page_cache::AddressSpace;
 use super::{File, Mm, MmWithUser, VmaRef, PAGE_SHIFT};
-use kernel::fs::file::LocalFile;
 use crate::ffi::bindings;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+use kernel::fs::file::LocalFile;
 use kernel::mm::MmapReadGuard;
 use kernel::sync::aref::ARef;
 
@@ -251,7 +251,7 @@ impl FileExt for LocalFile {
     }
     fn sync_readahead(&self, index: usize, nr: usize) {
         // SAFETY: A live file (we hold a reference): readahead locks what
-        // it needs; no spinlock of ours is held by the callers.
+        // it needs. It may sleep (a convention: no spinlock held).
         unsafe { bindings::krs_file_sync_readahead(self.as_ptr(), index, nr) }
     }
 }
