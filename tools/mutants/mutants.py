@@ -7,10 +7,22 @@ selftest program that guards it in the VM, restore the file.
 
     tools/mutants/mutants.py [NAME...]     (default: all; `make mutants`)
 
-Prints one line per mutant, KILLED or SURVIVED, and exits non-zero if any
-survived. Takes about 20 s per mutant under TCG.
+First it builds the module (against the stock tree) and the selftests,
+and refuses to start if either fails or a selftest program it needs is
+missing. Then it prints one line per mutant:
+
+    KILLED    a `not ok` line in the program's KTAP, or a kernel splat
+    SURVIVED  the program ran tests, all ok, exit status 0, no splat
+    ERROR     nothing proved either way: the mutant did not build (or its
+              pattern is stale), the program was not found, exited non-zero
+              without a `not ok`, reported no test that ran, or the VM
+              timed out
+
+and exits non-zero if any survived or was an error. Takes about 20 s per
+mutant under TCG.
 """
 import os
+import re
 import subprocess
 import sys
 
@@ -19,7 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # name, file, original text (must occur exactly once), replacement,
 # selftest program, what it proves. A mutant that needs more than one edit
 # to compile gives tuples of originals and replacements (applied in order).
-# A mutant that does not build proves nothing: it counts as a failure.
+# A mutant that does not build proves nothing: it is an ERROR.
 MUTANTS = [
     # Regular files (khugepaged_rs_fs, on XFS and ext4). Each dirty check
     # alone is covered by the next (the re-check after unmap catches what
@@ -157,20 +169,84 @@ MUTANTS = [
 ]
 
 
+SELFTESTS = "tools/testing/selftests/khugepaged_rs"
+# KTAP result lines, at the start of a console line (the program runs
+# directly, not under the kselftest runner: no "# " nesting).
+RESULT = re.compile(r"\s*(not )?ok \d+")
+# tools/vm/run's line before the splats it found (its exit status is 3).
+SPLATS = "kernel reported problems on the console:"
+
+
 def run(cmd, **kw):
     return subprocess.run(cmd, cwd=REPO, text=True, capture_output=True, **kw)
 
 
+def prepare(chosen):
+    """Build the module against the stock tree and the selftests (what
+    `make stock-module selftests` does): None, or why the check cannot
+    start."""
+    for what, cmd in (("the module", ["tools/build/module"]),
+                      ("the selftests", ["tools/build/selftests"])):
+        build = run(cmd)
+        if build.returncode != 0:
+            tail = (build.stdout + build.stderr).strip().splitlines()[-20:]
+            return f"building {what} failed ({' '.join(cmd)}):\n" + "\n".join(tail)
+    missing = sorted({prog for *_, prog, _ in chosen
+                      if not os.access(os.path.join(REPO, SELFTESTS, prog), os.X_OK)})
+    if missing:
+        return f"selftest programs not built in {SELFTESTS}: {', '.join(missing)}"
+    return None
+
+
+def verdict(vm):
+    """KILLED, SURVIVED or ERROR, and why, from a run of tools/vm/run: only
+    a `not ok` or a splat kills."""
+    console = vm.stdout.splitlines()
+    results = [l.strip() for l in console if RESULT.match(l)]
+    failed = [r for r in results if r.startswith("not ok")]
+    if failed:
+        return "KILLED", failed[0]
+    err = vm.stderr.splitlines()
+    at = [i for i, l in enumerate(err) if l.endswith(SPLATS)]
+    if vm.returncode == 3 and at:
+        return "KILLED", "kernel splat: " + " ".join(err[at[0] + 1:at[0] + 2]).strip()
+    # Why the program stopped, as far as the console tells.
+    said = [l.strip() for l in console if l.startswith("Bail out!")]
+    if not any(l.startswith("KRS-EXIT: ") for l in console):
+        said.append("the guest died or hung before reporting an exit status")
+    last = f" ({said[-1]})" if said else ""
+    if vm.returncode == 124:
+        return "ERROR", "the VM timed out, no `not ok` before"
+    if vm.returncode == 127:
+        return "ERROR", "exit status 127: the program was not found in the VM"
+    if vm.returncode != 0:
+        return "ERROR", f"exit status {vm.returncode} without a `not ok`{last}"
+    ran = [r for r in results if "# SKIP" not in r]
+    if not ran:
+        skipped = [l.strip() for l in console if l.startswith("1..0")] + results
+        return "ERROR", (f"no test ran ({skipped[0]})" if skipped
+                         else "the program reported no KTAP result")
+    return "SURVIVED", f"{len(ran)} ok, no `not ok`"
+
+
 def main(names):
+    unknown = sorted(set(names) - {m[0] for m in MUTANTS})
+    if unknown:
+        print(f"unknown mutant: {', '.join(unknown)}", file=sys.stderr)
+        return 2
     chosen = [m for m in MUTANTS if not names or m[0] in names]
-    survived = []
+    why_not = prepare(chosen)
+    if why_not:
+        print(f"mutants: not starting: {why_not}", file=sys.stderr)
+        return 2
+    killed, survived, errors = [], [], []
     for name, path, old, new, prog, why in chosen:
         full = os.path.join(REPO, path)
         text = open(full).read()
         olds, news = (old, new) if isinstance(old, tuple) else ((old,), (new,))
         if any(text.count(o) != 1 for o in olds):
-            print(f"{name}: STALE (pattern not found once in {path})")
-            survived.append(name)
+            print(f"{name}: ERROR: stale (pattern not found once in {path})")
+            errors.append(name)
             continue
         try:
             mutated = text
@@ -179,23 +255,25 @@ def main(names):
             open(full, "w").write(mutated)
             build = run(["tools/build/module"])
             if build.returncode != 0:
-                print(f"{name}: BROKEN (does not build: a mutant must compile)")
-                survived.append(name)
+                print(f"{name}: ERROR: does not build (a mutant must compile)")
+                errors.append(name)
                 continue
             vm = run(["tools/vm/run", "--timeout", "600", "--", f"selftests/{prog}"])
-            out = vm.stdout + vm.stderr
-            failed = [l for l in out.splitlines() if l.startswith("not ok")]
-            if failed or vm.returncode != 0:
-                what = failed[0] if failed else f"exit status {vm.returncode}"
-                print(f"{name}: KILLED by {prog}: {what}  [{why}]")
-            else:
-                print(f"{name}: SURVIVED {prog}  [{why}]")
+            what, detail = verdict(vm)
+            if what == "KILLED":
+                print(f"{name}: KILLED by {prog}: {detail}  [{why}]")
+                killed.append(name)
+            elif what == "SURVIVED":
+                print(f"{name}: SURVIVED {prog}: {detail}  [{why}]")
                 survived.append(name)
+            else:
+                print(f"{name}: ERROR {prog}: {detail}  [{why}]")
+                errors.append(name)
         finally:
             open(full, "w").write(text)
     run(["tools/build/module"])
-    print(f"{len(chosen) - len(survived)} killed, {len(survived)} survived")
-    return 1 if survived else 0
+    print(f"{len(killed)} killed, {len(survived)} survived, {len(errors)} errors")
+    return 1 if survived or errors else 0
 
 
 if __name__ == "__main__":

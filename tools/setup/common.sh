@@ -24,6 +24,11 @@ STOCK_DIR=$ROOT$STOCK_DIR_IN_ROOT
 STOCK_IMAGE=$STOCK_DIR_IN_ROOT/vmlinuz
 # The prepared stock tree, as seen from inside the root.
 STOCK_KDIR=/usr/src/khugepaged_rs/linux-stock
+# Its kselftests directory: lib.mk, and kselftest.h, which krs_test.h
+# includes (the selftests' Makefile has it as -I$(selfdir)); a program of
+# tools/testing/selftests/khugepaged_rs compiled outside the kselftest
+# build needs it on its include path.
+STOCK_KSFT=$STOCK_KDIR/tools/testing/selftests
 # The stock modules the VM loads, keyed by VM_MODULES: checkouts with
 # different lists share the cache without refetching each other's.
 VM_MODULES_DIR_IN_ROOT=$STOCK_DIR_IN_ROOT/modules-$(echo $VM_MODULES | sha256sum | cut -c1-8)
