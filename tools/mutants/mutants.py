@@ -30,7 +30,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # name, file, original text (must occur exactly once), replacement,
 # selftest program, what it proves. A mutant that needs more than one edit
-# to compile gives tuples of originals and replacements (applied in order).
+# to compile gives tuples of originals and replacements (applied in order);
+# one whose protection sits in two files (a check and the type that
+# repeats it) gives a tuple of files too, one per edit.
 # A mutant that does not build proves nothing: it is an ERROR.
 MUTANTS = [
     # Regular files (khugepaged_rs_fs, on XFS and ext4). Each dirty check
@@ -39,10 +41,10 @@ MUTANTS = [
     # copied into a clean huge folio and lost when the page cache drops it.
     ("no-dirty-checks", "rust/collapse/file.rs",
      ("Entry::Folio(f) if f.is_dirty() => {",
-      "if !src.shmem && (folio.is_dirty() || folio.is_writeback()) {",
-      "if !src.shmem && isolated.is_dirty() {"),
+      "if src.shmem.is_none() && (folio.is_dirty() || folio.is_writeback()) {",
+      "if src.shmem.is_none() && isolated.is_dirty() {"),
      ("Entry::Folio(f) if false && f.is_dirty() => {",
-      "if !src.shmem && folio.is_writeback() {",
+      "if src.shmem.is_none() && folio.is_writeback() {",
       "if false && isolated.is_dirty() {"),
      "khugepaged_rs_fs", "dirty pages collapsed into a clean folio (data lost on eviction)"),
     ("no-write-and-wait-retry", "rust/collapse/request.rs",
@@ -59,14 +61,25 @@ MUTANTS = [
     ("no-uffd-missing-check", "rust/collapse/file.rs",
      ".any(|vma| vma.uffd_missing())", ".any(|vma| false && vma.uffd_missing())",
      "khugepaged_rs_collapse", "holes filled under a MISSING userfaultfd (seeds 000/003)"),
-    ("no-nr-none-recheck", "rust/collapse/file.rs",
-     "if check != nr_none {", "if false && check != nr_none {",
+    # The engine's count (upstream's check) and the layer's proof that
+    # every slot not covered by an old folio held a hole (HolesFilled)
+    # guard the same race: both go.
+    ("no-nr-none-recheck", ("rust/collapse/file.rs", "rust/mm/page_cache.rs"),
+     ("Ok(f) if f.holes() != nr_none => Some(ScanResult::PageFilled),",
+      "if filled.holes + filled.old.covered() != HPAGE_PMD_NR {"),
+     ("Ok(f) if false && f.holes() != nr_none => Some(ScanResult::PageFilled),",
+      "if false {"),
      "khugepaged_rs_race", "a fault filling a hole during the collapse (seed 000)"),
     ("no-retract", "rust/collapse/file.rs",
-     "retract_page_tables(mapping, start);", "let _ = retract_page_tables;",
+     "retract_page_tables(&new);", "let _ = retract_page_tables;",
      "khugepaged_rs_collapse", "other VMAs keep stale PTE tables"),
-    ("no-retractable-recheck-under-ptl", "rust/collapse/retract.rs",
-     "let table = if vma.is_retractable() {", "let table = if true {",
+    # The table is also read under both locks before it is freed
+    # (EmptyTable): a PTE inserted by the race keeps it. Both go.
+    ("no-retractable-recheck-under-ptl", ("rust/collapse/retract.rs", "rust/mm/pgtable.rs"),
+     ("    if !vma.is_retractable() {\n        return Retract::NotRetractableUnderPtl;",
+      "bindings::krs_pte_table_empty(self.table.pte.as_ptr())"),
+     ("    if false {\n        return Retract::NotRetractableUnderPtl;",
+      "{ let _ = self.table.pte; true }"),
      "khugepaged_rs_race", "UFFDIO_COPY into private shmem during retract (seed 002)"),
     # Removing only the first check is not observable: the re-check under
     # the PTE lock catches the same VMAs (that is its point).
@@ -90,15 +103,15 @@ MUTANTS = [
      "let _ = self.nr;",
      "khugepaged_rs_race", "shmem accounting (nrpages, blocks) not restored on rollback"),
     ("no-swapin", "rust/collapse/file.rs",
-     "let folio = mapping.shmem_get_folio(index).ok_or(ScanResult::Fail)?;",
+     "let folio = shmem.shmem_get_folio(index).ok_or(ScanResult::Fail)?;",
      "let folio = Option::<LockedFolio>::None.ok_or(ScanResult::Fail)?;",
      "khugepaged_rs_collapse", "swapped-out shmem pages not brought back"),
     ("no-uffd-wp-install-refusal", "rust/collapse/install.rs",
      "if vma.uffd_wp() {", "if false && vma.uffd_wp() {",
      "khugepaged_rs_collapse", "PMD installed over uffd-wp markers"),
-    ("copy-misplaced", "rust/collapse/file.rs",
-     "let at = folio.index().saturating_sub(start).max(dst);",
-     "let at = (folio.index() + 1).saturating_sub(start).max(dst);",
+    ("copy-misplaced", "rust/mm/folio.rs",
+     "let at = folio.index() - start;",
+     "let at = (folio.index() + 1 - start).min(HPAGE_PMD_NR - folio.nr_pages());",
      "khugepaged_rs_collapse", "data copied to the wrong subpage"),
     ("no-alignment-check", "rust/abi/command.rs",
      "if start % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {", "if false {",
@@ -110,11 +123,11 @@ MUTANTS = [
      "mm = KRS_CALL(mm_access)(task, PTRACE_MODE_READ_FSCREDS);", "mm = get_task_mm(task);",
      "khugepaged_rs_collapse", "pid= without permission"),
     ("no-notifier-in-retract", "rust/collapse/retract.rs",
-     "let range = NotifierRange::start(mm, addr, addr + HPAGE_PMD_SIZE);", "let range = ();",
+     "let range = NotifierRange::start(mm, addr);", "let range = ();",
      "khugepaged_rs_race", "secondary MMUs not told about the PMD clear (seed 002)"),
     # Review fixes: each protection removed again.
     ("no-tlb-flush-on-rollback", "rust/mm/folio.rs",
-     "        // Before the folios (the field) are unlocked and put back.\n        self.batch.flush();\n",
+     "        if !self.folios.is_empty() {\n            flush_unmap_batch();\n        }\n",
      "",
      "khugepaged_rs_race", "a failed scan leaves its batched TLB flush pending (tlb.*)"),
     ("notifier-start-unserialised", "rust/ffi/notifier.rs",
@@ -241,18 +254,20 @@ def main(names):
         return 2
     killed, survived, errors = [], [], []
     for name, path, old, new, prog, why in chosen:
-        full = os.path.join(REPO, path)
-        text = open(full).read()
         olds, news = (old, new) if isinstance(old, tuple) else ((old,), (new,))
-        if any(text.count(o) != 1 for o in olds):
-            print(f"{name}: ERROR: stale (pattern not found once in {path})")
+        paths = path if isinstance(path, tuple) else (path,) * len(olds)
+        texts = {p: open(os.path.join(REPO, p)).read() for p in paths}
+        stale = [p for p, o in zip(paths, olds) if texts[p].count(o) != 1]
+        if stale:
+            print(f"{name}: ERROR: stale (pattern not found once in {stale[0]})")
             errors.append(name)
             continue
         try:
-            mutated = text
-            for o, n in zip(olds, news):
-                mutated = mutated.replace(o, n)
-            open(full, "w").write(mutated)
+            mutated = dict(texts)
+            for p, o, n in zip(paths, olds, news):
+                mutated[p] = mutated[p].replace(o, n)
+            for p, t in mutated.items():
+                open(os.path.join(REPO, p), "w").write(t)
             build = run(["tools/build/module"])
             if build.returncode != 0:
                 print(f"{name}: ERROR: does not build (a mutant must compile)")
@@ -270,7 +285,8 @@ def main(names):
                 print(f"{name}: ERROR {prog}: {detail}  [{why}]")
                 errors.append(name)
         finally:
-            open(full, "w").write(text)
+            for p, t in texts.items():
+                open(os.path.join(REPO, p), "w").write(t)
     run(["tools/build/module"])
     print(f"{len(killed)} killed, {len(survived)} survived, {len(errors)} errors")
     return 1 if survived or errors else 0
