@@ -45,6 +45,10 @@
 #                     rollbacks checked, leak checks
 #   make selftests    build the kselftests only
 #   make hosttest     run the host-side (cargo) tests only
+#   make compile-fail the compile-fail tests: each tests/compile-fail/*.rs,
+#                     a misuse of the mm layer, must not build (for the
+#                     error its header expects), each pass/*.rs must
+#                     (CASES="name ..." for some; JOBS=N at a time)
 #   make docs         Documentation/ with sphinx-build -W (build/docs/html),
 #                     the ABI file validated, checkpatch --strict
 #   make clean
@@ -55,7 +59,7 @@
 
 export KDIR LLVM CLIPPY INSTALL_MOD_PATH
 
-.PHONY: all module stock-module modules_install rust-analyzer help docs setup check check-debug demo bench vm selftests hosttest fuzz stress soak stress-debug soak-debug faults clean
+.PHONY: all module stock-module modules_install rust-analyzer help docs setup check check-debug demo bench vm selftests hosttest compile-fail fuzz stress soak stress-debug soak-debug faults clean
 
 all: module
 
@@ -100,6 +104,9 @@ selftests:
 
 hosttest:
 	@tools/build/hosttest
+
+compile-fail:
+	@tools/compile-fail/run $(CASES)
 
 # The script builds the module and the selftests first itself.
 mutants:
