@@ -6,7 +6,7 @@
 //! requires the file to stay on this thread.
 //! Guard: `fget` returns an `ARef<LocalFile>`, which is not `Send`.
 //! expect: E0277
-//! expect-msg: cannot be sent between threads safely
+//! expect-msg: cannot be shared between threads safely
 
 use crate::mm::vma::fget;
 

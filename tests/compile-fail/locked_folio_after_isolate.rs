@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Misuse: drop the `LockedFolio` after `isolate_lru()` turned it into an
-//! `IsolatedFolio`: the folio would be unlocked (and a reference put) while
-//! the isolated folio still counts on the lock and the reference, then
-//! unlocked and put again by its rollback.
-//! Guard: `LockedFolio::isolate_lru(self)` consumes the locked folio (the
-//! lock moves into the `IsolatedFolio`, or comes back in `Err`).
+//! Misuse: drop the `LockedFolio` after `OldFolios::isolate()` took it in:
+//! the folio would be unlocked (and a reference put) while the isolated
+//! folio still counts on the lock and the reference, then unlocked and put
+//! again by the rollback.
+//! Guard: `OldFolios::isolate(&mut self, folio: LockedFolio)` consumes the
+//! locked folio (the lock moves into the set of old folios, or is dropped
+//! with the error).
 //! expect: E0382
 //! expect-msg: use of moved value: `locked`
 
-use crate::mm::LockedFolio;
+use crate::mm::{LockedFolio, OldFolios};
 
-fn misuse(locked: LockedFolio) {
-    if let Ok(isolated) = locked.isolate_lru() {
+fn misuse(old: &mut OldFolios<'_>, locked: LockedFolio) {
+    if old.isolate(locked).is_ok() {
         drop(locked);
-        drop(isolated);
     }
 }

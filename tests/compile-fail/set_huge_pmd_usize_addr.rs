@@ -8,7 +8,7 @@
 //! expect-msg: expected `PmdAddr`, found `usize`
 
 use crate::mm::pgtable::map_huge_new;
-use crate::mm::{LockedFolio, VmaRef};
+use crate::mm::{LockedFolio, VmaExt, VmaRef};
 
 fn misuse(vma: &VmaRef, folio: &LockedFolio) {
     let _ = map_huge_new(vma, vma.vm_start() + 4096, folio);

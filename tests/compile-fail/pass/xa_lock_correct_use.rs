@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Control: the same calls as the compile-fail cases, used as
-//! `collapse_file()` uses them: the folio is used and locked while the
-//! xa_lock is held, `nomem()` runs on the cursor `unlock()` handed back, and
-//! only the `IsolatedFolio` is used after `isolate_lru()`. It must build.
+//! `collapse_file()` and `try_collapse_pte_mapped_thp()` use them: the
+//! folio is used and locked while the xa_lock is held, `nomem()` runs on
+//! the cursor `unlock()` handed back, the folio joins the old folios, the
+//! commit's states follow each other, and the PTE table is cleared and
+//! freed under its locks. It must build.
 
-use crate::mm::{AddressSpace, Entry, LockedFolio};
+use crate::mm::folio::IsolateError;
+use crate::mm::page_cache::FillError;
+use crate::mm::pgtable::{PmdAddr, PmdRef, PteIndex, Subpage};
+use crate::mm::{AddressSpace, Entry, LockedFolio, NewFolio, OldFolios, VmaRef};
 
-fn correct_use(mapping: &AddressSpace, index: usize) -> Option<usize> {
+fn correct_use(mapping: &AddressSpace, index: usize, new: NewFolio) -> Option<usize> {
     let mut cursor = mapping.cursor(index, 0);
     let mut xa = cursor.lock();
     if xa.create_range().is_err() {
@@ -20,7 +25,36 @@ fn correct_use(mapping: &AddressSpace, index: usize) -> Option<usize> {
         _ => return None,
     };
     let cursor = xa.unlock();
-    let _ = cursor;
-    let isolated = locked.isolate_lru().ok()?;
-    Some(isolated.nr_pages())
+    let mut old = OldFolios::new(mapping, index).ok()?;
+    match old.isolate(locked) {
+        Ok(isolated) => isolated.unmap(),
+        Err(IsolateError::NotLru | IsolateError::OutOfPlace) => return None,
+    }
+    let old = old.finish();
+    let covered = old.covered();
+    let new = new.copy_from(&old).ok()?;
+    let filled = match cursor.lock().fill_holes(old, None) {
+        Ok(filled) => filled,
+        Err(FillError::StoreFailed | FillError::Filled) => return None,
+    };
+    let (committed, replaced) = filled.commit(new).ok()?;
+    drop(committed);
+    replaced.retire();
+    Some(covered)
+}
+
+fn retract(vma: &VmaRef, addr: PmdAddr, folio: &LockedFolio) -> Option<()> {
+    let pmd = PmdRef::find(vma, addr)?;
+    let table = pmd.map()?;
+    let pml = pmd.lock();
+    let ptl = pml.lock_table(&table)?;
+    let cleared = ptl.clearing(folio);
+    for i in PteIndex::all() {
+        if let Subpage::Mapped(pte) = cleared.entry(i) {
+            pte.clear();
+        }
+    }
+    cleared.done();
+    ptl.empty()?.collapse_flush().free_deferred();
+    Some(())
 }
