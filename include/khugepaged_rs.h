@@ -12,6 +12,7 @@
 #define _KHUGEPAGED_RS_H
 
 #include <linux/types.h>
+#include <linux/numa.h>
 #include <linux/spinlock_types.h>
 #include <asm/pgtable_types.h>
 
@@ -79,6 +80,27 @@ enum krs_pmd_state {
 	KRS_PMD_TABLE,		/* points to a PTE table */
 };
 
+/* Sizes C knows and Rust needs. */
+enum krs_limits {
+	KRS_MAX_NUMNODES = MAX_NUMNODES,	/* entries of a node_load array */
+};
+
+/*
+ * khugepaged's sysfs knobs (/sys/kernel/mm/transparent_hugepage/khugepaged/)
+ * that a mode=khugepaged collapse reads, as mm/khugepaged.c reads them.
+ */
+struct krs_khugepaged_knobs {
+	unsigned int max_ptes_none;
+	unsigned int max_ptes_swap;
+	/* khugepaged_defrag(): the "defrag" knob (GFP_TRANSHUGE, else _LIGHT) */
+	bool defrag;
+};
+
+void krs_khugepaged_knobs(struct krs_khugepaged_knobs *knobs);
+/* count_vm_event(THP_SCAN_EXCEED_NONE_PTE) and (..._SWAP_PTE). */
+void krs_count_scan_exceed_none(void);
+void krs_count_scan_exceed_swap(void);
+
 /* Folios. */
 bool krs_folio_trylock(struct folio *folio);
 void krs_folio_unlock(struct folio *folio);
@@ -100,9 +122,16 @@ struct address_space *krs_folio_mapping(struct folio *folio);
 struct page *krs_folio_page(struct folio *folio, unsigned long n);
 bool krs_folio_release(struct folio *folio);
 void krs_folio_unmap(struct folio *folio);
-/* Allocate a PMD-order folio the way alloc_charge_folio() does. */
-struct folio *krs_folio_alloc_pmd(void);
-int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm);
+int krs_folio_nid(struct folio *folio);
+/*
+ * Allocate a PMD-order folio the way alloc_charge_folio() does: with
+ * GFP_TRANSHUGE, or GFP_TRANSHUGE_LIGHT when @light; on @node, allowed on
+ * the online nodes whose entry of @node_load (KRS_MAX_NUMNODES entries) is
+ * @max_load (collapse_find_target_node()'s alloc_nmask).
+ */
+struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node_load,
+				  unsigned int max_load);
+int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm, bool light);
 void krs_count_collapse_alloc_failed(void);
 /* Prepare a new folio for @mapping at @index (locked, swapbacked if shmem). */
 void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
@@ -171,7 +200,8 @@ struct vm_area_struct *krs_vma_next(struct vm_area_struct *vma, unsigned long fi
 struct folio *krs_filemap_lock_folio(struct address_space *mapping, unsigned long index);
 
 /* Regular files (the !is_shmem branch of collapse_file()). */
-bool krs_file_pmd_collapse_allowed(struct file *file);
+/* As krs_thp_vma_allowable_pmd() for a VMA of @file without MADV_HUGEPAGE. */
+bool krs_file_pmd_collapse_allowed(struct file *file, bool khugepaged);
 bool krs_mapping_can_writeback(struct address_space *mapping);
 bool krs_mapping_open_for_write(struct address_space *mapping);
 void krs_mapping_set_update(struct xa_state *xas, struct address_space *mapping);
@@ -194,7 +224,8 @@ bool krs_userfaultfd_wp(struct vm_area_struct *vma);
 bool krs_userfaultfd_missing(struct vm_area_struct *vma);
 bool krs_userfaultfd_armed(struct vm_area_struct *vma);
 bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr);
-bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma);
+/* thp_vma_allowable_order(PMD_ORDER) as TVA_KHUGEPAGED, else TVA_FORCED_COLLAPSE. */
+bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma, bool khugepaged);
 struct vm_area_struct *krs_find_vma(struct mm_struct *mm, unsigned long addr);
 struct vm_area_struct *krs_vma_lookup(struct mm_struct *mm, unsigned long addr);
 bool krs_mm_exiting(struct mm_struct *mm);
@@ -272,7 +303,7 @@ void rust_do_trace_scan_file(struct mm_struct *mm, unsigned long pfn, struct fil
 			     int present, int swap, int result);
 void rust_do_trace_collapse_file(struct mm_struct *mm, unsigned long hpfn, unsigned long index,
 				 unsigned long addr, bool is_shmem, struct file *file, int nr,
-				 int copied, int holes, int result);
+				 int copied, int holes, int node, int result);
 void rust_do_trace_retract(struct mm_struct *mm, unsigned long addr, int result);
 void rust_do_trace_install_pmd(struct mm_struct *mm, unsigned long addr, int result);
 /* folio_pfn(). */

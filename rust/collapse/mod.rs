@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub(crate) mod control;
 pub(crate) mod file;
 pub(crate) mod install;
 pub(crate) mod request;

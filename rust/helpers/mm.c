@@ -53,14 +53,28 @@ struct address_space *krs_folio_mapping(struct folio *folio) { return folio_mapp
 struct page *krs_folio_page(struct folio *folio, unsigned long n) { return folio_page(folio, n); }
 bool krs_folio_release(struct folio *folio) { return filemap_release_folio(folio, GFP_KERNEL); }
 
-struct folio *krs_folio_alloc_pmd(void)
+int krs_folio_nid(struct folio *folio) { return folio_nid(folio); }
+
+struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node_load,
+				  unsigned int max_load)
 {
 	/*
-	 * alloc_charge_folio() for MADV_COLLAPSE: GFP_TRANSHUGE on the local
-	 * node (collapse_find_target_node() weighs the nodes of the old
-	 * folios; on one node it is the same).
+	 * alloc_charge_folio(): the mode's gfp on collapse_find_target_node()'s
+	 * node (Rust picks it from node_load), with alloc_nmask: every online
+	 * node whose load is the maximum. A node that is not online (it went
+	 * away since the scan) gives way to the local one.
 	 */
-	struct folio *folio = __folio_alloc(GFP_TRANSHUGE, HPAGE_PMD_ORDER, numa_node_id(), NULL);
+	gfp_t gfp = light ? GFP_TRANSHUGE_LIGHT : GFP_TRANSHUGE;
+	nodemask_t nmask = NODE_MASK_NONE;
+	struct folio *folio;
+	int nid;
+
+	for_each_online_node(nid)
+		if (node_load[nid] == max_load)
+			node_set(nid, nmask);
+	if (node < 0 || node >= MAX_NUMNODES || !node_online(node))
+		node = numa_node_id();
+	folio = __folio_alloc(gfp, HPAGE_PMD_ORDER, node, &nmask);
 
 	/* vmstat events only: the per-order mthp_stats are not exported. */
 	count_vm_event(folio ? THP_COLLAPSE_ALLOC : THP_COLLAPSE_ALLOC_FAILED);
@@ -69,6 +83,8 @@ struct folio *krs_folio_alloc_pmd(void)
 
 /* The alloc fail point fails as __folio_alloc() would: counted the same. */
 void krs_count_collapse_alloc_failed(void) { count_vm_event(THP_COLLAPSE_ALLOC_FAILED); }
+void krs_count_scan_exceed_none(void) { count_vm_event(THP_SCAN_EXCEED_NONE_PTE); }
+void krs_count_scan_exceed_swap(void) { count_vm_event(THP_SCAN_EXCEED_SWAP_PTE); }
 
 void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
 			unsigned long index, bool shmem)
