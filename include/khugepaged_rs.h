@@ -94,6 +94,10 @@ struct krs_khugepaged_knobs {
 	unsigned int max_ptes_swap;
 	/* khugepaged_defrag(): the "defrag" knob (GFP_TRANSHUGE, else _LIGHT) */
 	bool defrag;
+	/* what the module's scanner follows by default */
+	unsigned int pages_to_scan;
+	unsigned int scan_sleep_millisecs;
+	unsigned int alloc_sleep_millisecs;
 };
 
 void krs_khugepaged_knobs(struct krs_khugepaged_knobs *knobs);
@@ -185,6 +189,8 @@ void krs_rcu_read_unlock(void);
 bool krs_file_is_shmem(struct file *file);
 struct address_space *krs_file_mapping(struct file *file);
 bool krs_file_is_regular(struct file *file);
+/* i_size_read(file_inode(@file)). */
+long long krs_file_size(struct file *file);
 bool krs_shmem_mapping(struct address_space *mapping);
 void krs_fput(struct file *file);
 struct file *krs_get_file(struct file *file);
@@ -281,6 +287,22 @@ void krs_folio_putback_lru(struct folio *folio);
 void krs_lru_add_drain(void);
 void krs_lru_add_drain_all(void);
 void krs_try_to_unmap_flush(void);
+
+/*
+ * The scanner's kernel thread: kthread_run() of @fn(@data) named @name,
+ * with a task reference (NULL on failure); kthread_stop_put(); and, on the
+ * thread, what khugepaged() does: set_freezable() and MAX_NICE,
+ * kthread_should_stop(), try_to_freeze(), and a freezable sleep until
+ * *@gen != @seen (@gen may be NULL), the stop, or @ms (UINT_MAX: none),
+ * returning the milliseconds slept. krs_kthread_wake() wakes that sleep.
+ */
+struct task_struct *krs_kthread_run(int (*fn)(void *data), void *data, const char *name);
+void krs_kthread_stop_put(struct task_struct *task);
+void krs_kthread_freezable_nice(void);
+bool krs_kthread_should_stop(void);
+bool krs_try_to_freeze(void);
+unsigned int krs_kthread_sleep(const unsigned int *gen, unsigned int seen, unsigned int ms);
+void krs_kthread_wake(void);
 
 /* Injection points: wait until *gen != seen (true) or the timeout (false). */
 bool krs_inject_wait(unsigned int *gen, unsigned int seen, unsigned int timeout_ms);

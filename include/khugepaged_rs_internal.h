@@ -26,6 +26,9 @@ extern struct list_lru shadow_nodes;
  * all the same (CONFIG_KALLSYMS_ALL); the type is the definition's.
  */
 extern unsigned int khugepaged_max_ptes_swap;
+extern unsigned int khugepaged_pages_to_scan;
+extern unsigned int khugepaged_scan_sleep_millisecs;
+extern unsigned int khugepaged_alloc_sleep_millisecs;
 
 /* arch/x86/include/asm/tlbflush.h, Linux 7.2 (#ifndef MODULE there) */
 void flush_tlb_mm_range(struct mm_struct *mm, unsigned long start,

@@ -51,3 +51,7 @@ KRS_DATA_SYMBOL(transparent_hugepage_flags)
 /* khugepaged's knobs, for mode=khugepaged (the last static in mm/khugepaged.c). */
 KRS_DATA_SYMBOL(khugepaged_max_ptes_none)
 KRS_DATA_SYMBOL(khugepaged_max_ptes_swap)
+/* ... and the ones the module's scanner follows by default. */
+KRS_DATA_SYMBOL(khugepaged_pages_to_scan)
+KRS_DATA_SYMBOL(khugepaged_scan_sleep_millisecs)
+KRS_DATA_SYMBOL(khugepaged_alloc_sleep_millisecs)

@@ -12,6 +12,7 @@ pub(crate) mod install;
 pub(crate) mod request;
 pub(crate) mod retract;
 pub(crate) mod scan;
+pub(crate) mod scanner;
 
 use crate::abi::result::ScanResult;
 use crate::mm::pgtable::PmdState;

@@ -98,7 +98,7 @@ pub(crate) struct Request {
 /// for no such process, `mm_access()`'s error (EACCES when the
 /// PTRACE_MODE_READ check fails), then EPERM for another process's mm
 /// without CAP_SYS_NICE.
-fn target_mm(pid: Option<u32>) -> Result<ARef<MmWithUser>> {
+pub(crate) fn target_mm(pid: Option<u32>) -> Result<ARef<MmWithUser>> {
     let Some(pid) = pid else {
         return task::current_mm().ok_or(EINVAL);
     };
@@ -244,7 +244,7 @@ pub(crate) fn collapse_extent(
         Ok(found) => found,
         Err((pgoff, r)) => return (pgoff, Outcome::failed(r), None),
     };
-    let (done, _) = collapse_vma_extent(mm, file, pgoff, addr, req);
+    let (done, ..) = collapse_vma_extent(mm, file, pgoff, addr, req);
     (pgoff, done, Some(vma_end))
 }
 
@@ -252,16 +252,17 @@ pub(crate) fn collapse_extent(
 /// `file`, once its VMA passed the checks: the scan and collapse, then,
 /// when the extent was found huge already, `try_collapse_pte_mapped_thp()`
 /// under the mmap lock taken again. Returns the outcome (the module's
-/// result) and what upstream's function would have returned, for
-/// khugepaged's `pages_collapsed` ([`crate::stats`]).
+/// result), what upstream's function would have returned (for
+/// khugepaged's `pages_collapsed`, [`crate::stats`]), and whether the scan
+/// found the extent huge already (it then costs one page of progress).
 pub(crate) fn collapse_vma_extent(
     mm: &MmWithUser,
     file: ARef<File>,
     pgoff: usize,
     addr: usize,
     req: &mut Request,
-) -> (Outcome, ScanResult) {
-    let mut done = scan_and_collapse(
+) -> (Outcome, ScanResult, bool) {
+    let (mut done, huge) = scan_and_collapse(
         Job {
             mm: Some(mm),
             file: &file,
@@ -277,7 +278,7 @@ pub(crate) fn collapse_vma_extent(
         if done.result == ScanResult::PteMappedHugepage && pmd_mapped(mm, addr) {
             done.result = ScanResult::PmdMapped;
         }
-        return (done, done.result);
+        return (done, done.result, huge);
     }
     let mut upstream = done.result;
     if done.result == ScanResult::PteMappedHugepage {
@@ -288,7 +289,7 @@ pub(crate) fn collapse_vma_extent(
     if req.ctl.mode == Mode::Khugepaged && upstream == ScanResult::Succeed {
         stats::count_khugepaged_collapsed();
     }
-    (done, upstream)
+    (done, upstream, huge)
 }
 
 /// Under the mmap lock: the checks of the extent at `addr`, and the VMA's
@@ -339,12 +340,13 @@ struct Job<'a> {
 /// or one under writeback stopped the collapse, the extent is written back
 /// and waited for (`filemap_write_and_wait_range()`), and tried once more.
 /// `fd=` does the same: it stands for MADV_COLLAPSE of a mapping of the
-/// whole file. khugepaged does not ([`Writeback::Never`]).
-fn scan_and_collapse(job: Job<'_>, load: &mut NodeLoad) -> Outcome {
+/// whole file. khugepaged does not ([`Writeback::Never`]). Also returns
+/// whether the (last) scan found the extent huge already.
+fn scan_and_collapse(job: Job<'_>, load: &mut NodeLoad) -> (Outcome, bool) {
     let done = scan_and_collapse_once(job, load);
     let mapping = job.file.mapping();
     if job.ctl.writeback == Writeback::Never
-        || done.result != ScanResult::PageDirtyOrWriteback
+        || done.0.result != ScanResult::PageDirtyOrWriteback
         || !mapping.can_writeback()
     {
         return done;
@@ -361,7 +363,7 @@ fn scan_and_collapse(job: Job<'_>, load: &mut NodeLoad) -> Outcome {
     scan_and_collapse_once(job, load)
 }
 
-fn scan_and_collapse_once(job: Job<'_>, load: &mut NodeLoad) -> Outcome {
+fn scan_and_collapse_once(job: Job<'_>, load: &mut NodeLoad) -> (Outcome, bool) {
     let Job {
         mm,
         file,
@@ -405,7 +407,7 @@ fn scan_and_collapse_once(job: Job<'_>, load: &mut NodeLoad) -> Outcome {
     }
     // As upstream: the scan's event carries the collapse's result.
     trace::scan_file(mm, count.pfn, file, count.present, count.swap, done.result);
-    done
+    (done, result == ScanResult::PteMappedHugepage)
 }
 
 /// The end of `collapse_single_pmd()`: with the mmap lock taken again, map
@@ -531,7 +533,7 @@ fn collapse_fd(
     let mut off = align_up(start);
     while off < align_down(end) {
         let pgoff = off >> PAGE_SHIFT;
-        let done = collapse_file_extent(file, pgoff, req);
+        let (done, _) = collapse_file_extent(file, pgoff, req);
         push(extents, off, pgoff, done)?;
         let r = done.result;
         if !(r.is_done() || r == ScanResult::PteMappedHugepage) {
@@ -547,10 +549,15 @@ fn collapse_fd(
 }
 
 /// One extent of a file without a mapping (`fd=`): the THP policy as
-/// revalidation would check it, then the scan and collapse.
-pub(crate) fn collapse_file_extent(file: &LocalFile, pgoff: usize, req: &mut Request) -> Outcome {
+/// revalidation would check it, then the scan and collapse; and whether
+/// the scan found it huge already.
+pub(crate) fn collapse_file_extent(
+    file: &LocalFile,
+    pgoff: usize,
+    req: &mut Request,
+) -> (Outcome, bool) {
     if !file.pmd_collapse_allowed(req.ctl.tva) {
-        return Outcome::failed(ScanResult::VmaCheck);
+        return (Outcome::failed(ScanResult::VmaCheck), false);
     }
     scan_and_collapse(
         Job {

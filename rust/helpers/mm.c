@@ -27,6 +27,9 @@
 #include <linux/xarray.h>
 #include <linux/backing-dev.h>
 #include <linux/delay.h>
+#include <linux/freezer.h>
+#include <linux/kthread.h>
+#include <linux/sched/task.h>
 #include <linux/wait.h>
 
 #include "khugepaged_rs.h"
@@ -243,6 +246,7 @@ void krs_rcu_read_unlock(void) { rcu_read_unlock(); }
 bool krs_file_is_shmem(struct file *file) { return shmem_file(file); }
 struct address_space *krs_file_mapping(struct file *file) { return file->f_mapping; }
 bool krs_file_is_regular(struct file *file) { return S_ISREG(file_inode(file)->i_mode); }
+long long krs_file_size(struct file *file) { return i_size_read(file_inode(file)); }
 bool krs_shmem_mapping(struct address_space *mapping) { return shmem_mapping(mapping); }
 void krs_fput(struct file *file) { fput(file); }
 struct file *krs_get_file(struct file *file) { return get_file(file); }
@@ -363,6 +367,49 @@ bool krs_pte_table_empty(pte_t *pte)
 }
 
 void krs_pmdp_get_lockless_sync(void) { pmdp_get_lockless_sync(); }
+
+/* The scanner's kernel thread (rust/mm/kthread.rs), as khugepaged() runs. */
+struct task_struct *krs_kthread_run(int (*fn)(void *data), void *data, const char *name)
+{
+	struct task_struct *task = kthread_create(fn, data, "%s", name);
+
+	if (IS_ERR(task))
+		return NULL;
+	get_task_struct(task);
+	wake_up_process(task);
+	return task;
+}
+
+void krs_kthread_stop_put(struct task_struct *task) { kthread_stop_put(task); }
+bool krs_kthread_should_stop(void) { return kthread_should_stop(); }
+bool krs_try_to_freeze(void) { return try_to_freeze(); }
+
+void krs_kthread_freezable_nice(void)
+{
+	set_freezable();
+	set_user_nice(current, MAX_NICE);
+}
+
+static DECLARE_WAIT_QUEUE_HEAD(krs_kthread_wq);
+
+static bool krs_kthread_woken(const unsigned int *gen, unsigned int seen)
+{
+	return kthread_should_stop() || (gen && READ_ONCE(*gen) != seen);
+}
+
+unsigned int krs_kthread_sleep(const unsigned int *gen, unsigned int seen, unsigned int ms)
+{
+	unsigned long start = jiffies;
+
+	if (ms == UINT_MAX)
+		wait_event_freezable(krs_kthread_wq, krs_kthread_woken(gen, seen));
+	else
+		wait_event_freezable_timeout(krs_kthread_wq, krs_kthread_woken(gen, seen),
+					     msecs_to_jiffies(ms));
+	return jiffies_to_msecs(jiffies - start);
+}
+
+void krs_kthread_wake(void) { wake_up_all(&krs_kthread_wq); }
 
 /* Injection points (rust/inject.rs): a wait queue for paused collapses. */
 static DECLARE_WAIT_QUEUE_HEAD(krs_inject_wq);

@@ -111,6 +111,9 @@ void krs_khugepaged_knobs(struct krs_khugepaged_knobs *knobs)
 	knobs->max_ptes_none = READ_ONCE(KRS_DATA(khugepaged_max_ptes_none));
 	knobs->max_ptes_swap = READ_ONCE(KRS_DATA(khugepaged_max_ptes_swap));
 	knobs->defrag = krs_khugepaged_defrag();
+	knobs->pages_to_scan = READ_ONCE(KRS_DATA(khugepaged_pages_to_scan));
+	knobs->scan_sleep_millisecs = READ_ONCE(KRS_DATA(khugepaged_scan_sleep_millisecs));
+	knobs->alloc_sleep_millisecs = READ_ONCE(KRS_DATA(khugepaged_alloc_sleep_millisecs));
 }
 
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm, bool light)

@@ -58,6 +58,7 @@ macro_rules! c_reads {
 }
 
 pub(crate) mod folio;
+pub(crate) mod kthread;
 pub(crate) mod page_cache;
 pub(crate) mod pgtable;
 pub(crate) mod task;
@@ -89,6 +90,12 @@ pub(crate) struct KhugepagedKnobs {
     pub(crate) max_ptes_swap: usize,
     /// `defrag`: allocate with direct reclaim and compaction.
     pub(crate) defrag: bool,
+    /// `pages_to_scan`: pages a pass scans.
+    pub(crate) pages_to_scan: u32,
+    /// `scan_sleep_millisecs`: the sleep between passes.
+    pub(crate) scan_sleep_millisecs: u32,
+    /// `alloc_sleep_millisecs`: the sleep after a failed allocation.
+    pub(crate) alloc_sleep_millisecs: u32,
 }
 
 /// Reads khugepaged's knobs now (each a `READ_ONCE()` of its variable).
@@ -100,6 +107,9 @@ pub(crate) fn khugepaged_knobs() -> KhugepagedKnobs {
         max_ptes_none: k.max_ptes_none as usize,
         max_ptes_swap: k.max_ptes_swap as usize,
         defrag: k.defrag,
+        pages_to_scan: k.pages_to_scan,
+        scan_sleep_millisecs: k.scan_sleep_millisecs,
+        alloc_sleep_millisecs: k.alloc_sleep_millisecs,
     }
 }
 

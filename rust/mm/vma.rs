@@ -41,6 +41,15 @@ impl<'a> MmapRead<'a> {
         }
     }
 
+    /// `mmap_read_trylock()`: the lock if nobody holds it for writing.
+    pub(crate) fn try_lock(mm: &'a MmWithUser) -> Option<Self> {
+        // INVARIANT: The guard locks this very mm.
+        Some(Self {
+            mm,
+            _guard: mm.mmap_read_trylock()?,
+        })
+    }
+
     pub(crate) fn mm(&self) -> &'a MmWithUser {
         self.mm
     }
@@ -231,6 +240,8 @@ pub(crate) trait FileExt {
     fn is_shmem(&self) -> bool;
     /// `S_ISREG(file_inode(file)->i_mode)`.
     fn is_regular(&self) -> bool;
+    /// `i_size_read(file_inode(file))`, in bytes.
+    fn size(&self) -> usize;
     /// A PMD-sized folio may be collapsed in this file's page cache, as
     /// `__thp_vma_allowable_orders(tva)` would decide for a VMA of it
     /// without MADV_HUGEPAGE: shmem through `shmem_allowable_huge_orders(...,
@@ -262,6 +273,11 @@ impl FileExt for LocalFile {
         // SAFETY: A live file (a reference, or its VMA's lock); only reads it.
         unsafe { bindings::krs_file_is_regular(self.as_ptr()) }
     }
+    fn size(&self) -> usize {
+        // SAFETY: A live file (a reference, or its VMA's lock); reads i_size.
+        let size = unsafe { bindings::krs_file_size(self.as_ptr()) };
+        usize::try_from(size).unwrap_or(0)
+    }
     fn pmd_collapse_allowed(&self, tva: Tva) -> bool {
         let khugepaged = tva == Tva::Khugepaged;
         // SAFETY: A live file (a reference, or its VMA's lock); only reads it.
@@ -272,6 +288,29 @@ impl FileExt for LocalFile {
         // it needs. It may sleep (a convention: no spinlock held).
         unsafe { bindings::krs_file_sync_readahead(self.as_ptr(), index, nr) }
     }
+}
+
+/// `fget(fd)` in the current task's table, as a file another thread may
+/// use (the scanner's): EBADF if `fd` is not open, EINVAL if it is
+/// `writing` itself.
+///
+/// # Safety
+///
+/// The current thread holds no `fdget_pos()` without `f_pos_lock` on any
+/// file but `writing`: the caller runs inside a `write()` on `writing` (a
+/// debugfs file, which has no `splice` or `iter` operations that could
+/// nest another).
+pub(crate) unsafe fn fget_for_thread(
+    fd: u32,
+    writing: *const bindings::file,
+) -> kernel::error::Result<ARef<File>> {
+    let file = LocalFile::fget(fd).map_err(|_| kernel::error::code::EBADF)?;
+    if core::ptr::eq(file.as_ptr(), writing) {
+        return Err(kernel::error::code::EINVAL);
+    }
+    // SAFETY: Not `writing` (checked), so no `fdget_pos()` of this thread
+    // can be active on it (function contract).
+    Ok(unsafe { LocalFile::assume_no_fdget_pos(file) })
 }
 
 /// `fget(fd)` in the current task's table, as the kernel crate's
