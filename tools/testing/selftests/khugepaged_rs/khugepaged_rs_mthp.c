@@ -444,7 +444,7 @@ static long bad_map_page(const char *p, const struct twin_case *tc)
 static int module_cmd(struct __test_metadata *_metadata, struct ctx *c, enum side how, int fd,
 		      const char *p, size_t len, bool dry_run, struct outcome *o)
 {
-	char cmd[128];
+	char cmd[128], line[sizeof(o->report)];
 	long status = 0;
 	ssize_t ret;
 
@@ -458,7 +458,11 @@ static int module_cmd(struct __test_metadata *_metadata, struct ctx *c, enum sid
 	o->report[0] = '\0';
 	krs_collapse_report(c->cfd, o->report, sizeof(o->report));
 	o->nr_ext = krs_report_parse(o->report, o->ext, MAX_EXT, &status);
-	TH_LOG("'%s' -> %zd, report:\n%s", cmd, ret, o->report);
+	/* On one line: the KTAP stream holds no line of its own. */
+	snprintf(line, sizeof(line), "%s", o->report);
+	for (char *nl = strchr(line, '\n'); nl; nl = strchr(nl, '\n'))
+		*nl = ';';
+	TH_LOG("'%s' -> %zd, report: %s", cmd, ret, line);
 	EXPECT_LE(0, o->nr_ext) TH_LOG("malformed report");
 	EXPECT_EQ(ret, status);
 	EXPECT_FALSE(krs_has_kernel_pointer(o->report));
@@ -474,8 +478,7 @@ static void check_report(struct __test_metadata *_metadata, const struct twin_ca
 			 enum side how, const struct outcome *o, const char *what,
 			 const unsigned int *want_copied, const unsigned int *want_holes)
 {
-	EXPECT_EQ((int)tc->nr_ext, o->nr_ext)
-		TH_LOG("%s %s: report:\n%s", how_name[how], what, o->report);
+	EXPECT_EQ((int)tc->nr_ext, o->nr_ext) TH_LOG("%s %s", how_name[how], what);
 	for (int e = 0; e < o->nr_ext && e < (int)tc->nr_ext; e++) {
 		EXPECT_EQ((unsigned int)e, o->ext[e].index);
 		EXPECT_EQ(e * PMD_PAGES, o->ext[e].pgoff);
