@@ -8,10 +8,11 @@
 #![forbid(unsafe_code)]
 
 use crate::abi::result::ScanResult;
+use crate::mm::folio::PmdFolio;
 use crate::mm::pgtable::{
     map_huge_new, NotifierRange, PmdAddr, PmdRef, PteIndex, PteLocked, Subpage,
 };
-use crate::mm::{FileExt, LockedFolio, MmapRead, VmaExt, VmaRef};
+use crate::mm::{FileExt, MmapRead, VmaExt, VmaRef};
 
 /// Maps the huge folio at `haddr` of the mm by a PMD.
 pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: PmdAddr) -> ScanResult {
@@ -40,20 +41,20 @@ pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: PmdAddr) -
     if vma.uffd_wp() {
         return ScanResult::PteUffdWp;
     }
-    let Some(folio) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {
+    let Some(locked) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {
         return ScanResult::PageNull;
     };
-    if !folio.is_pmd_order() {
+    let Some(folio) = locked.as_pmd_order() else {
         return ScanResult::PageCompound;
-    }
+    };
     let pmd = PmdRef::find(vma, haddr);
     match pmd.as_ref().map(|p| ScanResult::from(p.state())) {
         Some(ScanResult::Succeed) => {}
         // All PTEs were removed and the PMD cleared: just map the PMD.
         None | Some(ScanResult::NoPteTable) => {
             return installed(match &pmd {
-                Some(pmd) => pmd.map_huge(&folio),
-                None => map_huge_new(vma, haddr, &folio),
+                Some(pmd) => pmd.map_huge(folio),
+                None => map_huge_new(vma, haddr, folio),
             })
         }
         Some(other) => return other,
@@ -61,17 +62,17 @@ pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: PmdAddr) -
     let Some(pmd) = pmd else {
         return ScanResult::Fail;
     };
-    if let Err(r) = check_ptes(&pmd, &folio) {
+    if let Err(r) = check_ptes(&pmd, folio) {
         return r;
     }
-    match clear_and_retract(&pmd, &folio) {
-        Ok(()) => installed(pmd.map_huge(&folio)),
+    match clear_and_retract(&pmd, folio) {
+        Ok(()) => installed(pmd.map_huge(folio)),
         Err(r) => r,
     }
 }
 
 /// Step 1: every mapped PTE maps the matching subpage of `folio`.
-fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &PmdFolio) -> Result<(), ScanResult> {
     // The mmap lock and the folio lock are held: the table cannot go away.
     let table = pmd.map().ok_or(ScanResult::Fail)?;
     let ptl = table.lock().ok_or(ScanResult::Fail)?;
@@ -89,7 +90,7 @@ fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanR
 
 /// Steps 2-4: clear the PTEs and their rmap, fix the counts, and remove
 /// the emptied table, inside an MMU-notifier range.
-fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &PmdFolio) -> Result<(), ScanResult> {
     let vma = pmd.vma();
     let mm = vma.vm_mm();
     let range = NotifierRange::start(mm, pmd.addr());
@@ -136,7 +137,7 @@ fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<()
 /// Steps 2 and 3: clears every PTE mapping a subpage of `folio` and its
 /// rmap; then the references and rss they held are given back (on a
 /// failure too, with a TLB flush, as upstream's abort path).
-fn clear_ptes(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+fn clear_ptes(ptl: &PteLocked<'_, '_, VmaRef>, folio: &PmdFolio) -> Result<(), ScanResult> {
     let mut cleared = ptl.clearing(folio);
     for i in PteIndex::all() {
         // The PTE lock was dropped after step 1 for the notifier: the folio

@@ -200,6 +200,35 @@ impl LockedFolio {
     }
 }
 
+impl LockedFolio {
+    /// The folio as a PMD-order one, if it is (`folio_order() ==
+    /// HPAGE_PMD_ORDER`; stable: it is locked).
+    pub(crate) fn as_pmd_order(&self) -> Option<&PmdFolio> {
+        // SAFETY: `PmdFolio` is a transparent wrapper of `LockedFolio`;
+        // its invariant (PMD order) was just checked, and holds while the
+        // folio is locked, i.e. while `self` is borrowed.
+        self.is_pmd_order()
+            .then(|| unsafe { &*core::ptr::from_ref(self).cast::<PmdFolio>() })
+    }
+}
+
+/// A locked folio of PMD order: its pages `0..HPAGE_PMD_NR` are all its own
+/// (`folio_page(folio, i)` stays inside it for any PTE index).
+///
+/// # Invariants
+///
+/// `folio_order() == HPAGE_PMD_ORDER`.
+#[repr(transparent)]
+pub(crate) struct PmdFolio(LockedFolio);
+
+impl Deref for PmdFolio {
+    type Target = LockedFolio;
+
+    fn deref(&self) -> &LockedFolio {
+        &self.0
+    }
+}
+
 impl Drop for LockedFolio {
     fn drop(&mut self) {
         // SAFETY: We hold the lock (type invariant); the reference is put
