@@ -104,7 +104,8 @@ unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping
 bool krs_folio_release(struct folio *folio);
 void krs_folio_unmap(struct folio *folio);
 /* Allocate a PMD-order folio the way alloc_charge_folio() does. */
-struct folio *krs_folio_alloc_pmd(void);
+/* *@zeroed: allocated with __GFP_ZERO (where init_on_alloc zeroes anyway). */
+struct folio *krs_folio_alloc_pmd(bool *zeroed);
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm);
 void krs_count_collapse_alloc_failed(void);
 /* Prepare a new folio for @mapping at @index (locked, swapbacked if shmem). */

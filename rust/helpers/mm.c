@@ -62,17 +62,24 @@ unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping
 
 bool krs_folio_release(struct folio *folio) { return filemap_release_folio(folio, GFP_KERNEL); }
 
-struct folio *krs_folio_alloc_pmd(void)
+struct folio *krs_folio_alloc_pmd(bool *zeroed)
 {
 	/*
 	 * alloc_charge_folio() for MADV_COLLAPSE: GFP_TRANSHUGE on the local
 	 * node (collapse_find_target_node() weighs the nodes of the old
-	 * folios; on one node it is the same).
+	 * folios; on one node it is the same). Where init_on_alloc makes the
+	 * allocator zero the folio anyway, __GFP_ZERO costs nothing more and
+	 * turns that into a guarantee the copy can rely on: its holes need no
+	 * clear_highpage() (collapse_file() zeroes them a second time).
 	 */
-	struct folio *folio = __folio_alloc(GFP_TRANSHUGE, HPAGE_PMD_ORDER, numa_node_id(), NULL);
+	gfp_t gfp = GFP_TRANSHUGE;
+	bool zero = want_init_on_alloc(gfp);
+	struct folio *folio = __folio_alloc(gfp | (zero ? __GFP_ZERO : 0), HPAGE_PMD_ORDER,
+					    numa_node_id(), NULL);
 
 	/* vmstat events only: the per-order mthp_stats are not exported. */
 	count_vm_event(folio ? THP_COLLAPSE_ALLOC : THP_COLLAPSE_ALLOC_FAILED);
+	*zeroed = folio && zero;
 	return folio;
 }
 

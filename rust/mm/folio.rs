@@ -521,18 +521,27 @@ unsafe fn retire(folios: &[*mut bindings::folio], shmem: bool) {
 ///
 /// # Invariants
 ///
-/// A PMD-order folio whose only reference is ours.
+/// A PMD-order folio whose only reference is ours. If `zeroed`, every byte
+/// of it is zero (the allocator's `__GFP_ZERO` contract).
 #[must_use = "dropping it frees the folio"]
-pub(crate) struct UnchargedFolio(NonNull<bindings::folio>);
+pub(crate) struct UnchargedFolio {
+    folio: NonNull<bindings::folio>,
+    zeroed: bool,
+}
 
 impl UnchargedFolio {
     /// `__folio_alloc(GFP_TRANSHUGE, HPAGE_PMD_ORDER)` on the local node,
-    /// counting `THP_COLLAPSE_ALLOC` or `THP_COLLAPSE_ALLOC_FAILED`.
+    /// counting `THP_COLLAPSE_ALLOC` or `THP_COLLAPSE_ALLOC_FAILED`. Where
+    /// the allocator zeroes the folio anyway (`init_on_alloc`, Debian's
+    /// default), `__GFP_ZERO` is added, which costs nothing more and makes
+    /// the zeroes a guarantee: the holes need not be cleared again.
     pub(crate) fn alloc() -> Option<Self> {
-        // SAFETY: Allocation has no preconditions.
-        let folio = NonNull::new(unsafe { bindings::krs_folio_alloc_pmd() })?;
-        // INVARIANT: A fresh folio: its one reference is ours.
-        Some(Self(folio))
+        let mut zeroed = false;
+        // SAFETY: Allocation has no preconditions; `zeroed` is written.
+        let folio = NonNull::new(unsafe { bindings::krs_folio_alloc_pmd(&mut zeroed) })?;
+        // INVARIANT: A fresh folio: its one reference is ours; `zeroed`
+        // only when allocated with __GFP_ZERO.
+        Some(Self { folio, zeroed })
     }
 
     /// Counts `THP_COLLAPSE_ALLOC_FAILED`, for a failure injected in place
@@ -552,7 +561,8 @@ impl UnchargedFolio {
         mapping: &AddressSpace,
         index: usize,
     ) -> Result<NewFolio, ()> {
-        let folio = ManuallyDrop::new(self).0;
+        let this = ManuallyDrop::new(self);
+        let (folio, zeroed) = (this.folio, this.zeroed);
         let mm = mm.map_or(core::ptr::null_mut(), |m| m.as_raw());
         // SAFETY: We own the only reference (type invariant); a null mm
         // charges the current task's memcg, as mem_cgroup_charge() allows.
@@ -572,6 +582,7 @@ impl UnchargedFolio {
             shmem,
             mapping: mapping.as_raw(),
             index,
+            zeroed,
         })
     }
 }
@@ -579,7 +590,7 @@ impl UnchargedFolio {
 impl Drop for UnchargedFolio {
     fn drop(&mut self) {
         // SAFETY: Our only reference (type invariant).
-        unsafe { bindings::krs_folio_put(self.0.as_ptr()) }
+        unsafe { bindings::krs_folio_put(self.folio.as_ptr()) }
     }
 }
 
@@ -591,13 +602,15 @@ impl Drop for UnchargedFolio {
 /// A PMD-order folio, locked and referenced by us, and never published:
 /// no one else can reach it. Its `mapping` and `index` were set to
 /// `mapping` and `index` (compared, never dereferenced, here); `shmem`:
-/// that mapping is shmem's.
+/// that mapping is shmem's. `zeroed`: every page not yet written by
+/// [`NewFolio::copy_from`] is zero.
 #[must_use = "dropping it frees the new folio"]
 pub(crate) struct NewFolio {
     folio: NonNull<bindings::folio>,
     shmem: bool,
     mapping: *const bindings::address_space,
     index: usize,
+    zeroed: bool,
 }
 
 impl NewFolio {
@@ -646,8 +659,13 @@ impl NewFolio {
         copied == nr
     }
 
-    /// `clear_highpage()` of pages `[dst, dst + nr)` (holes).
+    /// `clear_highpage()` of pages `[dst, dst + nr)` (holes), unless the
+    /// folio is known to be zero there already (allocated with
+    /// `__GFP_ZERO`: collapse_file() clears them a second time).
     fn zero_pages(&self, dst: usize, nr: usize) {
+        if self.zeroed {
+            return;
+        }
         if nr == 0 || dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
             return;
         }
