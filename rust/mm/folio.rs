@@ -204,11 +204,10 @@ impl LockedFolio {
     /// The folio as a PMD-order one, if it is (`folio_order() ==
     /// HPAGE_PMD_ORDER`; stable: it is locked).
     pub(crate) fn as_pmd_order(&self) -> Option<&PmdFolio> {
-        // SAFETY: `PmdFolio` is a transparent wrapper of `LockedFolio`;
-        // its invariant (PMD order) was just checked, and holds while the
-        // folio is locked, i.e. while `self` is borrowed.
-        self.is_pmd_order()
-            .then(|| unsafe { &*core::ptr::from_ref(self).cast::<PmdFolio>() })
+        let pmd_order = self.is_pmd_order();
+        // SAFETY: `PmdFolio` is a transparent `LockedFolio`; its invariant
+        // (checked above) holds while the folio is locked (`self` borrowed).
+        pmd_order.then(|| unsafe { &*core::ptr::from_ref(self).cast::<PmdFolio>() })
     }
 }
 

@@ -549,10 +549,10 @@ impl<V: VmaAccess + ?Sized> MappedPte<'_, '_, '_, '_, V> {
         let c = self.cleared;
         let table = c.ptl.table;
         let addr = table.pmd.addr.get() + self.i.0 * PAGE_SIZE;
-        // SAFETY: A present PTE of the locked table (the lock is held while
-        // `c` is borrowed) that maps `page`, page `i` of the locked folio
-        // (found by `ClearedPtes::entry` under the same lock hold); cleared
-        // once (`self` is consumed).
+        // The PTE was found mapping `page`, page `i` of the locked folio, by
+        // `ClearedPtes::entry` under the lock still held (`c` is borrowed).
+        // SAFETY: A present PTE of the locked table mapping `page` (above);
+        // cleared once (`self` is consumed).
         unsafe {
             bindings::krs_pte_clear_rmap(
                 table.pmd.vma.vma_ptr(),
