@@ -124,6 +124,9 @@ bool krs_folio_test_writeback(struct folio *folio);
 bool krs_folio_mapped(struct folio *folio);
 struct address_space *krs_folio_mapping(struct folio *folio);
 struct page *krs_folio_page(struct folio *folio, unsigned long n);
+/* folio_nr_pages() and folio->index if folio_mapping() is @mapping, else 0. */
+unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping,
+			      unsigned long *index);
 bool krs_folio_release(struct folio *folio);
 void krs_folio_unmap(struct folio *folio);
 int krs_folio_nid(struct folio *folio);
@@ -131,10 +134,11 @@ int krs_folio_nid(struct folio *folio);
  * Allocate a PMD-order folio the way alloc_charge_folio() does: with
  * GFP_TRANSHUGE, or GFP_TRANSHUGE_LIGHT when @light; on @node, allowed on
  * the online nodes whose entry of @node_load (KRS_MAX_NUMNODES entries) is
- * @max_load (collapse_find_target_node()'s alloc_nmask).
+ * @max_load (collapse_find_target_node()'s alloc_nmask). *@zeroed:
+ * allocated with __GFP_ZERO (where init_on_alloc zeroes anyway).
  */
 struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node_load,
-				  unsigned int max_load);
+				  unsigned int max_load, bool *zeroed);
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm, bool light);
 void krs_count_collapse_alloc_failed(void);
 /* Prepare a new folio for @mapping at @index (locked, swapbacked if shmem). */

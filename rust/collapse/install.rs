@@ -11,10 +11,11 @@
 
 use super::control::Pmd;
 use crate::abi::result::ScanResult;
+use crate::mm::folio::PmdFolio;
 use crate::mm::pgtable::{
     map_huge_new, NotifierRange, PmdAddr, PmdRef, PteIndex, PteLocked, Subpage,
 };
-use crate::mm::{FileExt, LockedFolio, MmapRead, Tva, VmaExt, VmaRef};
+use crate::mm::{FileExt, MmapRead, Tva, VmaExt, VmaRef};
 
 /// What [`try_collapse_pte_mapped_thp`] did. Upstream returns
 /// `SCAN_SUCCEED` for the first three ([`PmdOutcome::upstream`]), also
@@ -77,12 +78,12 @@ pub(crate) fn try_collapse_pte_mapped_thp(
     if vma.uffd_wp() {
         return Other(ScanResult::PteUffdWp);
     }
-    let Some(folio) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {
+    let Some(locked) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {
         return Other(ScanResult::PageNull);
     };
-    if !folio.is_pmd_order() {
+    let Some(folio) = locked.as_pmd_order() else {
         return Other(ScanResult::PageCompound);
-    }
+    };
     let pmd = PmdRef::find(vma, haddr);
     match pmd.as_ref().map(|p| ScanResult::from(p.state())) {
         Some(ScanResult::Succeed) => {}
@@ -92,8 +93,8 @@ pub(crate) fn try_collapse_pte_mapped_thp(
             return match pmd_install {
                 Pmd::AtNextFault => PmdOutcome::NoTable,
                 Pmd::Install => installed(match &pmd {
-                    Some(pmd) => pmd.map_huge(&folio),
-                    None => map_huge_new(vma, haddr, &folio),
+                    Some(pmd) => pmd.map_huge(folio),
+                    None => map_huge_new(vma, haddr, folio),
                 }),
             };
         }
@@ -102,21 +103,21 @@ pub(crate) fn try_collapse_pte_mapped_thp(
     let Some(pmd) = pmd else {
         return Other(ScanResult::Fail);
     };
-    if let Err(r) = check_ptes(&pmd, &folio) {
+    if let Err(r) = check_ptes(&pmd, folio) {
         return Other(r);
     }
-    match clear_and_retract(&pmd, &folio) {
+    match clear_and_retract(&pmd, folio) {
         // Step 5: install the PMD entry, or not.
         Ok(()) => match pmd_install {
             Pmd::AtNextFault => PmdOutcome::Retracted,
-            Pmd::Install => installed(pmd.map_huge(&folio)),
+            Pmd::Install => installed(pmd.map_huge(folio)),
         },
         Err(r) => Other(r),
     }
 }
 
 /// Step 1: every mapped PTE maps the matching subpage of `folio`.
-fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &PmdFolio) -> Result<(), ScanResult> {
     // The mmap lock and the folio lock are held: the table cannot go away.
     let table = pmd.map().ok_or(ScanResult::Fail)?;
     let ptl = table.lock().ok_or(ScanResult::Fail)?;
@@ -134,7 +135,7 @@ fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanR
 
 /// Steps 2-4: clear the PTEs and their rmap, fix the counts, and remove
 /// the emptied table, inside an MMU-notifier range.
-fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &PmdFolio) -> Result<(), ScanResult> {
     let vma = pmd.vma();
     let mm = vma.vm_mm();
     let range = NotifierRange::start(mm, pmd.addr());
@@ -150,7 +151,7 @@ fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<()
             let ptl = pml.lock_table(&table).ok_or(ScanResult::Fail)?;
             // Step 2 and 3 under the PTE lock, then step 4 under both.
             clear_ptes(&ptl, folio)?;
-            let empty = ptl.empty().ok_or(ScanResult::Fail)?;
+            let empty = ptl.empty().map_err(|_| ScanResult::Fail)?;
             empty.collapse_flush()
         }
         None => {
@@ -166,7 +167,7 @@ fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<()
                 crate::mm::pgtable::flush_tlb_mm(mm);
                 return Err(ScanResult::Fail);
             };
-            let empty = ptl.empty().ok_or(ScanResult::Fail)?;
+            let empty = ptl.empty().map_err(|_| ScanResult::Fail)?;
             empty.collapse_flush()
         }
     };
@@ -181,8 +182,8 @@ fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<()
 /// Steps 2 and 3: clears every PTE mapping a subpage of `folio` and its
 /// rmap; then the references and rss they held are given back (on a
 /// failure too, with a TLB flush, as upstream's abort path).
-fn clear_ptes(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
-    let cleared = ptl.clearing(folio);
+fn clear_ptes(ptl: &PteLocked<'_, '_, VmaRef>, folio: &PmdFolio) -> Result<(), ScanResult> {
+    let mut cleared = ptl.clearing(folio);
     for i in PteIndex::all() {
         // The PTE lock was dropped after step 1 for the notifier: the folio
         // lock stops new PTEs of it, not CoW copies, swap-out or migration

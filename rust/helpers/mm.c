@@ -54,20 +54,33 @@ bool krs_folio_test_writeback(struct folio *folio) { return folio_test_writeback
 bool krs_folio_mapped(struct folio *folio) { return folio_mapped(folio); }
 struct address_space *krs_folio_mapping(struct folio *folio) { return folio_mapping(folio); }
 struct page *krs_folio_page(struct folio *folio, unsigned long n) { return folio_page(folio, n); }
+unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping,
+			      unsigned long *index)
+{
+	if (folio_mapping(folio) != mapping)
+		return 0;
+	*index = folio->index;
+	return folio_nr_pages(folio);
+}
+
 bool krs_folio_release(struct folio *folio) { return filemap_release_folio(folio, GFP_KERNEL); }
 
 int krs_folio_nid(struct folio *folio) { return folio_nid(folio); }
 
 struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node_load,
-				  unsigned int max_load)
+				  unsigned int max_load, bool *zeroed)
 {
 	/*
 	 * alloc_charge_folio(): the mode's gfp on collapse_find_target_node()'s
 	 * node (Rust picks it from node_load), with alloc_nmask: every online
 	 * node whose load is the maximum. A node that is not online (it went
-	 * away since the scan) gives way to the local one.
+	 * away since the scan) gives way to the local one. Where init_on_alloc
+	 * makes the allocator zero the folio anyway, __GFP_ZERO costs nothing
+	 * more and turns that into a guarantee the copy can rely on: its holes
+	 * need no clear_highpage() (collapse_file() zeroes them a second time).
 	 */
 	gfp_t gfp = light ? GFP_TRANSHUGE_LIGHT : GFP_TRANSHUGE;
+	bool zero = want_init_on_alloc(gfp);
 	nodemask_t nmask = NODE_MASK_NONE;
 	struct folio *folio;
 	int nid;
@@ -77,10 +90,11 @@ struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node
 			node_set(nid, nmask);
 	if (node < 0 || node >= MAX_NUMNODES || !node_online(node))
 		node = numa_node_id();
-	folio = __folio_alloc(gfp, HPAGE_PMD_ORDER, node, &nmask);
+	folio = __folio_alloc(gfp | (zero ? __GFP_ZERO : 0), HPAGE_PMD_ORDER, node, &nmask);
 
 	/* vmstat events only: the per-order mthp_stats are not exported. */
 	count_vm_event(folio ? THP_COLLAPSE_ALLOC : THP_COLLAPSE_ALLOC_FAILED);
+	*zeroed = folio && zero;
 	return folio;
 }
 

@@ -179,7 +179,7 @@ impl LockedFolio {
     /// `folio_isolate_lru()`; on failure the locked folio comes back.
     /// Only [`OldFolios::isolate`] calls it: an isolated folio lives in the
     /// set that owns its deferred TLB flush.
-    fn isolate_lru(self) -> Result<IsolatedFolio, LockedFolio> {
+    fn isolate_lru(self, index: usize, nr: usize) -> Result<IsolatedFolio, LockedFolio> {
         // SAFETY: The folio is locked and referenced (type invariant).
         if !unsafe { bindings::krs_folio_isolate_lru(self.as_raw()) } {
             return Err(self);
@@ -187,8 +187,46 @@ impl LockedFolio {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped: its reference moves out once.
         let folio = unsafe { core::ptr::read(&this.0) };
-        // INVARIANT: Locked (ours), isolated (just now), and referenced.
-        Ok(IsolatedFolio(folio))
+        // INVARIANT: Locked (ours), isolated (just now), and referenced;
+        // `index` and `nr` read by the caller under the lock.
+        Ok(IsolatedFolio { folio, index, nr })
+    }
+
+    /// Its index and page count, if it is in `mapping`'s page cache
+    /// (`folio_mapping()`), in one call: stable while it is locked.
+    fn place_in(&self, mapping: &AddressSpace) -> Option<(usize, usize)> {
+        let mut index = 0;
+        // SAFETY: A locked folio (type invariant); only reads it.
+        let nr = unsafe { bindings::krs_folio_place(self.as_raw(), mapping.as_raw(), &mut index) };
+        (nr > 0).then_some((index, nr))
+    }
+}
+
+impl LockedFolio {
+    /// The folio as a PMD-order one, if it is (`folio_order() ==
+    /// HPAGE_PMD_ORDER`; stable: it is locked).
+    pub(crate) fn as_pmd_order(&self) -> Option<&PmdFolio> {
+        let pmd_order = self.is_pmd_order();
+        // SAFETY: `PmdFolio` is a transparent `LockedFolio`; its invariant
+        // (checked above) holds while the folio is locked (`self` borrowed).
+        pmd_order.then(|| unsafe { &*core::ptr::from_ref(self).cast::<PmdFolio>() })
+    }
+}
+
+/// A locked folio of PMD order: its pages `0..HPAGE_PMD_NR` are all its own
+/// (`folio_page(folio, i)` stays inside it for any PTE index).
+///
+/// # Invariants
+///
+/// `folio_order() == HPAGE_PMD_ORDER`.
+#[repr(transparent)]
+pub(crate) struct PmdFolio(LockedFolio);
+
+impl Deref for PmdFolio {
+    type Target = LockedFolio;
+
+    fn deref(&self) -> &LockedFolio {
+        &self.0
     }
 }
 
@@ -207,19 +245,34 @@ impl Drop for LockedFolio {
 /// # Invariants
 ///
 /// The folio is locked by us and isolated from the LRU by us (the
-/// isolation holds one more reference, besides the `ARef`'s).
+/// isolation holds one more reference, besides the `ARef`'s). `index` and
+/// `nr` are its `folio->index` and page count (stable: it is locked).
 #[must_use = "dropping it puts the folio back on the LRU"]
-pub(crate) struct IsolatedFolio(ARef<Folio>);
+pub(crate) struct IsolatedFolio {
+    folio: ARef<Folio>,
+    index: usize,
+    nr: usize,
+}
 
 impl Deref for IsolatedFolio {
     type Target = Folio;
 
     fn deref(&self) -> &Folio {
-        &self.0
+        &self.folio
     }
 }
 
 impl IsolatedFolio {
+    /// `folio->index`, read once when it was isolated.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// `folio_nr_pages()`, read once when it was isolated.
+    pub(crate) fn nr_pages(&self) -> usize {
+        self.nr
+    }
+
     /// `filemap_release_folio()`: drops private data (buffers); false if
     /// it cannot be dropped. May sleep.
     pub(crate) fn release_private(&self) -> bool {
@@ -247,7 +300,7 @@ impl IsolatedFolio {
     fn into_raw(self) -> NonNull<bindings::folio> {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped: its reference moves out once.
-        let folio = unsafe { core::ptr::read(&this.0) };
+        let folio = unsafe { core::ptr::read(&this.folio) };
         ARef::into_raw(folio).cast()
     }
 }
@@ -340,12 +393,15 @@ impl<'m> OldFolios<'m> {
     /// inside the extent and after the last one.
     pub(crate) fn isolate(&mut self, folio: LockedFolio) -> Result<&IsolatedFolio, IsolateError> {
         let o = &mut self.0;
-        let (index, nr) = (folio.index(), folio.nr_pages());
-        let fits = index >= o.next && index + nr <= o.start + HPAGE_PMD_NR;
-        if !fits || nr == 0 || !folio.belongs_to(o.mapping) {
+        let Some((index, nr)) = folio.place_in(o.mapping) else {
+            return Err(IsolateError::OutOfPlace);
+        };
+        if index < o.next || index + nr > o.start + HPAGE_PMD_NR {
             return Err(IsolateError::OutOfPlace);
         }
-        let isolated = folio.isolate_lru().map_err(|_| IsolateError::NotLru)?;
+        let isolated = folio
+            .isolate_lru(index, nr)
+            .map_err(|_| IsolateError::NotLru)?;
         o.folios
             .push_within_capacity(isolated)
             .map_err(|_| IsolateError::OutOfPlace)?;
@@ -516,30 +572,44 @@ pub(crate) enum AllocGfp {
 ///
 /// # Invariants
 ///
-/// A PMD-order folio whose only reference is ours.
+/// A PMD-order folio whose only reference is ours. If `zeroed`, every byte
+/// of it is zero (the allocator's `__GFP_ZERO` contract).
 #[must_use = "dropping it frees the folio"]
 pub(crate) struct UnchargedFolio {
     folio: NonNull<bindings::folio>,
     gfp: AllocGfp,
     node: i32,
+    zeroed: bool,
 }
 
 impl UnchargedFolio {
     /// `__folio_alloc(gfp, HPAGE_PMD_ORDER, node, &alloc_nmask)` on the
     /// node `load` picks (`collapse_find_target_node()`), counting
-    /// `THP_COLLAPSE_ALLOC` or `THP_COLLAPSE_ALLOC_FAILED`.
+    /// `THP_COLLAPSE_ALLOC` or `THP_COLLAPSE_ALLOC_FAILED`. Where the
+    /// allocator zeroes the folio anyway (`init_on_alloc`, Debian's
+    /// default), `__GFP_ZERO` is added, which costs nothing more and makes
+    /// the zeroes a guarantee: the holes need not be cleared again.
     pub(crate) fn alloc(gfp: AllocGfp, load: &NodeLoad) -> Option<Self> {
         let (node, max) = load.target();
+        let mut zeroed = false;
         // SAFETY: `load.0` holds KRS_MAX_NUMNODES entries, as the helper
-        // reads; it checks `node` itself.
+        // reads; it checks `node` itself; `zeroed` is written.
         let folio = unsafe {
-            bindings::krs_folio_alloc_pmd(gfp == AllocGfp::Light, node, load.0.as_ptr(), max)
+            bindings::krs_folio_alloc_pmd(
+                gfp == AllocGfp::Light,
+                node,
+                load.0.as_ptr(),
+                max,
+                &mut zeroed,
+            )
         };
-        // INVARIANT: A fresh folio: its one reference is ours.
+        // INVARIANT: A fresh folio: its one reference is ours; `zeroed`
+        // only when allocated with __GFP_ZERO.
         Some(Self {
             folio: NonNull::new(folio)?,
             gfp,
             node,
+            zeroed,
         })
     }
 
@@ -566,7 +636,7 @@ impl UnchargedFolio {
         index: usize,
     ) -> Result<NewFolio, ()> {
         let this = ManuallyDrop::new(self);
-        let (folio, light) = (this.folio, this.gfp == AllocGfp::Light);
+        let (folio, light, zeroed) = (this.folio, this.gfp == AllocGfp::Light, this.zeroed);
         let mm = mm.map_or(core::ptr::null_mut(), |m| m.as_raw());
         // SAFETY: We own the only reference (type invariant); a null mm
         // charges the current task's memcg, as mem_cgroup_charge() allows.
@@ -581,7 +651,13 @@ impl UnchargedFolio {
         // collapse_file() does before publishing it.
         unsafe { bindings::krs_new_folio_init(folio.as_ptr(), mapping.as_raw(), index, shmem) };
         // INVARIANT: Charged, locked, ours alone, never published.
-        Ok(NewFolio { folio, shmem })
+        Ok(NewFolio {
+            folio,
+            shmem,
+            mapping: mapping.as_raw(),
+            index,
+            zeroed,
+        })
     }
 }
 
@@ -598,11 +674,17 @@ impl Drop for UnchargedFolio {
 /// # Invariants
 ///
 /// A PMD-order folio, locked and referenced by us, and never published:
-/// no one else can reach it. `shmem`: its mapping is shmem's.
+/// no one else can reach it. Its `mapping` and `index` were set to
+/// `mapping` and `index` (compared, never dereferenced, here); `shmem`:
+/// that mapping is shmem's. `zeroed`: every page not yet written by
+/// [`NewFolio::copy_from`] is zero.
 #[must_use = "dropping it frees the new folio"]
 pub(crate) struct NewFolio {
     folio: NonNull<bindings::folio>,
     shmem: bool,
+    mapping: *const bindings::address_space,
+    index: usize,
+    zeroed: bool,
 }
 
 impl NewFolio {
@@ -640,7 +722,7 @@ impl NewFolio {
 
     /// `copy_mc_highpage()` of every page of `src` into the pages from
     /// `dst` on; false on a poisoned page (or if `src` does not fit).
-    fn copy_folio(&self, dst: usize, src: &Folio) -> bool {
+    fn copy_folio(&self, dst: usize, src: &IsolatedFolio) -> bool {
         let nr = src.nr_pages();
         if dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
             return false;
@@ -651,8 +733,13 @@ impl NewFolio {
         copied == nr
     }
 
-    /// `clear_highpage()` of pages `[dst, dst + nr)` (holes).
+    /// `clear_highpage()` of pages `[dst, dst + nr)` (holes), unless the
+    /// folio is known to be zero there already (allocated with
+    /// `__GFP_ZERO`: collapse_file() clears them a second time).
     fn zero_pages(&self, dst: usize, nr: usize) {
+        if self.zeroed {
+            return;
+        }
         if nr == 0 || dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
             return;
         }
@@ -678,10 +765,9 @@ impl Drop for NewFolio {
 pub(crate) struct CopiedFolio(NewFolio);
 
 impl CopiedFolio {
-    /// `folio->index`.
-    pub(crate) fn index(&self) -> usize {
-        // SAFETY: Ours (`NewFolio`'s invariant).
-        unsafe { bindings::krs_folio_index(self.0.as_raw()) }
+    /// It was made for page `index` of `mapping`.
+    pub(super) fn is_for(&self, mapping: &AddressSpace, index: usize) -> bool {
+        core::ptr::eq(self.0.mapping, mapping.as_raw()) && self.0.index == index
     }
 
     /// Before the store: the stats, uptodate, the page cache's references

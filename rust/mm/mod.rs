@@ -135,11 +135,11 @@ pub(crate) fn count_scan_event(event: ScanEvent) {
 
 /// `lru_add_drain_all()`: drains every CPU's LRU caches. May sleep.
 pub(crate) fn lru_add_drain_all() {
-    // SAFETY: No memory-safety precondition. It sleeps, so it must not be
-    // called under a spinlock: that is a convention here (as in the kernel
-    // crate, might_sleep() rules are not carried by types; the debug
-    // kernel's might_sleep() checks them at run time), kept by its two
-    // callers, which run before any lock of a request is taken.
+    // It sleeps, so it must not be called under a spinlock: a convention
+    // (as in the kernel crate, might_sleep() rules are not carried by
+    // types; the debug kernel's might_sleep() checks them at run time), kept
+    // by its two callers, which run before any lock of a request is taken.
+    // SAFETY: No memory-safety precondition.
     unsafe { bindings::krs_lru_add_drain_all() }
 }
 

@@ -7,7 +7,7 @@
 //! commit's states follow each other, and the PTE table is cleared and
 //! freed under its locks. It must build.
 
-use crate::mm::folio::IsolateError;
+use crate::mm::folio::{IsolateError, PmdFolio};
 use crate::mm::page_cache::FillError;
 use crate::mm::pgtable::{PmdAddr, PmdRef, PteIndex, Subpage};
 use crate::mm::{AddressSpace, Entry, LockedFolio, NewFolio, OldFolios, VmaRef};
@@ -43,18 +43,18 @@ fn correct_use(mapping: &AddressSpace, index: usize, new: NewFolio) -> Option<us
     Some(covered)
 }
 
-fn retract(vma: &VmaRef, addr: PmdAddr, folio: &LockedFolio) -> Option<()> {
+fn retract(vma: &VmaRef, addr: PmdAddr, folio: &PmdFolio) -> Option<()> {
     let pmd = PmdRef::find(vma, addr)?;
     let table = pmd.map()?;
     let pml = pmd.lock();
     let ptl = pml.lock_table(&table)?;
-    let cleared = ptl.clearing(folio);
+    let mut cleared = ptl.clearing(folio);
     for i in PteIndex::all() {
         if let Subpage::Mapped(pte) = cleared.entry(i) {
             pte.clear();
         }
     }
     cleared.done();
-    ptl.empty()?.collapse_flush().free_deferred();
+    ptl.empty().ok()?.collapse_flush().free_deferred();
     Some(())
 }
