@@ -89,6 +89,13 @@ static const char *scan_name(const char *upstream)
 	return NULL;
 }
 
+/* A result that depends on timing (a folio in an LRU batch, a lock). */
+static bool transient(const char *result)
+{
+	return !strcmp(result, "SCAN_PAGE_LRU") || !strcmp(result, "SCAN_PAGE_COUNT") ||
+	       !strcmp(result, "SCAN_PAGE_LOCK") || !strcmp(result, "SCAN_DEL_PAGE_LRU");
+}
+
 static long read_long(const char *path)
 {
 	char buf[64];
@@ -377,19 +384,29 @@ static int collapses_of(const char *trace, const char *event, const char *file)
 enum twin_kind {
 	TWIN_MEMFD,	/* a memfd, its pages written with pwrite() */
 	TWIN_DIRTY_FILE,	/* a file on XFS: written, not synced, reopened read-only */
+	TWIN_CLEAN_FILE,	/* a file: written, synced, dropped, @mask's pages read back */
 	TWIN_PTE_MAPPED_THP,	/* a memfd made huge by MADV_COLLAPSE, then mapped by PTEs */
 };
 
-/* The content of a twin: pages [0, present) written, the rest holes. */
+/*
+ * The content of a twin: pages [0, present) written, the rest holes (or,
+ * with @mask, the pages whose byte is set: @present of them).
+ */
 struct spec {
 	enum twin_kind kind;
 	unsigned int present;
+	const unsigned char *mask;
 	/* Of those, the last @swapped are swapped out (MADV_PAGEOUT). */
 	unsigned int swapped;
 	/* MADV_HUGEPAGE on the mapping (khugepaged's eligibility). */
 	bool hugepage;
 	/* The module's twin is collapsed twice, untouched in between. */
 	bool twice;
+	/*
+	 * The module's twin is asked again while a result depends on timing
+	 * (a folio locked for I/O: khugepaged comes back at its next visit).
+	 */
+	bool revisit;
 	unsigned int seed;
 };
 
@@ -414,13 +431,35 @@ static long page_node(void *addr)
 	return status;
 }
 
-/* Page @i of a twin: its pattern, or zeroes in a hole. */
+/* Page @i of a twin is written (else a hole). */
+static bool has_page(const struct spec *s, size_t i)
+{
+	return s->mask ? s->mask[i] : i < s->present;
+}
+
+/* The first page written, or 0 (then a hole). */
+static size_t first_page(const struct spec *s)
+{
+	for (size_t i = 0; i < NPAGES; i++)
+		if (has_page(s, i))
+			return i;
+	return 0;
+}
+
+/* A regular file's twin (else a memfd). */
+static bool is_file(const struct spec *s)
+{
+	return s->kind == TWIN_DIRTY_FILE || s->kind == TWIN_CLEAN_FILE;
+}
+
+/* Every page of a twin: its pattern, or zeroes in a hole (a file has none). */
 static long check_twin(const char *p, const struct spec *s)
 {
 	for (size_t i = 0; i < NPAGES; i++) {
 		const char *page = p + i * PAGE;
+		bool data = s->kind == TWIN_CLEAN_FILE || has_page(s, i);
 
-		if (i < s->present ? krs_check_page(page, s->seed, i) : !krs_page_is_zero(page))
+		if (data ? krs_check_page(page, s->seed, i) : !krs_page_is_zero(page))
 			return 1 + i;
 	}
 	return 0;
@@ -436,12 +475,34 @@ static void touch(const char *p, size_t pages)
 	krs_ignore((long)sum);
 }
 
-/* Where a twin of a regular file lives. */
+/* Read a word of each page written (never a hole). */
+static void touch_written(const char *p, const struct spec *s)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < NPAGES; i++)
+		if (has_page(s, i))
+			sum += krs_read_u64((const uint64_t *)(p + i * PAGE));
+	krs_ignore((long)sum);
+}
+
+/* Page out the last @n pages written, one by one. */
+static void page_out(char *p, const struct spec *s, unsigned int n)
+{
+	for (size_t i = NPAGES; i-- > 0 && n;)
+		if (has_page(s, i)) {
+			madvise(p + i * PAGE, PAGE, MADV_PAGEOUT);
+			n--;
+		}
+}
+
+/* Where a twin of a regular file lives: the VM's XFS, or as asked. */
 #define XFS "/mnt/xfs"
+static const char *file_dir = XFS;
 
 static const char *pmd_field(const struct spec *s)
 {
-	return s->kind == TWIN_DIRTY_FILE ? "FilePmdMapped" : "ShmemPmdMapped";
+	return is_file(s) ? "FilePmdMapped" : "ShmemPmdMapped";
 }
 
 /*
@@ -476,8 +537,26 @@ static char *twin_make(const char *name, const struct spec *s, int *fd, long *sw
 	char *p;
 
 	*swapped = 0;
+	if (s->kind == TWIN_CLEAN_FILE) {
+		/*
+		 * All 512 pages on disk, none in the page cache, then those of
+		 * @mask read back one by one (MADV_RANDOM: no readahead).
+		 */
+		snprintf(path, sizeof(path), "%s/%s", file_dir, name);
+		unlink(path);
+		*fd = krs_make_ro_file(path, s->seed, NPAGES, KRS_FILE_DROPPED);
+		if (*fd < 0)
+			return MAP_FAILED;
+		p = krs_map_aligned(LEN, PROT_READ, MAP_SHARED, *fd, 0);
+		if (p == MAP_FAILED || madvise(p, LEN, MADV_RANDOM))
+			return MAP_FAILED;
+		touch_written(p, s);
+		if (s->hugepage && madvise(p, LEN, MADV_HUGEPAGE))
+			return MAP_FAILED;
+		return p;
+	}
 	if (s->kind == TWIN_DIRTY_FILE) {
-		snprintf(path, sizeof(path), XFS "/%s", name);
+		snprintf(path, sizeof(path), "%s/%s", file_dir, name);
 		unlink(path);
 		*fd = krs_make_ro_file(path, s->seed, s->present, KRS_FILE_DIRTY);
 		if (*fd < 0)
@@ -493,13 +572,13 @@ static char *twin_make(const char *name, const struct spec *s, int *fd, long *sw
 	*fd = krs_memfd(name, LEN);
 	if (*fd < 0)
 		return MAP_FAILED;
-	for (size_t i = 0; i < s->present; i++)
-		if (krs_pwrite_page(*fd, s->seed, i))
+	for (size_t i = 0; i < NPAGES; i++)
+		if (has_page(s, i) && krs_pwrite_page(*fd, s->seed, i))
 			return MAP_FAILED;
 	p = krs_map_aligned(LEN, RW, MAP_SHARED, *fd, 0);
 	if (p == MAP_FAILED)
 		return p;
-	touch(p, s->present);
+	touch_written(p, s);
 	if (s->kind == TWIN_PTE_MAPPED_THP) {
 		int ret = remap_by_ptes(p);
 
@@ -510,11 +589,9 @@ static char *twin_make(const char *name, const struct spec *s, int *fd, long *sw
 	}
 	*swapped = 0;
 	if (s->swapped) {
-		char *from = p + (s->present - s->swapped) * PAGE;
-
-		/* Twice: the first pass can miss pages still in an LRU batch. */
+		/* Again: a pass can miss pages still in an LRU batch. */
 		for (int i = 0; i < 3 && *swapped < (long)s->swapped * 4; i++) {
-			madvise(from, s->swapped * PAGE, MADV_PAGEOUT);
+			page_out(p, s, s->swapped);
 			*swapped = krs_smaps_kb(0, (unsigned long)p, "Swap");
 		}
 		*swapped /= 4;
@@ -533,9 +610,9 @@ static void twin_observe(char *p, const struct spec *s, struct obs *o)
 {
 	o->rss_before = krs_smaps_kb(0, (unsigned long)p, "Rss");
 	o->pmd_before = krs_smaps_kb(0, (unsigned long)p, pmd_field(s));
-	touch(p, s->present);
+	touch_written(p, s);
 	o->pmd_after = krs_smaps_kb(0, (unsigned long)p, pmd_field(s));
-	o->node_after = s->present ? page_node(p) : -1;
+	o->node_after = s->present ? page_node(p + first_page(s) * PAGE) : -1;
 	o->bad = check_twin(p, s);
 }
 
@@ -558,7 +635,7 @@ static int twin_child(int in, int out, void *arg)
 		krs_send_msg(out, "making the twin: %s", strerror(errno));
 		return 1;
 	}
-	o.node_before = a->s->present ? page_node(p) : -1;
+	o.node_before = a->s->present ? page_node(p + first_page(a->s) * PAGE) : -1;
 	krs_send_msg(out, "ok %ld", swapped);
 	if (krs_recv(in, go, sizeof(go), 120 * 1000))
 		return 1;
@@ -682,8 +759,8 @@ struct both {
 	/* The node= of the module's collapse_file event (-2: none). */
 	int mod_node;
 	struct scan mod_scan[4], khd_scan[4];
-	int mod_scans, khd_scans;
-	int khd_by_result[KRS_NR_SCAN_RESULTS];
+	int mod_scans, khd_scans, mod_requests;
+	int mod_by_result[KRS_NR_SCAN_RESULTS], khd_by_result[KRS_NR_SCAN_RESULTS];
 	int mod_collapses, khd_collapses;
 	char mod_result[48];
 	ssize_t mod_ret;
@@ -734,8 +811,8 @@ static void run_twins(struct __test_metadata *_metadata, struct _test_data_khd *
 	memset(b, 0, sizeof(*b));
 	snprintf(mname, sizeof(mname), "krs_%s_m", name);
 	snprintf(kname, sizeof(kname), "krs_%s_k", name);
-	snprintf(mfile, sizeof(mfile), "%s%s", s->kind == TWIN_DIRTY_FILE ? "" : "memfd:", mname);
-	snprintf(kfile, sizeof(kfile), "%s%s", s->kind == TWIN_DIRTY_FILE ? "" : "memfd:", kname);
+	snprintf(mfile, sizeof(mfile), "%s%s", is_file(s) ? "" : "memfd:", mname);
+	snprintf(kfile, sizeof(kfile), "%s%s", is_file(s) ? "" : "memfd:", kname);
 	ASSERT_EQ(0, write_long(KHD "/max_ptes_none", max_none));
 	ASSERT_EQ(0, write_long(KHD "/max_ptes_swap", max_swap));
 	ret = trace_start(&self->trace, name);
@@ -745,16 +822,18 @@ static void run_twins(struct __test_metadata *_metadata, struct _test_data_khd *
 	/* The module's twin, in this process, khugepaged asleep. */
 	p = twin_make(mname, s, &fd, &b->mod.swapped);
 	ASSERT_NE(MAP_FAILED, p) TH_LOG("making %s: %s", mname, strerror(errno));
-	b->mod.node_before = s->present ? page_node(p) : -1;
+	b->mod.node_before = s->present ? page_node(p + first_page(s) * PAGE) : -1;
 	ASSERT_LT(0, krs_stats_read(stats0, sizeof(stats0)));
 	events_read(&e0);
-	for (int i = 0; i < (s->twice ? 2 : 1); i++) {
+	for (int i = 0; i < (s->twice ? 2 : 1) ||
+			(s->revisit && i < 6 && transient(b->mod_result)); i++) {
 		b->mod_ret = collapse(_metadata, self, "addr=%lx len=2M mode=khugepaged",
 				      (unsigned long)p);
 		if (self->nr_ext >= 1)
 			snprintf(b->mod_result, sizeof(b->mod_result), "%s", self->ext[0].result);
 		if (i == 0 && s->twice)
 			EXPECT_STREQ("SCAN_SUCCEED", b->mod_result) TH_LOG("%s", self->report);
+		b->mod_requests++;
 	}
 	events_read(&e1);
 	ASSERT_LT(0, krs_stats_read(stats1, sizeof(stats1)));
@@ -766,13 +845,14 @@ static void run_twins(struct __test_metadata *_metadata, struct _test_data_khd *
 	twin_observe(p, s, &b->mod);
 	munmap(p, LEN);
 	close(fd);
-	if (s->kind == TWIN_DIRTY_FILE) {
-		snprintf(msg, sizeof(msg), XFS "/%s", mname);
+	if (is_file(s)) {
+		snprintf(msg, sizeof(msg), "%s/%s", file_dir, mname);
 		unlink(msg);
 	}
 	n = trace_read(&self->trace, trace_buf, sizeof(trace_buf));
 	ASSERT_LT(0, n);
-	b->mod_scans = scans_of(trace_buf, " scan_file:", mfile, b->mod_scan, 4, NULL);
+	b->mod_scans = scans_of(trace_buf, " scan_file:", mfile, b->mod_scan, 4,
+				b->mod_by_result);
 	b->mod_collapses = collapses_of(trace_buf, " collapse_file:", mfile);
 	b->mod_node = module_node(trace_buf, mfile);
 	ASSERT_LE(0, b->mod_scans) TH_LOG("unreadable trace:\n%s", trace_buf);
@@ -794,8 +874,8 @@ static void run_twins(struct __test_metadata *_metadata, struct _test_data_khd *
 	ASSERT_EQ(0, krs_recv(c.from_child, &b->khd, sizeof(b->khd), 60 * 1000));
 	krs_send_msg(c.to_child, "done");
 	krs_child_wait(&c);
-	if (s->kind == TWIN_DIRTY_FILE) {
-		snprintf(msg, sizeof(msg), XFS "/%s", kname);
+	if (is_file(s)) {
+		snprintf(msg, sizeof(msg), "%s/%s", file_dir, kname);
 		unlink(msg);
 	}
 
@@ -817,6 +897,15 @@ static int khd_count(const struct both *b, const char *result)
 	for (int i = 0; i < KRS_NR_SCAN_RESULTS; i++)
 		if (!strcmp(krs_scan_names[i], result))
 			return b->khd_by_result[i];
+	return -1;
+}
+
+/* How many of the module's scans of its twin ended with @result. */
+static int mod_count(const struct both *b, const char *result)
+{
+	for (int i = 0; i < KRS_NR_SCAN_RESULTS; i++)
+		if (!strcmp(krs_scan_names[i], result))
+			return b->mod_by_result[i];
 	return -1;
 }
 
@@ -1123,6 +1212,151 @@ TEST_F_TIMEOUT(khd, pages_collapsed_counts_visits, 240)
 	EXPECT_EQ(khd_count(&b, "SCAN_SUCCEED") + khd_count(&b, "SCAN_PTE_MAPPED_HUGEPAGE"),
 		  b.khd_pages_collapsed);
 	TH_LOG("khugepaged: 1 collapse, pages_collapsed +%ld", b.khd_pages_collapsed);
+}
+
+/*
+ * Whether the twins of a seed agree (as expect_same_scan() and
+ * expect_same() check), and if not, where, in @why.
+ */
+static bool twins_agree(const struct both *b, char *why, size_t n)
+{
+	const struct scan *m = &b->mod_scan[0], *k = &b->khd_scan[0];
+
+	if (b->mod_scans < 1 || b->mod_scans != b->mod_requests || b->khd_scans < 1)
+		snprintf(why, n, "scans: module %d (%d requests), khugepaged %d", b->mod_scans,
+			 b->mod_requests, b->khd_scans);
+	else if (strcmp(m->result, k->result))
+		snprintf(why, n, "module %s, khugepaged %s", m->result, k->result);
+	else if (m->present != k->present || m->swap != k->swap)
+		snprintf(why, n, "present/swap: module %d/%d, khugepaged %d/%d", m->present, m->swap,
+			 k->present, k->swap);
+	else if (b->mod_ev.none != mod_count(b, "SCAN_EXCEED_NONE_PTE") ||
+		 b->mod_ev.swap != mod_count(b, "SCAN_EXCEED_SWAP_PTE") ||
+		 b->khd_ev.none != khd_count(b, "SCAN_EXCEED_NONE_PTE") ||
+		 b->khd_ev.swap != khd_count(b, "SCAN_EXCEED_SWAP_PTE"))
+		snprintf(why, n, "vm events: module none %ld swap %ld, khugepaged none %ld swap %ld",
+			 b->mod_ev.none, b->mod_ev.swap, b->khd_ev.none, b->khd_ev.swap);
+	else if (b->mod.pmd_before != b->khd.pmd_before || b->mod.pmd_after != b->khd.pmd_after ||
+		 b->mod.rss_before != b->khd.rss_before)
+		snprintf(why, n, "end state: PMD %ld/%ld kB, Rss %ld kB (module); %ld/%ld, %ld",
+			 b->mod.pmd_before, b->mod.pmd_after, b->mod.rss_before, b->khd.pmd_before,
+			 b->khd.pmd_after, b->khd.rss_before);
+	else if (b->mod.bad || b->khd.bad)
+		snprintf(why, n, "data: page %ld (module), %ld (khugepaged)", b->mod.bad - 1,
+			 b->khd.bad - 1);
+	else
+		return true;
+	return false;
+}
+
+static unsigned int env_num(const char *name, unsigned int dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? (unsigned int)strtoul(v, NULL, 0) : dflt;
+}
+
+/*
+ * The differential khugepaged mode: seeds of random twins (a random share
+ * of the 512 pages written, at random places; up to 32 of them swapped
+ * out; max_ptes_none 0, 511, random, or at the edge of what the twin has;
+ * max_ptes_swap random or at the edge), each run as the tests above run
+ * theirs and compared (verdict, present, swap, vm events, end state,
+ * data). A seed whose twins did not get the same number of pages swapped
+ * out, or where one side met a result that depends on timing (a folio in
+ * an LRU batch), is "unstable", not a divergence. KRS_KHD_SEEDS (default
+ * 20) seeds from KRS_KHD_START (default 1); KRS_KHD_BACKING=xfs or ext4
+ * makes the twins regular files on /mnt/<fs>: all pages written and
+ * synced, the random share in the page cache (the rest read in by the
+ * collapse), no swap.
+ */
+TEST_F_TIMEOUT(khd, random_seeds, 1800)
+{
+	unsigned int seeds = env_num("KRS_KHD_SEEDS", 20), start = env_num("KRS_KHD_START", 1);
+	unsigned int same = 0, diverged = 0, unstable = 0, collapsed = 0;
+	const char *backing = getenv("KRS_KHD_BACKING");
+	enum twin_kind kind = TWIN_MEMFD;
+	bool swap = have_swap();
+	unsigned char mask[NPAGES];
+	static char dir[64];
+	char type[32];
+
+	if (backing && *backing && strcmp(backing, "shmem")) {
+		snprintf(dir, sizeof(dir), "/mnt/%s", backing);
+		if (!krs_mounted_type(dir, type, sizeof(type)))
+			SKIP(return, "%s is not mounted", dir);
+		file_dir = dir;
+		kind = TWIN_CLEAN_FILE;
+		swap = false;
+	}
+
+	for (unsigned int seed = start; seed < start + seeds; seed++) {
+		struct krs_rng r = { .s = 0x6b6864ULL * seed + 0x9e3779b97f4a7c15ULL };
+		unsigned int pct = krs_below(&r, 101), present = 0;
+		struct spec s = { .kind = kind, .mask = mask, .hugepage = true, .revisit = true,
+				  .seed = 200 + seed };
+		long none, maxswap;
+		char name[32], why[256];
+		struct both b;
+
+		for (size_t i = 0; i < NPAGES; i++) {
+			mask[i] = krs_below(&r, 100) < pct;
+			present += mask[i];
+		}
+		s.present = present;
+		if (swap && present && krs_chance(&r, 30))
+			s.swapped = krs_below(&r, present < 32 ? present + 1 : 33);
+		switch (krs_below(&r, 5)) {
+		case 0:
+			none = 0;
+			break;
+		case 1:
+			none = 511;
+			break;
+		case 2:
+			none = krs_below(&r, 512);
+			break;
+		default:
+			/* At the edge: exactly enough, or one page short. */
+			none = (long)(NPAGES - (present - s.swapped)) - (long)krs_below(&r, 2);
+			none = none < 0 ? 0 : none > 511 ? 511 : none;
+			break;
+		}
+		maxswap = krs_chance(&r, 50) ? (long)s.swapped - (long)krs_below(&r, 2) :
+					       (long)krs_below(&r, 65);
+		maxswap = maxswap < 0 ? 0 : maxswap;
+		snprintf(name, sizeof(name), "rnd%u", seed);
+		run_twins(_metadata, self, name, &s, none, maxswap, &b);
+		if (b.mod.swapped != b.khd.swapped) {
+			unstable++;
+			continue;
+		}
+		if (twins_agree(&b, why, sizeof(why))) {
+			same++;
+			collapsed += b.mod.pmd_after > 0;
+			continue;
+		}
+		/*
+		 * A first scan that met a folio locked for I/O (or in an LRU
+		 * batch) on one side only: timing, if the end states agree.
+		 */
+		if (b.mod_scans >= 1 && b.khd_scans >= 1 &&
+		    (transient(b.mod_scan[0].result) || transient(b.khd_scan[0].result)) &&
+		    strcmp(b.mod_scan[0].result, b.khd_scan[0].result)) {
+			if (b.mod.pmd_after == b.khd.pmd_after && !b.mod.bad && !b.khd.bad)
+				same++;
+			else
+				unstable++;
+			continue;
+		}
+		diverged++;
+		ksft_print_msg("seed %u: %s (%u pages, %u swapped; max_ptes_none %ld, max_ptes_swap %ld); reproduce: KRS_KHD_START=%u KRS_KHD_SEEDS=1\n",
+			       seed, why, present, s.swapped, none, maxswap, seed);
+	}
+	ksft_print_msg("%s: %u seeds from %u: %u the same (%u collapsed), %u divergences, %u unstable\n",
+		       kind == TWIN_MEMFD ? "shmem" : file_dir, seeds, start, same, collapsed,
+		       diverged, unstable);
+	EXPECT_EQ(0U, diverged);
 }
 
 /*
