@@ -79,6 +79,16 @@ enum krs_pmd_state {
 	KRS_PMD_TABLE,		/* points to a PTE table */
 };
 
+/* What an xarray slot holds, as the xarray's own predicates tell it. */
+enum krs_xa_kind {
+	KRS_XA_NULL,		/* empty */
+	KRS_XA_VALUE,		/* xa_is_value(): a swap or shadow entry */
+	KRS_XA_RETRY,		/* XA_RETRY_ENTRY */
+	KRS_XA_SIBLING,		/* xa_is_sibling(): part of a multi-index entry */
+	KRS_XA_INTERNAL,	/* any other xa_is_internal() entry */
+	KRS_XA_POINTER,		/* a pointer: in the page cache, a folio */
+};
+
 /* Folios. */
 bool krs_folio_trylock(struct folio *folio);
 void krs_folio_unlock(struct folio *folio);
@@ -148,8 +158,7 @@ bool krs_xas_nomem(struct xa_state *xas);
 void krs_xas_lock_irq(struct xa_state *xas);
 void krs_xas_unlock_irq(struct xa_state *xas);
 bool krs_xa_is_value(void *entry);
-bool krs_xa_is_internal(void *entry);
-bool krs_xa_is_sibling(void *entry);
+enum krs_xa_kind krs_xa_kind(void *entry);
 bool krs_xas_retry(struct xa_state *xas, void *entry);
 void *krs_xa_retry_entry(void);
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr);

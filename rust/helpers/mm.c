@@ -227,8 +227,18 @@ bool krs_xas_nomem(struct xa_state *xas) { return xas_nomem(xas, GFP_KERNEL); }
 void krs_xas_lock_irq(struct xa_state *xas) { xas_lock_irq(xas); }
 void krs_xas_unlock_irq(struct xa_state *xas) { xas_unlock_irq(xas); }
 bool krs_xa_is_value(void *entry) { return xa_is_value(entry); }
-bool krs_xa_is_internal(void *entry) { return xa_is_internal(entry); }
-bool krs_xa_is_sibling(void *entry) { return xa_is_sibling(entry); }
+enum krs_xa_kind krs_xa_kind(void *entry)
+{
+	if (!entry)
+		return KRS_XA_NULL;
+	if (xa_is_value(entry))
+		return KRS_XA_VALUE;
+	if (!xa_is_internal(entry))
+		return KRS_XA_POINTER;
+	if (entry == XA_RETRY_ENTRY)
+		return KRS_XA_RETRY;
+	return xa_is_sibling(entry) ? KRS_XA_SIBLING : KRS_XA_INTERNAL;
+}
 bool krs_xas_retry(struct xa_state *xas, void *entry) { return xas_retry(xas, entry); }
 void *krs_xa_retry_entry(void) { return XA_RETRY_ENTRY; }
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr)
