@@ -81,6 +81,8 @@ impl Folio {
     }
 
     c_reads! { pub(crate), as_raw;
+        /// `folio_nid()`.
+        fn nid -> i32 = krs_folio_nid;
         /// `folio_pfn()`.
         fn pfn -> usize = krs_folio_pfn;
         /// `folio->index`.
@@ -543,6 +545,56 @@ unsafe fn retire(folios: &[*mut bindings::folio], shmem: bool) {
     unsafe { bindings::krs_old_folios_retire(folios.as_ptr().cast_mut(), nr, shmem) };
 }
 
+/// Entries of a [`NodeLoad`]: `MAX_NUMNODES`.
+const MAX_NUMNODES: usize = bindings::krs_limits_KRS_MAX_NUMNODES as usize;
+
+/// `collapse_control.node_load`: how many folios of the extent the scan
+/// found on each node, cleared before each scan (`collapse_scan_file()`).
+pub(crate) struct NodeLoad(KBox<[u32; MAX_NUMNODES]>);
+
+impl NodeLoad {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self(KBox::zeroed(GFP_KERNEL)?))
+    }
+
+    /// `memset(cc->node_load, 0, ...)`.
+    pub(crate) fn clear(&mut self) {
+        self.0.fill(0);
+    }
+
+    /// `cc->node_load[folio_nid(folio)]++`.
+    pub(crate) fn add(&mut self, folio: &Folio) {
+        let nid = usize::try_from(folio.nid()).unwrap_or(usize::MAX);
+        if let Some(n) = self.0.get_mut(nid) {
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// `collapse_find_target_node()`: the first node with the most folios
+    /// (node 0 when the scan saw none), and that count, which makes
+    /// `alloc_nmask` (every online node with that many).
+    pub(crate) fn target(&self) -> (i32, u32) {
+        let (mut target, mut max) = (0, 0);
+        for (nid, &n) in self.0.iter().enumerate() {
+            if n > max {
+                (target, max) = (nid, n);
+            }
+        }
+        (i32::try_from(target).unwrap_or(0), max)
+    }
+}
+
+/// The flags a huge folio is allocated and charged with
+/// (`alloc_charge_folio()`'s `gfp`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AllocGfp {
+    /// `GFP_TRANSHUGE`: direct reclaim and compaction (MADV_COLLAPSE, and
+    /// khugepaged with its `defrag` knob set).
+    Transhuge,
+    /// `GFP_TRANSHUGE_LIGHT` (khugepaged with `defrag` off).
+    Light,
+}
+
 /// A huge folio just allocated (`alloc_charge_folio()`), not yet charged.
 ///
 /// # Invariants
@@ -552,22 +604,45 @@ unsafe fn retire(folios: &[*mut bindings::folio], shmem: bool) {
 #[must_use = "dropping it frees the folio"]
 pub(crate) struct UnchargedFolio {
     folio: NonNull<bindings::folio>,
+    gfp: AllocGfp,
+    node: i32,
     zeroed: bool,
 }
 
 impl UnchargedFolio {
-    /// `__folio_alloc(GFP_TRANSHUGE, HPAGE_PMD_ORDER)` on the local node,
-    /// counting `THP_COLLAPSE_ALLOC` or `THP_COLLAPSE_ALLOC_FAILED`. Where
-    /// the allocator zeroes the folio anyway (`init_on_alloc`, Debian's
+    /// `__folio_alloc(gfp, HPAGE_PMD_ORDER, node, &alloc_nmask)` on the
+    /// node `load` picks (`collapse_find_target_node()`), counting
+    /// `THP_COLLAPSE_ALLOC` or `THP_COLLAPSE_ALLOC_FAILED`. Where the
+    /// allocator zeroes the folio anyway (`init_on_alloc`, Debian's
     /// default), `__GFP_ZERO` is added, which costs nothing more and makes
     /// the zeroes a guarantee: the holes need not be cleared again.
-    pub(crate) fn alloc() -> Option<Self> {
+    pub(crate) fn alloc(gfp: AllocGfp, load: &NodeLoad) -> Option<Self> {
+        let (node, max) = load.target();
         let mut zeroed = false;
-        // SAFETY: Allocation has no preconditions; `zeroed` is written.
-        let folio = NonNull::new(unsafe { bindings::krs_folio_alloc_pmd(&mut zeroed) })?;
+        // SAFETY: `load.0` holds KRS_MAX_NUMNODES entries, as the helper
+        // reads; it checks `node` itself; `zeroed` is written.
+        let folio = unsafe {
+            bindings::krs_folio_alloc_pmd(
+                gfp == AllocGfp::Light,
+                node,
+                load.0.as_ptr(),
+                max,
+                &mut zeroed,
+            )
+        };
         // INVARIANT: A fresh folio: its one reference is ours; `zeroed`
         // only when allocated with __GFP_ZERO.
-        Some(Self { folio, zeroed })
+        Some(Self {
+            folio: NonNull::new(folio)?,
+            gfp,
+            node,
+            zeroed,
+        })
+    }
+
+    /// The node it was asked for (the target node).
+    pub(crate) fn node(&self) -> i32 {
+        self.node
     }
 
     /// Counts `THP_COLLAPSE_ALLOC_FAILED`, for a failure injected in place
@@ -588,11 +663,11 @@ impl UnchargedFolio {
         index: usize,
     ) -> Result<NewFolio, ()> {
         let this = ManuallyDrop::new(self);
-        let (folio, zeroed) = (this.folio, this.zeroed);
+        let (folio, light, zeroed) = (this.folio, this.gfp == AllocGfp::Light, this.zeroed);
         let mm = mm.map_or(core::ptr::null_mut(), |m| m.as_raw());
         // SAFETY: We own the only reference (type invariant); a null mm
         // charges the current task's memcg, as mem_cgroup_charge() allows.
-        if unsafe { bindings::krs_folio_memcg_charge(folio.as_ptr(), mm) } != 0 {
+        if unsafe { bindings::krs_folio_memcg_charge(folio.as_ptr(), mm, light) } != 0 {
             // SAFETY: Drops our only reference.
             unsafe { bindings::krs_folio_put(folio.as_ptr()) };
             return Err(());
