@@ -25,6 +25,8 @@
 #   make check        everything: build, clippy, rustfmt, docs and C style,
 #                     host tests, kselftests in a VM through the kernel's
 #                     run_kselftest.sh; ends with "N passed, N failed"
+#   make check-all    make check for every supported kernel, one after the
+#                     other; ends with the sum, "N passed, N failed"
 #   make check-debug  the kselftests on the debug kernel (KASAN, lockdep,
 #                     DEBUG_VM; built once, about an hour cold)
 #   make demo         boot the stock kernel, load the module, show what it does
@@ -68,7 +70,7 @@
 
 export KDIR LLVM CLIPPY INSTALL_MOD_PATH KVER
 
-.PHONY: all module stock-module modules_install rust-analyzer help kernels docs setup check check-debug demo bench vm selftests hosttest compile-fail fuzz stress soak stress-debug soak-debug faults clean
+.PHONY: all module stock-module modules_install rust-analyzer help kernels docs setup check check-all check-debug demo bench vm selftests hosttest compile-fail fuzz stress soak stress-debug soak-debug faults clean
 
 all: module
 
@@ -98,6 +100,9 @@ setup:
 
 check:
 	@tools/check
+
+check-all:
+	@tools/check-all
 
 check-debug:
 	@tools/check --debug
