@@ -13,7 +13,15 @@
 
 #include <linux/types.h>
 #include <linux/spinlock_types.h>
+#include <linux/version.h>
 #include <asm/pgtable_types.h>
+
+/*
+ * The kernel versions the C helpers tell apart (Documentation/design.rst,
+ * "Kernel versions"), as Kbuild's krs_kernel_versions gives the Rust crate
+ * --cfg krs_7_3: KRS_KERNEL_7_3 is true when building for 7.3 or later.
+ */
+#define KRS_KERNEL_7_3 (KERNEL_VERSION(7, 3, 0) <= LINUX_VERSION_CODE)
 
 /* The module's version: MODULE_VERSION() and the debugfs status file. */
 #define KRS_VERSION "0.1.0"

@@ -38,7 +38,7 @@ pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: PmdAddr) -
     }
     // Keep the PTE table of uffd-wp VMAs: it holds the markers.
     if vma.uffd_wp() {
-        return ScanResult::PteUffdWp;
+        return ScanResult::PteUffd;
     }
     let Some(folio) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {
         return ScanResult::PageNull;

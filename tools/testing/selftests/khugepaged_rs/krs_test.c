@@ -1123,7 +1123,7 @@ int krs_bg_collapse_join(struct krs_bg_collapse *c, int timeout_ms)
 }
 
 /* The names of 7.2's enum scan_result, in order (each a line of stats). */
-const char *const krs_scan_names[KRS_NR_SCAN_RESULTS] = {
+const char *krs_scan_names[KRS_NR_SCAN_RESULTS] = {
 	"SCAN_FAIL", "SCAN_SUCCEED", "SCAN_NO_PTE_TABLE", "SCAN_PMD_MAPPED",
 	"SCAN_EXCEED_NONE_PTE", "SCAN_EXCEED_SWAP_PTE", "SCAN_EXCEED_SHARED_PTE",
 	"SCAN_PTE_NON_PRESENT", "SCAN_PTE_UFFD_WP", "SCAN_PTE_MAPPED_HUGEPAGE",
@@ -1135,6 +1135,23 @@ const char *const krs_scan_names[KRS_NR_SCAN_RESULTS] = {
 	"SCAN_STORE_FAILED", "SCAN_COPY_MC", "SCAN_PAGE_FILLED",
 	"SCAN_PAGE_DIRTY_OR_WRITEBACK",
 };
+
+bool krs_kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
+/* 7.3 renamed SCAN_PTE_UFFD_WP: it stands for uffd read-write protection too. */
+static void __attribute__((constructor)) krs_scan_names_init(void)
+{
+	if (krs_kernel_at_least(7, 3))
+		krs_scan_names[KRS_SCAN_PTE_UFFD] = "SCAN_PTE_UFFD";
+}
 
 #define KRS_THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
 

@@ -303,8 +303,14 @@ int krs_bg_collapse_start(struct krs_bg_collapse *c, const char *fmt, ...)
 /* Wait up to @timeout_ms for it to finish and join it; 0 or -ETIMEDOUT. */
 int krs_bg_collapse_join(struct krs_bg_collapse *c, int timeout_ms);
 
-/* The names of 7.2's enum scan_result, in order (each a line of stats). */
+/*
+ * The names of the running kernel's enum scan_result, in order (each a line
+ * of stats): 7.2's, and from 7.3 on SCAN_PTE_UFFD for SCAN_PTE_UFFD_WP.
+ */
 #define KRS_NR_SCAN_RESULTS 32
-extern const char *const krs_scan_names[KRS_NR_SCAN_RESULTS];
+#define KRS_SCAN_PTE_UFFD 8
+extern const char *krs_scan_names[KRS_NR_SCAN_RESULTS];
+/* The running kernel (uname -r) is @major.@minor or later. */
+bool krs_kernel_at_least(int major, int minor);
 
 #endif
