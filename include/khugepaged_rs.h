@@ -198,7 +198,7 @@ bool krs_vma_is_anonymous(struct vm_area_struct *vma);
 bool krs_vma_is_shared(struct vm_area_struct *vma);
 bool krs_vma_has_anon_vma(struct vm_area_struct *vma);
 bool krs_vma_maybe_guard(struct vm_area_struct *vma);
-bool krs_userfaultfd_wp(struct vm_area_struct *vma);
+bool krs_userfaultfd_protected(struct vm_area_struct *vma);
 bool krs_userfaultfd_missing(struct vm_area_struct *vma);
 bool krs_userfaultfd_armed(struct vm_area_struct *vma);
 bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr);

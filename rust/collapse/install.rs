@@ -36,8 +36,8 @@ pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: PmdAddr) -
     if !vma.allows_forced_collapse() {
         return ScanResult::VmaCheck;
     }
-    // Keep the PTE table of uffd-wp VMAs: it holds the markers.
-    if vma.uffd_wp() {
+    // Keep the PTE table of uffd-wp (and RWP) VMAs: it holds the markers.
+    if vma.uffd_protected() {
         return ScanResult::PteUffd;
     }
     let Some(folio) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {

@@ -107,7 +107,7 @@ MUTANTS = [
      "let folio = Option::<LockedFolio>::None.ok_or(ScanResult::Fail)?;",
      "khugepaged_rs_collapse", "swapped-out shmem pages not brought back"),
     ("no-uffd-wp-install-refusal", "rust/collapse/install.rs",
-     "if vma.uffd_wp() {", "if false && vma.uffd_wp() {",
+     "if vma.uffd_protected() {", "if false && vma.uffd_protected() {",
      "khugepaged_rs_collapse", "PMD installed over uffd-wp markers"),
     ("copy-misplaced", "rust/mm/folio.rs",
      "let at = folio.index() - start;",

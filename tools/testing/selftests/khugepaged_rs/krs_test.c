@@ -802,6 +802,25 @@ int krs_uffd_wp(int uffd, void *addr, size_t len, bool protect)
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
 }
 
+/* UFFDIO_RWPROTECT (7.3), declared here for older uapi headers. */
+struct krs_uffdio_rwprotect {
+	struct uffdio_range range;
+	__u64 mode;
+};
+
+#define KRS_UFFDIO_RWPROTECT _IOWR(UFFDIO, 0x09, struct krs_uffdio_rwprotect)
+#define KRS_UFFDIO_RWPROTECT_MODE_RWP 0x1ULL
+
+int krs_uffd_rwp(int uffd, void *addr, size_t len, bool protect)
+{
+	struct krs_uffdio_rwprotect rwp = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = protect ? KRS_UFFDIO_RWPROTECT_MODE_RWP : 0,
+	};
+
+	return ioctl(uffd, KRS_UFFDIO_RWPROTECT, &rwp) ? -errno : 0;
+}
+
 /* One resolving ioctl; 0 or -1 with errno. */
 static int krs_uffd_resolve_once(struct krs_uffd_handler *h, unsigned long page)
 {
@@ -833,6 +852,12 @@ static int krs_uffd_resolve_once(struct krs_uffd_handler *h, unsigned long page)
 		struct uffdio_continue cont = { .range = range };
 
 		ret = ioctl(h->uffd, UFFDIO_CONTINUE, &cont);
+		break;
+	}
+	case KRS_UFFD_RWP_CLEAR: {
+		struct krs_uffdio_rwprotect rwp = { .range = range, .mode = 0 };
+
+		ret = ioctl(h->uffd, KRS_UFFDIO_RWPROTECT, &rwp);
 		break;
 	}
 	}
@@ -912,6 +937,8 @@ static void *krs_uffd_thread(void *arg)
 			__atomic_add_fetch(&h->wp_faults, 1, __ATOMIC_SEQ_CST);
 		if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR)
 			__atomic_add_fetch(&h->minor_faults, 1, __ATOMIC_SEQ_CST);
+		if (msg.arg.pagefault.flags & KRS_UFFD_PAGEFAULT_FLAG_RWP)
+			__atomic_add_fetch(&h->rwp_faults, 1, __ATOMIC_SEQ_CST);
 		__atomic_add_fetch(&h->faults, 1, __ATOMIC_SEQ_CST);
 		r = krs_uffd_resolve(h, msg.arg.pagefault.address & ~(KRS_PAGE_SIZE - 1));
 		if (r) {
@@ -929,6 +956,7 @@ int krs_uffd_handler_start(struct krs_uffd_handler *h)
 	h->faults = 0;
 	h->wp_faults = 0;
 	h->minor_faults = 0;
+	h->rwp_faults = 0;
 	h->error = 0;
 	h->timed_out = false;
 	if (pipe2(h->stop, O_CLOEXEC))
