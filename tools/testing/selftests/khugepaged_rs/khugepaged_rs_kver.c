@@ -12,6 +12,8 @@
  *  kver.uffd_rwp_mapping_stays_pte_mapped       7.3: collapsing the RWP
  *      mapping itself maps no PMD there: SCAN_PTE_UFFD, EINVAL
  *      (try_collapse_pte_mapped_thp)
+ *  kver.scan_pfn_is_the_folio_that_stopped_it   7.3 (failed_pfn), 7.2 alike:
+ *      scan_file's pfn is the folio the scan stopped on, -1 when none did
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -271,6 +275,108 @@ TEST_F(kver, uffd_rwp_mapping_stays_pte_mapped)
 	EXPECT_EQ(0, smaps(mod.r, "ShmemPmdMapped"));
 	rwp_twin_teardown(&mod);
 	rwp_twin_teardown(&twin);
+}
+
+#define TRACING "/sys/kernel/tracing"
+
+/* The pfn /proc/self/pagemap gives for @addr (root), or 0. */
+static unsigned long pagemap_pfn(const void *addr)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t e = 0;
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)addr / PAGE * sizeof(e))) != sizeof(e))
+		e = 0;
+	close(fd);
+	return (e >> 63) & 1 ? (unsigned long)(e & ((1ULL << 55) - 1)) : 0;
+}
+
+/*
+ * The pfn and result of the @nth (from 0) scan_file event of file @name in
+ * @trace: 1, or 0 if there is none.
+ */
+static int scan_event(const char *trace, const char *name, int nth, unsigned long *pfn,
+		      char *result, size_t size)
+{
+	for (const char *line = trace; line && *line;) {
+		const char *end = strchr(line, '\n');
+		char one[1024], *p, *r;
+
+		snprintf(one, sizeof(one), "%.*s", end ? (int)(end - line) : (int)strlen(line),
+			 line);
+		line = end ? end + 1 : NULL;
+		p = strstr(one, "scan_pfn=");
+		r = strstr(one, "result=");
+		if (*one == '#' || !strstr(one, "scan_file:") || !strstr(one, name) || !p || !r)
+			continue;
+		if (nth-- == 0) {
+			*pfn = strtoul(p + strlen("scan_pfn="), NULL, 16);
+			snprintf(result, size, "%s", r + strlen("result="));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * 3. scan_file's pfn: upstream 7.3 records the pfn of the folio that
+ * stopped the scan (failed_pfn), -1 otherwise; 7.2 passed the folio its
+ * loop stopped on, NULL when the loop went through: the same values. A
+ * scan that goes through (then collapses) reports -1; a scan that stops
+ * on the huge folio it finds (the second fd= collapse) reports that
+ * folio's pfn, as /proc/self/pagemap shows it mapped.
+ */
+TEST_F_TIMEOUT(kver, scan_pfn_is_the_folio_that_stopped_it, 120)
+{
+	char inst[96], path[192], result[64];
+	static char trace[1 << 16];
+	unsigned long pfn = 0, huge;
+	int fd = krs_memfd("krs_scan_pfn", LEN);
+	ssize_t ret;
+	char *p;
+
+	ASSERT_LE(0, fd);
+	if (access(TRACING "/instances", F_OK))
+		mount("nodev", TRACING, "tracefs", 0, NULL);
+	if (access(TRACING "/instances", F_OK))
+		SKIP(return, "no tracefs");
+	snprintf(inst, sizeof(inst), TRACING "/instances/krs_kver_%d", getpid());
+	ASSERT_EQ(0, mkdir(inst, 0755));
+	snprintf(path, sizeof(path), "%s/events/khugepaged_rs/scan_file/enable", inst);
+	ASSERT_EQ(0, krs_write_str(path, "1"));
+	for (size_t i = 0; i < NPAGES; i++)
+		ASSERT_EQ(0, krs_pwrite_page(fd, 43, i));
+
+	ret = do_collapse(_metadata, self, "fd=%d len=2M", fd);
+	EXPECT_EQ((ssize_t)strlen(self->cmd), ret) TH_LOG("report:\n%s", self->report);
+	EXPECT_STREQ("SCAN_SUCCEED", self->ext[0].result);
+	ret = do_collapse(_metadata, self, "fd=%d len=2M", fd);
+	EXPECT_EQ(0, krs_write_str(path, "0"));
+	EXPECT_STREQ("SCAN_PTE_MAPPED_HUGEPAGE", self->ext[0].result)
+		TH_LOG("report:\n%s", self->report);
+
+	snprintf(path, sizeof(path), "%s/trace", inst);
+	ASSERT_LT(0, krs_read_file(path, trace, sizeof(trace)));
+	p = mmap(NULL, LEN, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0UL, krs_check_page(p, 43, 0));
+	huge = pagemap_pfn(p);
+	ASSERT_NE(0UL, huge) TH_LOG("no pfn in /proc/self/pagemap");
+
+	ASSERT_EQ(1, scan_event(trace, "memfd:krs_scan_pfn", 0, &pfn, result, sizeof(result)))
+		TH_LOG("no scan_file event:\n%s", trace);
+	EXPECT_EQ(-1UL, pfn) TH_LOG("the scan that went through (%s) reported pfn 0x%lx", result,
+				    pfn);
+	ASSERT_EQ(1, scan_event(trace, "memfd:krs_scan_pfn", 1, &pfn, result, sizeof(result)))
+		TH_LOG("no second scan_file event:\n%s", trace);
+	EXPECT_STREQ("SCAN_PTE_MAPPED_HUGEPAGE", result);
+	EXPECT_EQ(huge, pfn) TH_LOG("the scan stopped on the huge folio 0x%lx, reported 0x%lx",
+				    huge, pfn);
+	munmap(p, LEN);
+	close(fd);
+	rmdir(inst);
 }
 
 TEST_HARNESS_MAIN
