@@ -27,6 +27,10 @@
 #                     run_kselftest.sh; ends with "N passed, N failed"
 #   make check-all    make check for every supported kernel, one after the
 #                     other; ends with the sum, "N passed, N failed"
+#   make drift        the upstream functions the module mirrors whose body
+#                     changed in KVER's source since BASE (default the
+#                     newest verified kernel; tools/drift/fingerprints);
+#                     RECORD=1 records KVER's fingerprints as verified
 #   make check-debug  the kselftests on the debug kernel (KASAN, lockdep,
 #                     DEBUG_VM; built once, about an hour cold)
 #   make demo         boot the stock kernel, load the module, show what it does
@@ -70,7 +74,7 @@
 
 export KDIR LLVM CLIPPY INSTALL_MOD_PATH KVER
 
-.PHONY: all module stock-module modules_install rust-analyzer help kernels docs setup check check-all check-debug demo bench vm selftests hosttest compile-fail fuzz stress soak stress-debug soak-debug faults clean
+.PHONY: all module stock-module modules_install rust-analyzer help kernels docs setup check check-all check-debug drift demo bench vm selftests hosttest compile-fail fuzz stress soak stress-debug soak-debug faults clean
 
 all: module
 
@@ -106,6 +110,9 @@ check-all:
 
 check-debug:
 	@tools/check --debug
+
+drift:
+	@tools/drift/run
 
 demo: stock-module
 	@tools/demo/run
