@@ -106,6 +106,9 @@ bool krs_folio_test_writeback(struct folio *folio);
 bool krs_folio_mapped(struct folio *folio);
 struct address_space *krs_folio_mapping(struct folio *folio);
 struct page *krs_folio_page(struct folio *folio, unsigned long n);
+/* folio_nr_pages() and folio->index if folio_mapping() is @mapping, else 0. */
+unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping,
+			      unsigned long *index);
 bool krs_folio_release(struct folio *folio);
 void krs_folio_unmap(struct folio *folio);
 /* Allocate a PMD-order folio the way alloc_charge_folio() does. */

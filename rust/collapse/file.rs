@@ -7,12 +7,15 @@
 //! (no holes: missing pages are read; dirty or writeback folios refused).
 //!
 //! The state of a collapse in progress is owned by typed values whose
-//! `Drop` is the rollback: the new folio ([`NewFolio`]), the old folios
-//! isolated so far with their deferred TLB flush ([`OldFolios`]) and the
-//! shmem charge for the holes ([`crate::mm::page_cache::HoleCharge`]). Every failure returns early
-//! and drops them, in the order collapse_file()'s `rollback:` label undoes
-//! things (charge, old folios, new folio: the reverse of their creation);
-//! the success path consumes them explicitly.
+//! `Drop` is the rollback, each step consuming the state before it (the mm
+//! layer's typestate, `Documentation/design.rst`): the new folio
+//! ([`NewFolio`], then a copied one), the old folios isolated so far with
+//! their deferred TLB flush ([`OldFolios`], then flushed), the shmem charge
+//! for the holes, and the holes filled with retry entries under the
+//! xa_lock ([`HolesFilled`]). Every failure returns early and drops them,
+//! in the order collapse_file()'s `rollback:` label undoes things (retry
+//! entries, charge, old folios, new folio: the reverse of their creation);
+//! the commit consumes them.
 
 #![forbid(unsafe_code)]
 

@@ -105,7 +105,7 @@ fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<()
             let ptl = pml.lock_table(&table).ok_or(ScanResult::Fail)?;
             // Step 2 and 3 under the PTE lock, then step 4 under both.
             clear_ptes(&ptl, folio)?;
-            let empty = ptl.empty().ok_or(ScanResult::Fail)?;
+            let empty = ptl.empty().map_err(|_| ScanResult::Fail)?;
             empty.collapse_flush()
         }
         None => {
@@ -121,7 +121,7 @@ fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<()
                 crate::mm::pgtable::flush_tlb_mm(mm);
                 return Err(ScanResult::Fail);
             };
-            let empty = ptl.empty().ok_or(ScanResult::Fail)?;
+            let empty = ptl.empty().map_err(|_| ScanResult::Fail)?;
             empty.collapse_flush()
         }
     };
@@ -137,7 +137,7 @@ fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<()
 /// rmap; then the references and rss they held are given back (on a
 /// failure too, with a TLB flush, as upstream's abort path).
 fn clear_ptes(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
-    let cleared = ptl.clearing(folio);
+    let mut cleared = ptl.clearing(folio);
     for i in PteIndex::all() {
         // The PTE lock was dropped after step 1 for the notifier: the folio
         // lock stops new PTEs of it, not CoW copies, swap-out or migration

@@ -81,11 +81,10 @@ fn try_retract(vma: &IMmapVma<'_>, addr: usize, target: Target<'_>) -> Retract {
         return Retract::NotRetractableUnderPtl;
     }
     // Only a table that maps nothing may be freed: read under both locks.
-    let Some(empty) = ptl.empty() else {
+    let Ok(empty) = ptl.empty() else {
         return Retract::NotEmpty;
     };
     let retracted = empty.collapse_flush();
-    drop(ptl);
     drop(table);
     drop(pml);
     drop(range);

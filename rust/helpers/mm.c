@@ -51,6 +51,15 @@ bool krs_folio_test_writeback(struct folio *folio) { return folio_test_writeback
 bool krs_folio_mapped(struct folio *folio) { return folio_mapped(folio); }
 struct address_space *krs_folio_mapping(struct folio *folio) { return folio_mapping(folio); }
 struct page *krs_folio_page(struct folio *folio, unsigned long n) { return folio_page(folio, n); }
+unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping,
+			      unsigned long *index)
+{
+	if (folio_mapping(folio) != mapping)
+		return 0;
+	*index = folio->index;
+	return folio_nr_pages(folio);
+}
+
 bool krs_folio_release(struct folio *folio) { return filemap_release_folio(folio, GFP_KERNEL); }
 
 struct folio *krs_folio_alloc_pmd(void)

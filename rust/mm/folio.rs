@@ -177,7 +177,7 @@ impl LockedFolio {
     /// `folio_isolate_lru()`; on failure the locked folio comes back.
     /// Only [`OldFolios::isolate`] calls it: an isolated folio lives in the
     /// set that owns its deferred TLB flush.
-    fn isolate_lru(self) -> Result<IsolatedFolio, LockedFolio> {
+    fn isolate_lru(self, index: usize, nr: usize) -> Result<IsolatedFolio, LockedFolio> {
         // SAFETY: The folio is locked and referenced (type invariant).
         if !unsafe { bindings::krs_folio_isolate_lru(self.as_raw()) } {
             return Err(self);
@@ -185,8 +185,18 @@ impl LockedFolio {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped: its reference moves out once.
         let folio = unsafe { core::ptr::read(&this.0) };
-        // INVARIANT: Locked (ours), isolated (just now), and referenced.
-        Ok(IsolatedFolio(folio))
+        // INVARIANT: Locked (ours), isolated (just now), and referenced;
+        // `index` and `nr` read by the caller under the lock.
+        Ok(IsolatedFolio { folio, index, nr })
+    }
+
+    /// Its index and page count, if it is in `mapping`'s page cache
+    /// (`folio_mapping()`), in one call: stable while it is locked.
+    fn place_in(&self, mapping: &AddressSpace) -> Option<(usize, usize)> {
+        let mut index = 0;
+        // SAFETY: A locked folio (type invariant); only reads it.
+        let nr = unsafe { bindings::krs_folio_place(self.as_raw(), mapping.as_raw(), &mut index) };
+        (nr > 0).then_some((index, nr))
     }
 }
 
@@ -205,19 +215,34 @@ impl Drop for LockedFolio {
 /// # Invariants
 ///
 /// The folio is locked by us and isolated from the LRU by us (the
-/// isolation holds one more reference, besides the `ARef`'s).
+/// isolation holds one more reference, besides the `ARef`'s). `index` and
+/// `nr` are its `folio->index` and page count (stable: it is locked).
 #[must_use = "dropping it puts the folio back on the LRU"]
-pub(crate) struct IsolatedFolio(ARef<Folio>);
+pub(crate) struct IsolatedFolio {
+    folio: ARef<Folio>,
+    index: usize,
+    nr: usize,
+}
 
 impl Deref for IsolatedFolio {
     type Target = Folio;
 
     fn deref(&self) -> &Folio {
-        &self.0
+        &self.folio
     }
 }
 
 impl IsolatedFolio {
+    /// `folio->index`, read once when it was isolated.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// `folio_nr_pages()`, read once when it was isolated.
+    pub(crate) fn nr_pages(&self) -> usize {
+        self.nr
+    }
+
     /// `filemap_release_folio()`: drops private data (buffers); false if
     /// it cannot be dropped. May sleep.
     pub(crate) fn release_private(&self) -> bool {
@@ -245,7 +270,7 @@ impl IsolatedFolio {
     fn into_raw(self) -> NonNull<bindings::folio> {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped: its reference moves out once.
-        let folio = unsafe { core::ptr::read(&this.0) };
+        let folio = unsafe { core::ptr::read(&this.folio) };
         ARef::into_raw(folio).cast()
     }
 }
@@ -338,12 +363,15 @@ impl<'m> OldFolios<'m> {
     /// inside the extent and after the last one.
     pub(crate) fn isolate(&mut self, folio: LockedFolio) -> Result<&IsolatedFolio, IsolateError> {
         let o = &mut self.0;
-        let (index, nr) = (folio.index(), folio.nr_pages());
-        let fits = index >= o.next && index + nr <= o.start + HPAGE_PMD_NR;
-        if !fits || nr == 0 || !folio.belongs_to(o.mapping) {
+        let Some((index, nr)) = folio.place_in(o.mapping) else {
+            return Err(IsolateError::OutOfPlace);
+        };
+        if index < o.next || index + nr > o.start + HPAGE_PMD_NR {
             return Err(IsolateError::OutOfPlace);
         }
-        let isolated = folio.isolate_lru().map_err(|_| IsolateError::NotLru)?;
+        let isolated = folio
+            .isolate_lru(index, nr)
+            .map_err(|_| IsolateError::NotLru)?;
         o.folios
             .push_within_capacity(isolated)
             .map_err(|_| IsolateError::OutOfPlace)?;
@@ -510,7 +538,12 @@ impl UnchargedFolio {
         // collapse_file() does before publishing it.
         unsafe { bindings::krs_new_folio_init(folio.as_ptr(), mapping.as_raw(), index, shmem) };
         // INVARIANT: Charged, locked, ours alone, never published.
-        Ok(NewFolio { folio, shmem })
+        Ok(NewFolio {
+            folio,
+            shmem,
+            mapping: mapping.as_raw(),
+            index,
+        })
     }
 }
 
@@ -527,11 +560,15 @@ impl Drop for UnchargedFolio {
 /// # Invariants
 ///
 /// A PMD-order folio, locked and referenced by us, and never published:
-/// no one else can reach it. `shmem`: its mapping is shmem's.
+/// no one else can reach it. Its `mapping` and `index` were set to
+/// `mapping` and `index` (compared, never dereferenced, here); `shmem`:
+/// that mapping is shmem's.
 #[must_use = "dropping it frees the new folio"]
 pub(crate) struct NewFolio {
     folio: NonNull<bindings::folio>,
     shmem: bool,
+    mapping: *const bindings::address_space,
+    index: usize,
 }
 
 impl NewFolio {
@@ -569,7 +606,7 @@ impl NewFolio {
 
     /// `copy_mc_highpage()` of every page of `src` into the pages from
     /// `dst` on; false on a poisoned page (or if `src` does not fit).
-    fn copy_folio(&self, dst: usize, src: &Folio) -> bool {
+    fn copy_folio(&self, dst: usize, src: &IsolatedFolio) -> bool {
         let nr = src.nr_pages();
         if dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
             return false;
@@ -607,10 +644,9 @@ impl Drop for NewFolio {
 pub(crate) struct CopiedFolio(NewFolio);
 
 impl CopiedFolio {
-    /// `folio->index`.
-    pub(crate) fn index(&self) -> usize {
-        // SAFETY: Ours (`NewFolio`'s invariant).
-        unsafe { bindings::krs_folio_index(self.0.as_raw()) }
+    /// It was made for page `index` of `mapping`.
+    pub(super) fn is_for(&self, mapping: &AddressSpace, index: usize) -> bool {
+        core::ptr::eq(self.0.mapping, mapping.as_raw()) && self.0.index == index
     }
 
     /// Before the store: the stats, uptodate, the page cache's references

@@ -196,8 +196,9 @@ pub(crate) struct HoleCharge<'a> {
 }
 
 impl HoleCharge<'_> {
-    /// The holes now belong to the huge folio: keep the charge.
-    pub(crate) fn keep(self) {
+    /// The holes now belong to the huge folio: keep the charge. Only the
+    /// commit ([`HolesFilled::commit`]) does.
+    fn keep(self) {
         core::mem::forget(self);
     }
 }
@@ -402,7 +403,10 @@ impl<'c, 'a> XaLocked<'c, 'a> {
         old: IsolatedExtent<'m>,
         charge: Option<HoleCharge<'m>>,
     ) -> Result<HolesFilled<'c, 'a, 'm>, FillError> {
-        if !core::ptr::eq(self.0.mapping, old.mapping()) {
+        let charged_elsewhere = charge
+            .as_ref()
+            .is_some_and(|c| !core::ptr::eq::<AddressSpace>(&**c.mapping, old.mapping()));
+        if !core::ptr::eq(self.0.mapping, old.mapping()) || charged_elsewhere {
             return Err(FillError::Filled);
         }
         let start = old.start();
@@ -492,8 +496,10 @@ impl<'c, 'a, 'm> HolesFilled<'c, 'a, 'm> {
         mut self,
         new: CopiedFolio,
     ) -> Result<(CommittedFolio<'m>, ReplacedFolios<'m>), ()> {
+        // The new folio was made for this extent of this mapping, and the
+        // charge is for these holes.
         let charged = self.charge.as_ref().map_or(0, |c| c.nr);
-        if charged != self.holes || new.index() != self.old.start() {
+        if charged != self.holes || !new.is_for(self.old.mapping(), self.old.start()) {
             return Err(());
         }
         let start = self.old.start();

@@ -26,7 +26,6 @@ use super::folio::{Folio, LockedFolio};
 use super::vma::{VmaAccess, VmaExt};
 use super::{FileExt, Mm, VmaRef, HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE};
 use crate::ffi::bindings;
-use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
@@ -474,21 +473,27 @@ impl<'l, 'a, V: VmaAccess + ?Sized> PteLocked<'l, 'a, V> {
         ClearedPtes {
             ptl: self,
             folio,
-            nr: Cell::new(0),
+            nr: 0,
             flush: true,
         }
     }
 
-    /// Reads every entry of the table: `Some` when none maps or refers to
-    /// a page (each is `pte_none()` or a PTE marker, which holds nothing),
-    /// and this lock nests in the table's PMD lock, which is then held too.
-    pub(crate) fn empty(&self) -> Option<EmptyTable<'_, 'l, 'a, V>> {
-        self.pml?;
+    /// Reads every entry of the table: an [`EmptyTable`], which keeps this
+    /// lock, when none maps or refers to a page (each is `pte_none()` or a
+    /// PTE marker, which holds nothing) and this lock nests in the table's
+    /// PMD lock, which is then held too; otherwise the lock comes back.
+    /// Consumed, so one table yields one proof, freed once.
+    pub(crate) fn empty(self) -> Result<EmptyTable<'l, 'a, V>, Self> {
+        if self.pml.is_none() {
+            return Err(self);
+        }
         // SAFETY: The table is mapped and locked (type invariant) and has
         // HPAGE_PMD_NR entries from `pte` (`PteTable`).
-        let empty = unsafe { bindings::krs_pte_table_empty(self.table.pte.as_ptr()) };
-        // INVARIANT: Checked under both locks.
-        empty.then_some(EmptyTable { ptl: self })
+        if !unsafe { bindings::krs_pte_table_empty(self.table.pte.as_ptr()) } {
+            return Err(self);
+        }
+        // INVARIANT: Checked under both locks, which it keeps.
+        Ok(EmptyTable { ptl: self })
     }
 }
 
@@ -505,21 +510,24 @@ impl<'l, 'a, V: VmaAccess + ?Sized> PteLocked<'l, 'a, V> {
 pub(crate) struct ClearedPtes<'c, 'l, 'a, V: VmaAccess + ?Sized> {
     ptl: &'c PteLocked<'l, 'a, V>,
     folio: &'c LockedFolio,
-    nr: Cell<usize>,
+    nr: usize,
     flush: bool,
 }
 
 /// A PTE found mapping the expected page of the folio being cleared: only
-/// it can be cleared, once ([`MappedPte::clear`]).
+/// it can be cleared, once ([`MappedPte::clear`]); it borrows its
+/// [`ClearedPtes`] mutably, so no other PTE handle (of this index or
+/// another) exists meanwhile, and a PTE read again after its clear is
+/// found none.
 pub(crate) struct MappedPte<'r, 'c, 'l, 'a, V: VmaAccess + ?Sized> {
-    cleared: &'r ClearedPtes<'c, 'l, 'a, V>,
+    cleared: &'r mut ClearedPtes<'c, 'l, 'a, V>,
     i: PteIndex,
     page: NonNull<bindings::page>,
 }
 
 impl<'c, 'l, 'a, V: VmaAccess + ?Sized> ClearedPtes<'c, 'l, 'a, V> {
     /// PTE `i`, compared with page `i` of the folio.
-    pub(crate) fn entry(&self, i: PteIndex) -> Subpage<MappedPte<'_, 'c, 'l, 'a, V>> {
+    pub(crate) fn entry(&mut self, i: PteIndex) -> Subpage<MappedPte<'_, 'c, 'l, 'a, V>> {
         match self.ptl.subpage(i, self.folio) {
             Subpage::None => Subpage::None,
             Subpage::NonPresent => Subpage::NonPresent,
@@ -560,13 +568,13 @@ impl<V: VmaAccess + ?Sized> MappedPte<'_, '_, '_, '_, V> {
             )
         };
         // INVARIANT: One more PTE of the folio cleared.
-        c.nr.set(c.nr.get() + 1);
+        c.nr += 1;
     }
 }
 
 impl<V: VmaAccess + ?Sized> Drop for ClearedPtes<'_, '_, '_, V> {
     fn drop(&mut self) {
-        let nr = self.nr.get();
+        let nr = self.nr;
         if nr == 0 {
             return;
         }
@@ -586,20 +594,22 @@ impl<V: VmaAccess + ?Sized> Drop for ClearedPtes<'_, '_, '_, V> {
 }
 
 /// Proof that a PTE table maps nothing: every entry was read under its
-/// PTE lock, nested in the PMD lock, both still held (the borrow).
+/// PTE lock, nested in the PMD lock, both still held (it owns the PTE
+/// lock, which borrows the PMD lock).
 ///
 /// # Invariants
 ///
 /// `ptl` is nested in a held PMD lock (`ptl.pml` is `Some`), and every
 /// entry of its table is none or a marker.
-pub(crate) struct EmptyTable<'e, 'l, 'a, V: VmaAccess + ?Sized> {
-    ptl: &'e PteLocked<'l, 'a, V>,
+pub(crate) struct EmptyTable<'l, 'a, V: VmaAccess + ?Sized> {
+    ptl: PteLocked<'l, 'a, V>,
 }
 
-impl<'a, V: VmaAccess + ?Sized> EmptyTable<'_, '_, 'a, V> {
+impl<'a, V: VmaAccess + ?Sized> EmptyTable<'_, 'a, V> {
     /// `pmdp_collapse_flush()` and `pmdp_get_lockless_sync()`: takes the
-    /// empty table out of the mm and flushes the TLB; the table is freed
-    /// when the returned value drops.
+    /// empty table out of the mm and flushes the TLB, then drops the PTE
+    /// lock; the table is freed when the returned value drops. Consumed: a
+    /// table is taken out once.
     pub(crate) fn collapse_flush(self) -> RetractedTable<'a> {
         let table = self.ptl.table;
         let pmd = table.pmd;

@@ -21,5 +21,5 @@ fn misuse(vma: &VmaRef, addr: PmdAddr) {
     let Some(ptl) = table.lock() else {
         return;
     };
-    EmptyTable { ptl: &ptl }.collapse_flush().free_deferred();
+    EmptyTable { ptl }.collapse_flush().free_deferred();
 }

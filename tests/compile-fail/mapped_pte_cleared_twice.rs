@@ -11,7 +11,7 @@ use crate::mm::pgtable::{PteIndex, PteLocked, Subpage};
 use crate::mm::{LockedFolio, VmaRef};
 
 fn misuse(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio) {
-    let cleared = ptl.clearing(folio);
+    let mut cleared = ptl.clearing(folio);
     for i in PteIndex::all() {
         if let Subpage::Mapped(pte) = cleared.entry(i) {
             pte.clear();

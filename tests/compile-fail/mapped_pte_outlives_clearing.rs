@@ -13,7 +13,7 @@ use crate::mm::pgtable::{PteIndex, PteLocked, Subpage};
 use crate::mm::{LockedFolio, VmaRef};
 
 fn misuse(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio, i: PteIndex) {
-    let cleared = ptl.clearing(folio);
+    let mut cleared = ptl.clearing(folio);
     let Subpage::Mapped(pte) = cleared.entry(i) else {
         return;
     };

@@ -48,13 +48,13 @@ fn retract(vma: &VmaRef, addr: PmdAddr, folio: &LockedFolio) -> Option<()> {
     let table = pmd.map()?;
     let pml = pmd.lock();
     let ptl = pml.lock_table(&table)?;
-    let cleared = ptl.clearing(folio);
+    let mut cleared = ptl.clearing(folio);
     for i in PteIndex::all() {
         if let Subpage::Mapped(pte) = cleared.entry(i) {
             pte.clear();
         }
     }
     cleared.done();
-    ptl.empty()?.collapse_flush().free_deferred();
+    ptl.empty().ok()?.collapse_flush().free_deferred();
     Some(())
 }
