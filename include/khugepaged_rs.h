@@ -14,7 +14,15 @@
 #include <linux/types.h>
 #include <linux/numa.h>
 #include <linux/spinlock_types.h>
+#include <linux/version.h>
 #include <asm/pgtable_types.h>
+
+/*
+ * The kernel versions the C helpers tell apart (Documentation/design.rst,
+ * "Kernel versions"), as Kbuild's krs_kernel_versions gives the Rust crate
+ * --cfg krs_7_3: KRS_KERNEL_7_3 is true when building for 7.3 or later.
+ */
+#define KRS_KERNEL_7_3 (KERNEL_VERSION(7, 3, 0) <= LINUX_VERSION_CODE)
 
 /* The module's version: MODULE_VERSION() and the debugfs status file. */
 #define KRS_VERSION "0.1.0"
@@ -239,7 +247,7 @@ bool krs_vma_is_anonymous(struct vm_area_struct *vma);
 bool krs_vma_is_shared(struct vm_area_struct *vma);
 bool krs_vma_has_anon_vma(struct vm_area_struct *vma);
 bool krs_vma_maybe_guard(struct vm_area_struct *vma);
-bool krs_userfaultfd_wp(struct vm_area_struct *vma);
+bool krs_userfaultfd_protected(struct vm_area_struct *vma);
 bool krs_userfaultfd_missing(struct vm_area_struct *vma);
 bool krs_userfaultfd_armed(struct vm_area_struct *vma);
 bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr);

@@ -304,7 +304,20 @@ bool krs_vma_maybe_guard(struct vm_area_struct *vma)
 	return vma_test_atomic_flag(vma, VMA_MAYBE_GUARD_BIT);
 }
 
-bool krs_userfaultfd_wp(struct vm_area_struct *vma) { return userfaultfd_wp(vma); }
+/*
+ * What khugepaged refuses to retract or map by a PMD: uffd-wp VMAs (the PTE
+ * table holds the markers), and since 7.3 uffd read-write-protected ones
+ * too (the uffd PTE bit tracks access per PTE): userfaultfd_protected().
+ */
+bool krs_userfaultfd_protected(struct vm_area_struct *vma)
+{
+#if KRS_KERNEL_7_3
+	return userfaultfd_protected(vma);
+#else
+	return userfaultfd_wp(vma);
+#endif
+}
+
 bool krs_userfaultfd_missing(struct vm_area_struct *vma) { return userfaultfd_missing(vma); }
 bool krs_userfaultfd_armed(struct vm_area_struct *vma) { return userfaultfd_armed(vma); }
 bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr)
