@@ -256,6 +256,7 @@ enum krs_xa_kind krs_xa_kind(void *entry)
 		return KRS_XA_RETRY;
 	return xa_is_sibling(entry) ? KRS_XA_SIBLING : KRS_XA_INTERNAL;
 }
+
 bool krs_xas_retry(struct xa_state *xas, void *entry) { return xas_retry(xas, entry); }
 void *krs_xa_retry_entry(void) { return XA_RETRY_ENTRY; }
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr)
