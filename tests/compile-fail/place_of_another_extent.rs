@@ -8,7 +8,7 @@
 //! `OldFolios::place` (which reads them under the lock and checks them)
 //! makes one, and `isolate` checks it is this folio's.
 //! expect: E0451
-//! expect-msg: fields `folio`, `index` and `nr` of struct `Place` are private
+//! expect-msg: of struct `Place`
 
 use crate::mm::folio::Place;
 use crate::mm::{LockedFolio, OldFolios};
