@@ -7,17 +7,30 @@
 #                     Rust modules with the toolchain on PATH (CONFIG_RUST=y,
 #                     the same rustc and bindgen); otherwise it says why and
 #                     builds against the prepared stock tree (set-up first)
-#   make KDIR=/path   build against your own built 7.2 Rust-enabled tree
+#   make KDIR=/path   build against your own built Rust-enabled tree
+#   make KVER=<release>  build for that supported stock kernel (make kernels)
+#                     into build/<release>/khugepaged_rs.ko; KVER= also
+#                     picks the kernel of check, demo, bench, vm, soak,
+#                     stress, mutants, selftests, docs (default: the first
+#                     supported kernel, whose module is also copied to
+#                     ./khugepaged_rs.ko)
 #   make modules_install  build, then install as the kernel installs modules:
 #                     /lib/modules/<release>/updates/khugepaged_rs.ko[.xz],
 #                     depmod run (INSTALL_MOD_PATH=dir installs under dir)
 #   make rust-analyzer    write rust-project.json (kernel crates + this one)
 #                     for rust-analyzer
 #   make help         this list
+#   make kernels      the supported stock kernels (release, suites, toolchain)
 #   make setup        toolchain root + stock kernel + prepared tree (cached)
 #   make check        everything: build, clippy, rustfmt, docs and C style,
 #                     host tests, kselftests in a VM through the kernel's
 #                     run_kselftest.sh; ends with "N passed, N failed"
+#   make check-all    make check for every supported kernel, one after the
+#                     other; ends with the sum, "N passed, N failed"
+#   make drift        the upstream functions the module mirrors whose body
+#                     changed in KVER's source since BASE (default the
+#                     newest verified kernel; tools/drift/fingerprints);
+#                     RECORD=1 records KVER's fingerprints as verified
 #   make check-debug  the kselftests on the debug kernel (KASAN, lockdep,
 #                     DEBUG_VM; built once, about an hour cold)
 #   make demo         boot the stock kernel, load the module, show what it does
@@ -55,11 +68,13 @@
 #
 # KDIR, LLVM, CLIPPY and INSTALL_MOD_PATH pass through to Kbuild. The
 # targets that boot the stock kernel (demo, bench, vm, mutants, stress,
-# soak) build the module against the stock tree.
+# soak) build the module against the stock tree of KVER. The debug kernel
+# (check-debug, stress-debug, soak-debug, faults) is DEBUG_KVER's
+# (tools/setup/versions.conf) whatever KVER says.
 
-export KDIR LLVM CLIPPY INSTALL_MOD_PATH
+export KDIR LLVM CLIPPY INSTALL_MOD_PATH KVER
 
-.PHONY: all module stock-module modules_install rust-analyzer help docs setup check check-debug demo bench vm selftests hosttest compile-fail fuzz stress soak stress-debug soak-debug faults clean
+.PHONY: all module stock-module modules_install rust-analyzer help kernels docs setup check check-all check-debug drift demo bench vm selftests hosttest compile-fail fuzz stress soak stress-debug soak-debug faults clean
 
 all: module
 
@@ -78,6 +93,9 @@ rust-analyzer:
 help:
 	@sed -n '/^#   make /,/^# KDIR/{/^# KDIR/d;s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
 
+kernels:
+	@tools/setup/kernels
+
 docs:
 	@tools/build/docs
 
@@ -87,8 +105,14 @@ setup:
 check:
 	@tools/check
 
+check-all:
+	@tools/check-all
+
 check-debug:
 	@tools/check --debug
+
+drift:
+	@tools/drift/run
 
 demo: stock-module
 	@tools/demo/run

@@ -14,7 +14,15 @@
 #include <linux/types.h>
 #include <linux/numa.h>
 #include <linux/spinlock_types.h>
+#include <linux/version.h>
 #include <asm/pgtable_types.h>
+
+/*
+ * The kernel versions the C helpers tell apart (Documentation/design.rst,
+ * "Kernel versions"), as Kbuild's krs_kernel_versions gives the Rust crate
+ * --cfg krs_7_3: KRS_KERNEL_7_3 is true when building for 7.3 or later.
+ */
+#define KRS_KERNEL_7_3 (KERNEL_VERSION(7, 3, 0) <= LINUX_VERSION_CODE)
 
 /* The module's version: MODULE_VERSION() and the debugfs status file. */
 #define KRS_VERSION "0.1.0"
@@ -78,6 +86,16 @@ enum krs_pmd_state {
 	KRS_PMD_HUGE,		/* maps a huge page */
 	KRS_PMD_BAD,		/* pmd_bad(): not a valid table pointer */
 	KRS_PMD_TABLE,		/* points to a PTE table */
+};
+
+/* What an xarray slot holds, as the xarray's own predicates tell it. */
+enum krs_xa_kind {
+	KRS_XA_NULL,		/* empty */
+	KRS_XA_VALUE,		/* xa_is_value(): a swap or shadow entry */
+	KRS_XA_RETRY,		/* XA_RETRY_ENTRY */
+	KRS_XA_SIBLING,		/* xa_is_sibling(): part of a multi-index entry */
+	KRS_XA_INTERNAL,	/* any other xa_is_internal() entry */
+	KRS_XA_POINTER,		/* a pointer: in the page cache, a folio */
 };
 
 /* Sizes C knows and Rust needs. */
@@ -181,8 +199,7 @@ bool krs_xas_nomem(struct xa_state *xas);
 void krs_xas_lock_irq(struct xa_state *xas);
 void krs_xas_unlock_irq(struct xa_state *xas);
 bool krs_xa_is_value(void *entry);
-bool krs_xa_is_internal(void *entry);
-bool krs_xa_is_sibling(void *entry);
+enum krs_xa_kind krs_xa_kind(void *entry);
 bool krs_xas_retry(struct xa_state *xas, void *entry);
 void *krs_xa_retry_entry(void);
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr);
@@ -230,7 +247,7 @@ bool krs_vma_is_anonymous(struct vm_area_struct *vma);
 bool krs_vma_is_shared(struct vm_area_struct *vma);
 bool krs_vma_has_anon_vma(struct vm_area_struct *vma);
 bool krs_vma_maybe_guard(struct vm_area_struct *vma);
-bool krs_userfaultfd_wp(struct vm_area_struct *vma);
+bool krs_userfaultfd_protected(struct vm_area_struct *vma);
 bool krs_userfaultfd_missing(struct vm_area_struct *vma);
 bool krs_userfaultfd_armed(struct vm_area_struct *vma);
 bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr);

@@ -8,7 +8,8 @@
  * include/khugepaged_rs_internal.h for the few that only mm/internal.h
  * declares. Adding a line is all it takes to resolve one more function at
  * load; its C wrapper goes in rust/helpers/symbols.c.
- * Entries that exist only under some config are wrapped in its #ifdef.
+ * Entries that exist only under some config are wrapped in its #ifdef, and
+ * those of some kernel versions in a LINUX_VERSION_CODE test.
  */
 KRS_SYMBOL(pmdp_collapse_flush)
 KRS_SYMBOL(pte_free_defer)
@@ -34,8 +35,14 @@ KRS_SYMBOL(lru_add_drain_all)
 KRS_SYMBOL(try_to_unmap_flush)
 KRS_SYMBOL(vm_normal_page)
 KRS_SYMBOL(do_set_pmd)
+#if KRS_KERNEL_7_3
+/* 7.3 renamed the i_mmap tree walk; the first takes the address_space. */
+KRS_SYMBOL(mapping_rmap_tree_iter_first)
+KRS_SYMBOL(mapping_rmap_tree_iter_next)
+#else
 KRS_SYMBOL(vma_interval_tree_iter_first)
 KRS_SYMBOL(vma_interval_tree_iter_next)
+#endif
 KRS_SYMBOL(flush_tlb_mm_range)
 KRS_SYMBOL(mm_trace_rss_stat)
 KRS_SYMBOL(__p4d_alloc)

@@ -7,7 +7,8 @@
  * asked for: collapse_find_target_node()'s choice, -1 before one), khugepaged_rs:retract (one VMA of
  * retract_page_tables(): retracted or why not) and
  * khugepaged_rs:install_pmd (try_collapse_pte_mapped_thp()'s result).
- * Results are printed with 7.2's SCAN_* names. Defined in
+ * Results are printed with the SCAN_* names of the kernel built for
+ * (SCAN_PTE_UFFD_WP is SCAN_PTE_UFFD since 7.3). Defined in
  * rust/helpers/trace.c (CREATE_TRACE_POINTS); Rust calls them through
  * rust/ffi/trace.rs, behind the same static key as trace_<event>().
  */
@@ -21,7 +22,16 @@
 #include <linux/mm_types.h>
 #include <linux/tracepoint.h>
 
-/* enum scan_result of mm/khugepaged.c (7.2), value for value. */
+#include "khugepaged_rs.h"
+
+/* 7.3 renamed it: uffd read-write protection (RWP) refuses the same way. */
+#if KRS_KERNEL_7_3
+#define KRS_SCAN_PTE_UFFD "SCAN_PTE_UFFD"
+#else
+#define KRS_SCAN_PTE_UFFD "SCAN_PTE_UFFD_WP"
+#endif
+
+/* enum scan_result of mm/khugepaged.c (7.2, 7.3), value for value. */
 #define KRS_SCAN_STATUS							\
 	EM(0,  "SCAN_FAIL")						\
 	EM(1,  "SCAN_SUCCEED")						\
@@ -31,7 +41,7 @@
 	EM(5,  "SCAN_EXCEED_SWAP_PTE")					\
 	EM(6,  "SCAN_EXCEED_SHARED_PTE")				\
 	EM(7,  "SCAN_PTE_NON_PRESENT")					\
-	EM(8,  "SCAN_PTE_UFFD_WP")					\
+	EM(8,  KRS_SCAN_PTE_UFFD)					\
 	EM(9,  "SCAN_PTE_MAPPED_HUGEPAGE")				\
 	EM(10, "SCAN_LACK_REFERENCED_PAGE")				\
 	EM(11, "SCAN_PAGE_NULL")					\

@@ -66,7 +66,13 @@ struct KhugepagedRs {
 
 impl kernel::Module for KhugepagedRs {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let extra = if *module_parameters::selftest_missing_symbol.value() != 0 {
+        // 7.3's `ModuleParamAccess::value()` returns the value, 7.2's a
+        // reference to it.
+        #[cfg(not(krs_7_3))]
+        let missing = *module_parameters::selftest_missing_symbol.value();
+        #[cfg(krs_7_3)]
+        let missing = module_parameters::selftest_missing_symbol.value();
+        let extra = if missing != 0 {
             Some(ffi::symbols::SELFTEST_MISSING)
         } else {
             None

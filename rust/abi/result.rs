@@ -1,13 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! [`ScanResult`]: the outcome of one collapse step, named exactly as 7.2's
-//! `enum scan_result` (mm/khugepaged.c), and its errno mapping
-//! (`madvise_collapse_errno`). Pure `core`: the host tests it too.
+//! [`ScanResult`]: the outcome of one collapse step, named exactly as the
+//! `enum scan_result` (mm/khugepaged.c) of the kernel built for, and its
+//! errno mapping (`madvise_collapse_errno`). Pure `core`: the host tests it
+//! too (tools/build/hosttest, with the kernel's version cfgs).
 
 use crate::abi::command::{errno, Mode};
 
+/// 7.3 renamed `SCAN_PTE_UFFD_WP` to `SCAN_PTE_UFFD`: since read-write
+/// protection (RWP) it is the result for both kinds of uffd-protected VMA
+/// or PTE. The report and the tracepoints name it as the kernel does.
+#[cfg(not(krs_7_3))]
+const SCAN_PTE_UFFD: &str = "SCAN_PTE_UFFD_WP";
+#[cfg(krs_7_3)]
+const SCAN_PTE_UFFD: &str = "SCAN_PTE_UFFD";
+
 macro_rules! scan_results {
-    ($($name:ident => $c:literal,)*) => {
+    ($($name:ident => $c:expr,)*) => {
         /// `enum scan_result` of mm/khugepaged.c, in the same order.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[repr(u8)]
@@ -38,7 +47,7 @@ scan_results! {
     ExceedSwapPte => "SCAN_EXCEED_SWAP_PTE",
     ExceedSharedPte => "SCAN_EXCEED_SHARED_PTE",
     PteNonPresent => "SCAN_PTE_NON_PRESENT",
-    PteUffdWp => "SCAN_PTE_UFFD_WP",
+    PteUffd => SCAN_PTE_UFFD,
     PteMappedHugepage => "SCAN_PTE_MAPPED_HUGEPAGE",
     LackReferencedPage => "SCAN_LACK_REFERENCED_PAGE",
     PageNull => "SCAN_PAGE_NULL",
@@ -110,7 +119,7 @@ impl ScanResult {
                 self,
                 NoPteTable
                     | PteNonPresent
-                    | PteUffdWp
+                    | PteUffd
                     | LackReferencedPage
                     | PageNull
                     | PageCount
@@ -132,6 +141,10 @@ mod tests {
         assert_eq!(ScanResult::ALL[0].name(), "SCAN_FAIL");
         assert_eq!(ScanResult::ALL[30].name(), "SCAN_PAGE_FILLED");
         assert_eq!(ScanResult::PageDirtyOrWriteback as usize, 31);
+        #[cfg(not(krs_7_3))]
+        assert_eq!(ScanResult::PteUffd.name(), "SCAN_PTE_UFFD_WP");
+        #[cfg(krs_7_3)]
+        assert_eq!(ScanResult::PteUffd.name(), "SCAN_PTE_UFFD");
         for (i, r) in ScanResult::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
             assert!(r.name().starts_with("SCAN_"));
@@ -145,7 +158,7 @@ mod tests {
         assert_eq!(ScanResult::CgroupChargeFail.errno(), errno::EBUSY);
         assert_eq!(ScanResult::PageFilled.errno(), errno::EAGAIN);
         assert_eq!(ScanResult::PageLock.errno(), errno::EAGAIN);
-        assert_eq!(ScanResult::PteUffdWp.errno(), errno::EINVAL);
+        assert_eq!(ScanResult::PteUffd.errno(), errno::EINVAL);
         assert_eq!(ScanResult::Truncated.errno(), errno::EINVAL);
         assert_eq!(ScanResult::VmaCheck.errno(), errno::EINVAL);
     }

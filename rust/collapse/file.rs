@@ -402,20 +402,13 @@ fn check_and_isolate(
     if folio.is_pmd_order() {
         return Err(ScanResult::PteMappedHugepage);
     }
-    if !folio.belongs_to(src.mapping) {
-        return Err(ScanResult::Truncated);
-    }
+    let place = old.place(&folio).map_err(refusal)?;
     // Only clean file-backed folios are collapsed: dirty here means not
     // flushed since it was first written.
     if src.shmem.is_none() && (folio.is_dirty() || folio.is_writeback()) {
         return Err(ScanResult::PageDirtyOrWriteback);
     }
-    let isolated = old.isolate(folio).map_err(|e| match e {
-        IsolateError::NotLru => ScanResult::DelPageLru,
-        // The page cache changed where the walk counted holes: upstream
-        // finds those holes filled at the re-check.
-        IsolateError::OutOfPlace => ScanResult::PageFilled,
-    })?;
+    let isolated = old.isolate(folio, place).map_err(refusal)?;
     if !isolated.release_private() {
         return Err(ScanResult::PageHasPrivate);
     }
@@ -423,6 +416,18 @@ fn check_and_isolate(
         isolated.unmap();
     }
     Ok(isolated.nr_pages())
+}
+
+/// Why an old folio could not join the collapse.
+fn refusal(e: IsolateError) -> ScanResult {
+    match e {
+        // Truncated (or hole-punched) since it was found.
+        IsolateError::NotInMapping => ScanResult::Truncated,
+        // The page cache changed where the walk counted holes: upstream
+        // finds those holes filled at the re-check.
+        IsolateError::OutOfPlace => ScanResult::PageFilled,
+        IsolateError::NotLru => ScanResult::DelPageLru,
+    }
 }
 
 /// The hole re-check under the i_mmap and xa locks: fill every hole with

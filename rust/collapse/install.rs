@@ -74,9 +74,9 @@ pub(crate) fn try_collapse_pte_mapped_thp(
     if !vma.allows_collapse(Tva::Forced) {
         return Other(ScanResult::VmaCheck);
     }
-    // Keep the PTE table of uffd-wp VMAs: it holds the markers.
-    if vma.uffd_wp() {
-        return Other(ScanResult::PteUffdWp);
+    // Keep the PTE table of uffd-wp (and RWP) VMAs: it holds the markers.
+    if vma.uffd_protected() {
+        return Other(ScanResult::PteUffd);
     }
     let Some(locked) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {
         return Other(ScanResult::PageNull);

@@ -22,7 +22,9 @@ pub(crate) struct ScanCount {
     /// Indices without an entry among those looked at: all 512 when the
     /// scan went through, those before the entry that stopped it otherwise.
     pub(crate) holes: usize,
-    /// The pfn of the last folio looked at (for the tracepoint).
+    /// The pfn of the folio that stopped the scan, if one did (for the
+    /// tracepoint): upstream's `failed_pfn` (7.3), and the folio 7.2's
+    /// loop stopped on (a scan that went through leaves none).
     pub(crate) pfn: Option<usize>,
 }
 
@@ -116,18 +118,20 @@ pub(crate) fn scan_file(
 /// The per-folio checks of `collapse_scan_file()`, on a referenced folio
 /// that is still the entry.
 fn check_folio(folio: &Folio, count: &mut ScanCount, load: &mut NodeLoad) -> Step {
-    count.pfn = Some(folio.pfn());
-    if folio.is_pmd_order() {
+    let stop = if folio.is_pmd_order() {
         // Already huge: only the page table can still be collapsed.
-        return Step::Stop(ScanResult::PteMappedHugepage);
-    }
-    load.add(folio);
-    if !folio.is_lru() {
-        return Step::Stop(ScanResult::PageLru);
-    }
-    if folio.expected_ref_count() + 1 != folio.ref_count() {
-        return Step::Stop(ScanResult::PageCount);
-    }
-    count.present += folio.nr_pages();
-    Step::Next
+        ScanResult::PteMappedHugepage
+    } else {
+        load.add(folio);
+        if !folio.is_lru() {
+            ScanResult::PageLru
+        } else if folio.expected_ref_count() + 1 != folio.ref_count() {
+            ScanResult::PageCount
+        } else {
+            count.present += folio.nr_pages();
+            return Step::Next;
+        }
+    };
+    count.pfn = Some(folio.pfn());
+    Step::Stop(stop)
 }

@@ -244,8 +244,19 @@ bool krs_xas_nomem(struct xa_state *xas) { return xas_nomem(xas, GFP_KERNEL); }
 void krs_xas_lock_irq(struct xa_state *xas) { xas_lock_irq(xas); }
 void krs_xas_unlock_irq(struct xa_state *xas) { xas_unlock_irq(xas); }
 bool krs_xa_is_value(void *entry) { return xa_is_value(entry); }
-bool krs_xa_is_internal(void *entry) { return xa_is_internal(entry); }
-bool krs_xa_is_sibling(void *entry) { return xa_is_sibling(entry); }
+enum krs_xa_kind krs_xa_kind(void *entry)
+{
+	if (!entry)
+		return KRS_XA_NULL;
+	if (xa_is_value(entry))
+		return KRS_XA_VALUE;
+	if (!xa_is_internal(entry))
+		return KRS_XA_POINTER;
+	if (entry == XA_RETRY_ENTRY)
+		return KRS_XA_RETRY;
+	return xa_is_sibling(entry) ? KRS_XA_SIBLING : KRS_XA_INTERNAL;
+}
+
 bool krs_xas_retry(struct xa_state *xas, void *entry) { return xas_retry(xas, entry); }
 void *krs_xa_retry_entry(void) { return XA_RETRY_ENTRY; }
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr)
@@ -294,7 +305,20 @@ bool krs_vma_maybe_guard(struct vm_area_struct *vma)
 	return vma_test_atomic_flag(vma, VMA_MAYBE_GUARD_BIT);
 }
 
-bool krs_userfaultfd_wp(struct vm_area_struct *vma) { return userfaultfd_wp(vma); }
+/*
+ * What khugepaged refuses to retract or map by a PMD: uffd-wp VMAs (the PTE
+ * table holds the markers), and since 7.3 uffd read-write-protected ones
+ * too (the uffd PTE bit tracks access per PTE): userfaultfd_protected().
+ */
+bool krs_userfaultfd_protected(struct vm_area_struct *vma)
+{
+#if KRS_KERNEL_7_3
+	return userfaultfd_protected(vma);
+#else
+	return userfaultfd_wp(vma);
+#endif
+}
+
 bool krs_userfaultfd_missing(struct vm_area_struct *vma) { return userfaultfd_missing(vma); }
 bool krs_userfaultfd_armed(struct vm_area_struct *vma) { return userfaultfd_armed(vma); }
 bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr)

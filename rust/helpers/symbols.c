@@ -167,16 +167,25 @@ static bool krs_file_shmem_pmd_allowed(struct file *file, bool khugepaged)
 	       BIT(HPAGE_PMD_ORDER);
 }
 
+/* vma_interval_tree_foreach(); mapping_rmap_tree_foreach() since 7.3. */
 struct vm_area_struct *krs_vma_first(struct address_space *mapping, unsigned long first,
 				     unsigned long last)
 {
+#if KRS_KERNEL_7_3
+	return KRS_CALL(mapping_rmap_tree_iter_first)(mapping, first, last);
+#else
 	return KRS_CALL(vma_interval_tree_iter_first)(&mapping->i_mmap, first, last);
+#endif
 }
 
 struct vm_area_struct *krs_vma_next(struct vm_area_struct *vma, unsigned long first,
 				    unsigned long last)
 {
+#if KRS_KERNEL_7_3
+	return KRS_CALL(mapping_rmap_tree_iter_next)(vma, first, last);
+#else
 	return KRS_CALL(vma_interval_tree_iter_next)(vma, first, last);
+#endif
 }
 
 bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma, bool khugepaged)

@@ -191,15 +191,6 @@ impl LockedFolio {
         // `index` and `nr` read by the caller under the lock.
         Ok(IsolatedFolio { folio, index, nr })
     }
-
-    /// Its index and page count, if it is in `mapping`'s page cache
-    /// (`folio_mapping()`), in one call: stable while it is locked.
-    fn place_in(&self, mapping: &AddressSpace) -> Option<(usize, usize)> {
-        let mut index = 0;
-        // SAFETY: A locked folio (type invariant); only reads it.
-        let nr = unsafe { bindings::krs_folio_place(self.as_raw(), mapping.as_raw(), &mut index) };
-        (nr > 0).then_some((index, nr))
-    }
 }
 
 impl LockedFolio {
@@ -356,13 +347,25 @@ impl Drop for Isolated<'_> {
     }
 }
 
-/// Why [`OldFolios::isolate`] refused a folio (it was unlocked and put).
+/// Why a folio cannot join the old folios.
 pub(crate) enum IsolateError {
+    /// Not (any more) in this mapping's page cache (`folio_mapping()`:
+    /// truncated).
+    NotInMapping,
+    /// Outside the extent, or overlapping a folio already isolated: the
+    /// page cache changed where the walk had been (or the place was found
+    /// for another folio).
+    OutOfPlace,
     /// `folio_isolate_lru()` failed (`SCAN_DEL_PAGE_LRU`).
     NotLru,
-    /// Not of this mapping, outside the extent, or overlapping a folio
-    /// already isolated: the page cache changed where the walk had been.
-    OutOfPlace,
+}
+
+/// Where a locked folio goes among the old folios: its index and size,
+/// read under its lock by [`OldFolios::place`], for [`OldFolios::isolate`].
+pub(crate) struct Place {
+    folio: NonNull<bindings::folio>,
+    index: usize,
+    nr: usize,
 }
 
 /// The old folios of an extent being collapsed, isolated so far, in index
@@ -388,15 +391,39 @@ impl<'m> OldFolios<'m> {
         }))
     }
 
-    /// `folio_isolate_lru()` of the next folio of the extent, which joins
-    /// the old folios; refused (and unlocked) unless it is of this mapping,
-    /// inside the extent and after the last one.
-    pub(crate) fn isolate(&mut self, folio: LockedFolio) -> Result<&IsolatedFolio, IsolateError> {
-        let o = &mut self.0;
-        let Some((index, nr)) = folio.place_in(o.mapping) else {
-            return Err(IsolateError::OutOfPlace);
-        };
+    /// The place of `folio` in the extent (`folio_mapping()`, index and
+    /// size in one call): refused unless it is in this mapping, inside the
+    /// extent and after the last folio isolated.
+    pub(crate) fn place(&self, folio: &LockedFolio) -> Result<Place, IsolateError> {
+        let o = &self.0;
+        let mut index = 0;
+        // SAFETY: A locked folio (`LockedFolio`); only reads it.
+        let nr =
+            unsafe { bindings::krs_folio_place(folio.as_raw(), o.mapping.as_raw(), &mut index) };
+        if nr == 0 {
+            return Err(IsolateError::NotInMapping);
+        }
         if index < o.next || index + nr > o.start + HPAGE_PMD_NR {
+            return Err(IsolateError::OutOfPlace);
+        }
+        Ok(Place {
+            folio: NonNull::from(&*folio.0).cast(),
+            index,
+            nr,
+        })
+    }
+
+    /// `folio_isolate_lru()` of the next folio of the extent, which joins
+    /// the old folios; refused (and unlocked) unless `place` is its place,
+    /// still after the last folio isolated.
+    pub(crate) fn isolate(
+        &mut self,
+        folio: LockedFolio,
+        place: Place,
+    ) -> Result<&IsolatedFolio, IsolateError> {
+        let o = &mut self.0;
+        let Place { index, nr, .. } = place;
+        if place.folio.as_ptr() != folio.as_raw() || index < o.next {
             return Err(IsolateError::OutOfPlace);
         }
         let isolated = folio

@@ -117,7 +117,12 @@ pub(crate) trait VmaExt: VmaAccess {
         fn is_anonymous -> bool = krs_vma_is_anonymous;
         /// `VM_SHARED`.
         fn is_shared -> bool = krs_vma_is_shared;
-        fn uffd_wp -> bool = krs_userfaultfd_wp;
+        /// `userfaultfd_protected()`: registered for uffd-wp, or (7.3
+        /// and later) for uffd read-write protection (RWP); both keep
+        /// per-PTE state, so khugepaged neither retracts nor PMD-maps them.
+        /// 7.2 has no RWP: there it is `userfaultfd_wp()` (the C helper
+        /// tests the kernel version).
+        fn uffd_protected -> bool = krs_userfaultfd_protected;
         fn uffd_missing -> bool = krs_userfaultfd_missing;
         fn uffd_armed -> bool = krs_userfaultfd_armed;
     }
@@ -147,13 +152,14 @@ pub(crate) trait VmaExt: VmaAccess {
         unsafe { bindings::krs_thp_vma_suitable_pmd(self.vma_ptr(), addr) }
     }
     /// `file_backed_vma_is_retractable()`: no anon pages (MAP_PRIVATE
-    /// CoW), not uffd-wp (PTE markers live in the table), no guard regions.
+    /// CoW), not uffd-wp nor (7.3) uffd-RWP (`uffd_protected`: PTE markers
+    /// and per-PTE state live in the table), no guard regions.
     fn is_retractable(&self) -> bool {
         // SAFETY: A valid VMA (`VmaAccess`); the anon_vma pointer and the guard bit
         // are read with READ_ONCE / test_bit, as upstream does without locks.
         unsafe {
             !bindings::krs_vma_has_anon_vma(self.vma_ptr())
-                && !bindings::krs_userfaultfd_wp(self.vma_ptr())
+                && !bindings::krs_userfaultfd_protected(self.vma_ptr())
                 && !bindings::krs_vma_maybe_guard(self.vma_ptr())
         }
     }

@@ -107,7 +107,7 @@ MUTANTS = [
      "let folio = Option::<LockedFolio>::None.ok_or(ScanResult::Fail)?;",
      "khugepaged_rs_collapse", "swapped-out shmem pages not brought back"),
     ("no-uffd-wp-install-refusal", "rust/collapse/install.rs",
-     "if vma.uffd_wp() {", "if false && vma.uffd_wp() {",
+     "if vma.uffd_protected() {", "if false && vma.uffd_protected() {",
      "khugepaged_rs_collapse", "PMD installed over uffd-wp markers"),
     ("copy-misplaced", "rust/mm/folio.rs",
      "let at = folio.index() - start;",
@@ -224,7 +224,20 @@ MUTANTS = [
     ("no-memcg-collapse-event", "rust/helpers/symbols.c",
      "KRS_CALL(count_memcg_events)(folio_memcg(folio), THP_COLLAPSE_ALLOC, 1);", "(void)0;",
      "khugepaged_rs_collapse", "memory.stat thp_collapse_alloc not counted"),
+    # The kernel versions (Documentation/design.rst, "Kernel versions").
+    ("no-uffd-rwp-refusal", "rust/helpers/mm.c",
+     "\treturn userfaultfd_protected(vma);", "\treturn userfaultfd_wp(vma);",
+     "khugepaged_rs_kver", "7.3: an RWP VMA retracted and PMD-mapped"),
+    ("scan-pfn-of-any-folio", "rust/collapse/scan.rs",
+     "        count.present += folio.nr_pages();\n        return Step::Next;",
+     "        count.present += folio.nr_pages();\n        count.pfn = Some(folio.pfn());\n"
+     "        return Step::Next;",
+     "khugepaged_rs_kver", "scan_file's pfn not the folio that stopped the scan"),
 ]
+
+# Mutants of code that exists only from some kernel version on (the series
+# of KVER's kernel, tools/setup/versions.conf): skipped on older kernels.
+SINCE = {"no-uffd-rwp-refusal": "7.3"}
 
 
 SELFTESTS = "tools/testing/selftests/khugepaged_rs"
@@ -287,12 +300,31 @@ def verdict(vm):
     return "SURVIVED", f"{len(ran)} ok, no `not ok`"
 
 
+def kernel_series():
+    """The series (e.g. "7.3") of the kernel KVER selects."""
+    out = run(["bash", "-c", '. tools/setup/common.sh && echo "$KERNEL_SERIES"'])
+    return out.stdout.strip() or "0.0"
+
+
+def version(series):
+    return tuple(int(x) for x in series.split("."))
+
+
 def main(names):
     unknown = sorted(set(names) - {m[0] for m in MUTANTS})
     if unknown:
         print(f"unknown mutant: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    chosen = [m for m in MUTANTS if not names or m[0] in names]
+    series = kernel_series()
+    chosen = []
+    for m in MUTANTS:
+        if names and m[0] not in names:
+            continue
+        if m[0] in SINCE and version(series) < version(SINCE[m[0]]):
+            print(f"{m[0]}: skipped (the code it mutates is for {SINCE[m[0]]} "
+                  f"and later; this kernel is {series})")
+            continue
+        chosen.append(m)
     why_not = prepare(chosen)
     if why_not:
         print(f"mutants: not starting: {why_not}", file=sys.stderr)

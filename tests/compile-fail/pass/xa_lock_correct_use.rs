@@ -26,9 +26,12 @@ fn correct_use(mapping: &AddressSpace, index: usize, new: NewFolio) -> Option<us
     };
     let cursor = xa.unlock();
     let mut old = OldFolios::new(mapping, index).ok()?;
-    match old.isolate(locked) {
+    let place = old.place(&locked).ok()?;
+    match old.isolate(locked, place) {
         Ok(isolated) => isolated.unmap(),
-        Err(IsolateError::NotLru | IsolateError::OutOfPlace) => return None,
+        Err(IsolateError::NotInMapping | IsolateError::OutOfPlace | IsolateError::NotLru) => {
+            return None
+        }
     }
     let old = old.finish();
     let covered = old.covered();

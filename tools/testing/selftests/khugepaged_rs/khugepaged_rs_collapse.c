@@ -638,9 +638,10 @@ TEST_F(collapse, uffd_wp_other_mapping)
 	EXPECT_EQ(-EINVAL, ret) TH_LOG("'%s': %s; report:\n%s", self->cmd,
 				       ret < 0 ? strerror(-ret) : "succeeded", self->report);
 	ASSERT_EQ(1, self->nr_ext) TH_LOG("report:\n%s", self->report);
-	EXPECT_TRUE(!strcmp(self->ext[0].result, "SCAN_PTE_UFFD_WP") ||
+	EXPECT_TRUE(!strcmp(self->ext[0].result, krs_scan_names[KRS_SCAN_PTE_UFFD]) ||
 		    !strcmp(self->ext[0].result, "SCAN_VMA_CHECK"))
-		TH_LOG("result %s, want SCAN_PTE_UFFD_WP", self->ext[0].result);
+		TH_LOG("result %s, want %s", self->ext[0].result,
+		       krs_scan_names[KRS_SCAN_PTE_UFFD]);
 	EXPECT_EQ(0, smaps(w, "ShmemPmdMapped"));
 
 	/* ... and the protection is still there. */

@@ -802,6 +802,25 @@ int krs_uffd_wp(int uffd, void *addr, size_t len, bool protect)
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
 }
 
+/* UFFDIO_RWPROTECT (7.3), declared here for older uapi headers. */
+struct krs_uffdio_rwprotect {
+	struct uffdio_range range;
+	__u64 mode;
+};
+
+#define KRS_UFFDIO_RWPROTECT _IOWR(UFFDIO, 0x09, struct krs_uffdio_rwprotect)
+#define KRS_UFFDIO_RWPROTECT_MODE_RWP 0x1ULL
+
+int krs_uffd_rwp(int uffd, void *addr, size_t len, bool protect)
+{
+	struct krs_uffdio_rwprotect rwp = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = protect ? KRS_UFFDIO_RWPROTECT_MODE_RWP : 0,
+	};
+
+	return ioctl(uffd, KRS_UFFDIO_RWPROTECT, &rwp) ? -errno : 0;
+}
+
 /* One resolving ioctl; 0 or -1 with errno. */
 static int krs_uffd_resolve_once(struct krs_uffd_handler *h, unsigned long page)
 {
@@ -833,6 +852,12 @@ static int krs_uffd_resolve_once(struct krs_uffd_handler *h, unsigned long page)
 		struct uffdio_continue cont = { .range = range };
 
 		ret = ioctl(h->uffd, UFFDIO_CONTINUE, &cont);
+		break;
+	}
+	case KRS_UFFD_RWP_CLEAR: {
+		struct krs_uffdio_rwprotect rwp = { .range = range, .mode = 0 };
+
+		ret = ioctl(h->uffd, KRS_UFFDIO_RWPROTECT, &rwp);
 		break;
 	}
 	}
@@ -912,6 +937,8 @@ static void *krs_uffd_thread(void *arg)
 			__atomic_add_fetch(&h->wp_faults, 1, __ATOMIC_SEQ_CST);
 		if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR)
 			__atomic_add_fetch(&h->minor_faults, 1, __ATOMIC_SEQ_CST);
+		if (msg.arg.pagefault.flags & KRS_UFFD_PAGEFAULT_FLAG_RWP)
+			__atomic_add_fetch(&h->rwp_faults, 1, __ATOMIC_SEQ_CST);
 		__atomic_add_fetch(&h->faults, 1, __ATOMIC_SEQ_CST);
 		r = krs_uffd_resolve(h, msg.arg.pagefault.address & ~(KRS_PAGE_SIZE - 1));
 		if (r) {
@@ -929,6 +956,7 @@ int krs_uffd_handler_start(struct krs_uffd_handler *h)
 	h->faults = 0;
 	h->wp_faults = 0;
 	h->minor_faults = 0;
+	h->rwp_faults = 0;
 	h->error = 0;
 	h->timed_out = false;
 	if (pipe2(h->stop, O_CLOEXEC))
@@ -1123,7 +1151,7 @@ int krs_bg_collapse_join(struct krs_bg_collapse *c, int timeout_ms)
 }
 
 /* The names of 7.2's enum scan_result, in order (each a line of stats). */
-const char *const krs_scan_names[KRS_NR_SCAN_RESULTS] = {
+const char *krs_scan_names[KRS_NR_SCAN_RESULTS] = {
 	"SCAN_FAIL", "SCAN_SUCCEED", "SCAN_NO_PTE_TABLE", "SCAN_PMD_MAPPED",
 	"SCAN_EXCEED_NONE_PTE", "SCAN_EXCEED_SWAP_PTE", "SCAN_EXCEED_SHARED_PTE",
 	"SCAN_PTE_NON_PRESENT", "SCAN_PTE_UFFD_WP", "SCAN_PTE_MAPPED_HUGEPAGE",
@@ -1135,6 +1163,23 @@ const char *const krs_scan_names[KRS_NR_SCAN_RESULTS] = {
 	"SCAN_STORE_FAILED", "SCAN_COPY_MC", "SCAN_PAGE_FILLED",
 	"SCAN_PAGE_DIRTY_OR_WRITEBACK",
 };
+
+bool krs_kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
+/* 7.3 renamed SCAN_PTE_UFFD_WP: it stands for uffd read-write protection too. */
+static void __attribute__((constructor)) krs_scan_names_init(void)
+{
+	if (krs_kernel_at_least(7, 3))
+		krs_scan_names[KRS_SCAN_PTE_UFFD] = "SCAN_PTE_UFFD";
+}
 
 #define KRS_THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
 

@@ -216,11 +216,23 @@ int krs_uffd_setup(uint64_t features, void *addr, size_t len, uint64_t mode, con
 /* UFFDIO_WRITEPROTECT set or clear; 0 or -errno. */
 int krs_uffd_wp(int uffd, void *addr, size_t len, bool protect);
 
+/*
+ * userfaultfd read-write protection (RWP, Linux 7.3): the uapi values, for
+ * programs built against older headers; a kernel without it refuses the
+ * feature at UFFDIO_API (the tests then skip).
+ */
+#define KRS_UFFD_FEATURE_RWP 0x20000ULL		/* bit 17 */
+#define KRS_UFFDIO_REGISTER_MODE_RWP 0x8ULL	/* bit 3 */
+#define KRS_UFFD_PAGEFAULT_FLAG_RWP 0x8ULL	/* bit 3 */
+/* UFFDIO_RWPROTECT set or clear; 0 or -errno. */
+int krs_uffd_rwp(int uffd, void *addr, size_t len, bool protect);
+
 enum krs_uffd_resolve {
 	KRS_UFFD_COPY,		/* UFFDIO_COPY of @src (one page) */
 	KRS_UFFD_ZEROPAGE,	/* UFFDIO_ZEROPAGE */
 	KRS_UFFD_WP_CLEAR,	/* UFFDIO_WRITEPROTECT clear of the page */
 	KRS_UFFD_CONTINUE,	/* UFFDIO_CONTINUE of the page */
+	KRS_UFFD_RWP_CLEAR,	/* UFFDIO_RWPROTECT clear of the page */
 };
 
 /*
@@ -235,7 +247,7 @@ struct krs_uffd_handler {
 	void *reg_addr;
 	size_t reg_len;
 	/* results */
-	unsigned int faults, wp_faults, minor_faults;
+	unsigned int faults, wp_faults, minor_faults, rwp_faults;
 	unsigned long last_addr;
 	uint64_t last_flags;
 	int error;		/* errno of a failed resolve, or of read() */
@@ -303,8 +315,14 @@ int krs_bg_collapse_start(struct krs_bg_collapse *c, const char *fmt, ...)
 /* Wait up to @timeout_ms for it to finish and join it; 0 or -ETIMEDOUT. */
 int krs_bg_collapse_join(struct krs_bg_collapse *c, int timeout_ms);
 
-/* The names of 7.2's enum scan_result, in order (each a line of stats). */
+/*
+ * The names of the running kernel's enum scan_result, in order (each a line
+ * of stats): 7.2's, and from 7.3 on SCAN_PTE_UFFD for SCAN_PTE_UFFD_WP.
+ */
 #define KRS_NR_SCAN_RESULTS 32
-extern const char *const krs_scan_names[KRS_NR_SCAN_RESULTS];
+#define KRS_SCAN_PTE_UFFD 8
+extern const char *krs_scan_names[KRS_NR_SCAN_RESULTS];
+/* The running kernel (uname -r) is @major.@minor or later. */
+bool krs_kernel_at_least(int major, int minor);
 
 #endif
