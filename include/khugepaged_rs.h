@@ -12,6 +12,7 @@
 #define _KHUGEPAGED_RS_H
 
 #include <linux/types.h>
+#include <linux/numa.h>
 #include <linux/spinlock_types.h>
 #include <linux/version.h>
 #include <asm/pgtable_types.h>
@@ -87,6 +88,41 @@ enum krs_pmd_state {
 	KRS_PMD_TABLE,		/* points to a PTE table */
 };
 
+/* What an xarray slot holds, as the xarray's own predicates tell it. */
+enum krs_xa_kind {
+	KRS_XA_NULL,		/* empty */
+	KRS_XA_VALUE,		/* xa_is_value(): a swap or shadow entry */
+	KRS_XA_RETRY,		/* XA_RETRY_ENTRY */
+	KRS_XA_SIBLING,		/* xa_is_sibling(): part of a multi-index entry */
+	KRS_XA_INTERNAL,	/* any other xa_is_internal() entry */
+	KRS_XA_POINTER,		/* a pointer: in the page cache, a folio */
+};
+
+/* Sizes C knows and Rust needs. */
+enum krs_limits {
+	KRS_MAX_NUMNODES = MAX_NUMNODES,	/* entries of a node_load array */
+};
+
+/*
+ * khugepaged's sysfs knobs (/sys/kernel/mm/transparent_hugepage/khugepaged/)
+ * that a mode=khugepaged collapse reads, as mm/khugepaged.c reads them.
+ */
+struct krs_khugepaged_knobs {
+	unsigned int max_ptes_none;
+	unsigned int max_ptes_swap;
+	/* khugepaged_defrag(): the "defrag" knob (GFP_TRANSHUGE, else _LIGHT) */
+	bool defrag;
+	/* what the module's scanner follows by default */
+	unsigned int pages_to_scan;
+	unsigned int scan_sleep_millisecs;
+	unsigned int alloc_sleep_millisecs;
+};
+
+void krs_khugepaged_knobs(struct krs_khugepaged_knobs *knobs);
+/* count_vm_event(THP_SCAN_EXCEED_NONE_PTE) and (..._SWAP_PTE). */
+void krs_count_scan_exceed_none(void);
+void krs_count_scan_exceed_swap(void);
+
 /* Folios. */
 bool krs_folio_trylock(struct folio *folio);
 void krs_folio_unlock(struct folio *folio);
@@ -111,9 +147,17 @@ unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping
 			      unsigned long *index);
 bool krs_folio_release(struct folio *folio);
 void krs_folio_unmap(struct folio *folio);
-/* Allocate a PMD-order folio the way alloc_charge_folio() does. */
-struct folio *krs_folio_alloc_pmd(void);
-int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm);
+int krs_folio_nid(struct folio *folio);
+/*
+ * Allocate a PMD-order folio the way alloc_charge_folio() does: with
+ * GFP_TRANSHUGE, or GFP_TRANSHUGE_LIGHT when @light; on @node, allowed on
+ * the online nodes whose entry of @node_load (KRS_MAX_NUMNODES entries) is
+ * @max_load (collapse_find_target_node()'s alloc_nmask). *@zeroed:
+ * allocated with __GFP_ZERO (where init_on_alloc zeroes anyway).
+ */
+struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node_load,
+				  unsigned int max_load, bool *zeroed);
+int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm, bool light);
 void krs_count_collapse_alloc_failed(void);
 /* Prepare a new folio for @mapping at @index (locked, swapbacked if shmem). */
 void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
@@ -155,8 +199,7 @@ bool krs_xas_nomem(struct xa_state *xas);
 void krs_xas_lock_irq(struct xa_state *xas);
 void krs_xas_unlock_irq(struct xa_state *xas);
 bool krs_xa_is_value(void *entry);
-bool krs_xa_is_internal(void *entry);
-bool krs_xa_is_sibling(void *entry);
+enum krs_xa_kind krs_xa_kind(void *entry);
 bool krs_xas_retry(struct xa_state *xas, void *entry);
 void *krs_xa_retry_entry(void);
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr);
@@ -167,6 +210,8 @@ void krs_rcu_read_unlock(void);
 bool krs_file_is_shmem(struct file *file);
 struct address_space *krs_file_mapping(struct file *file);
 bool krs_file_is_regular(struct file *file);
+/* i_size_read(file_inode(@file)). */
+long long krs_file_size(struct file *file);
 bool krs_shmem_mapping(struct address_space *mapping);
 void krs_fput(struct file *file);
 struct file *krs_get_file(struct file *file);
@@ -182,7 +227,8 @@ struct vm_area_struct *krs_vma_next(struct vm_area_struct *vma, unsigned long fi
 struct folio *krs_filemap_lock_folio(struct address_space *mapping, unsigned long index);
 
 /* Regular files (the !is_shmem branch of collapse_file()). */
-bool krs_file_pmd_collapse_allowed(struct file *file);
+/* As krs_thp_vma_allowable_pmd() for a VMA of @file without MADV_HUGEPAGE. */
+bool krs_file_pmd_collapse_allowed(struct file *file, bool khugepaged);
 bool krs_mapping_can_writeback(struct address_space *mapping);
 bool krs_mapping_open_for_write(struct address_space *mapping);
 void krs_mapping_set_update(struct xa_state *xas, struct address_space *mapping);
@@ -205,7 +251,8 @@ bool krs_userfaultfd_protected(struct vm_area_struct *vma);
 bool krs_userfaultfd_missing(struct vm_area_struct *vma);
 bool krs_userfaultfd_armed(struct vm_area_struct *vma);
 bool krs_thp_vma_suitable_pmd(struct vm_area_struct *vma, unsigned long addr);
-bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma);
+/* thp_vma_allowable_order(PMD_ORDER) as TVA_KHUGEPAGED, else TVA_FORCED_COLLAPSE. */
+bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma, bool khugepaged);
 struct vm_area_struct *krs_find_vma(struct mm_struct *mm, unsigned long addr);
 struct vm_area_struct *krs_vma_lookup(struct mm_struct *mm, unsigned long addr);
 bool krs_mm_exiting(struct mm_struct *mm);
@@ -262,6 +309,22 @@ void krs_lru_add_drain(void);
 void krs_lru_add_drain_all(void);
 void krs_try_to_unmap_flush(void);
 
+/*
+ * The scanner's kernel thread: kthread_run() of @fn(@data) named @name,
+ * with a task reference (NULL on failure); kthread_stop_put(); and, on the
+ * thread, what khugepaged() does: set_freezable() and MAX_NICE,
+ * kthread_should_stop(), try_to_freeze(), and a freezable sleep until
+ * *@gen != @seen (@gen may be NULL), the stop, or @ms (UINT_MAX: none),
+ * returning the milliseconds slept. krs_kthread_wake() wakes that sleep.
+ */
+struct task_struct *krs_kthread_run(int (*fn)(void *data), void *data, const char *name);
+void krs_kthread_stop_put(struct task_struct *task);
+void krs_kthread_freezable_nice(void);
+bool krs_kthread_should_stop(void);
+bool krs_try_to_freeze(void);
+unsigned int krs_kthread_sleep(const unsigned int *gen, unsigned int seen, unsigned int ms);
+void krs_kthread_wake(void);
+
 /* Injection points: wait until *gen != seen (true) or the timeout (false). */
 bool krs_inject_wait(unsigned int *gen, unsigned int seen, unsigned int timeout_ms);
 void krs_inject_wake(void);
@@ -283,7 +346,7 @@ void rust_do_trace_scan_file(struct mm_struct *mm, unsigned long pfn, struct fil
 			     int present, int swap, int result);
 void rust_do_trace_collapse_file(struct mm_struct *mm, unsigned long hpfn, unsigned long index,
 				 unsigned long addr, bool is_shmem, struct file *file, int nr,
-				 int copied, int holes, int result);
+				 int copied, int holes, int node, int result);
 void rust_do_trace_retract(struct mm_struct *mm, unsigned long addr, int result);
 void rust_do_trace_install_pmd(struct mm_struct *mm, unsigned long addr, int result);
 /* folio_pfn(). */

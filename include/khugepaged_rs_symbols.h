@@ -53,5 +53,12 @@ KRS_SYMBOL(find_get_task_by_vpid)
 /* mapping_set_update(): the page cache's shadow-node accounting. */
 KRS_SYMBOL(workingset_update_node)
 KRS_DATA_SYMBOL(shadow_nodes)
-/* thp_disabled_by_hw() reads it. */
+/* thp_disabled_by_hw(), khugepaged_defrag(), hugepage_global_always() read it. */
 KRS_DATA_SYMBOL(transparent_hugepage_flags)
+/* khugepaged's knobs, for mode=khugepaged (the last static in mm/khugepaged.c). */
+KRS_DATA_SYMBOL(khugepaged_max_ptes_none)
+KRS_DATA_SYMBOL(khugepaged_max_ptes_swap)
+/* ... and the ones the module's scanner follows by default. */
+KRS_DATA_SYMBOL(khugepaged_pages_to_scan)
+KRS_DATA_SYMBOL(khugepaged_scan_sleep_millisecs)
+KRS_DATA_SYMBOL(khugepaged_alloc_sleep_millisecs)

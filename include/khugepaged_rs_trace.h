@@ -3,7 +3,8 @@
  * khugepaged_rs's tracepoints: khugepaged_rs:scan_file and
  * khugepaged_rs:collapse_file with the fields of upstream's
  * huge_memory:mm_khugepaged_scan_file / mm_khugepaged_collapse_file (plus
- * the pages copied and the holes filled), khugepaged_rs:retract (one VMA of
+ * the pages copied, the holes filled and the node the huge folio was
+ * asked for: collapse_find_target_node()'s choice, -1 before one), khugepaged_rs:retract (one VMA of
  * retract_page_tables(): retracted or why not) and
  * khugepaged_rs:install_pmd (try_collapse_pte_mapped_thp()'s result).
  * Results are printed with the SCAN_* names of the kernel built for
@@ -119,9 +120,9 @@ TRACE_EVENT(collapse_file,
 
 	TP_PROTO(struct mm_struct *mm, unsigned long hpfn, unsigned long index,
 		 unsigned long addr, bool is_shmem, struct file *file, int nr,
-		 int copied, int holes, int result),
+		 int copied, int holes, int node, int result),
 
-	TP_ARGS(mm, hpfn, index, addr, is_shmem, file, nr, copied, holes, result),
+	TP_ARGS(mm, hpfn, index, addr, is_shmem, file, nr, copied, holes, node, result),
 
 	TP_STRUCT__entry(
 		__field(struct mm_struct *, mm)
@@ -133,6 +134,7 @@ TRACE_EVENT(collapse_file,
 		__field(int, nr)
 		__field(int, copied)
 		__field(int, holes)
+		__field(int, node)
 		__field(int, result)
 	),
 
@@ -146,13 +148,15 @@ TRACE_EVENT(collapse_file,
 		__entry->nr = nr;
 		__entry->copied = copied;
 		__entry->holes = holes;
+		__entry->node = node;
 		__entry->result = result;
 	),
 
-	TP_printk("mm=%p, hpage_pfn=0x%lx, index=%ld, addr=%lx, is_shmem=%d, filename=%s, nr=%d, copied=%d, holes=%d, result=%s",
+	TP_printk("mm=%p, hpage_pfn=0x%lx, index=%ld, addr=%lx, is_shmem=%d, filename=%s, nr=%d, copied=%d, holes=%d, node=%d, result=%s",
 		  __entry->mm, __entry->hpfn, __entry->index, __entry->addr,
 		  __entry->is_shmem, __get_str(filename), __entry->nr, __entry->copied,
-		  __entry->holes, __print_symbolic(__entry->result, KRS_SCAN_STATUS))
+		  __entry->holes, __entry->node,
+		  __print_symbolic(__entry->result, KRS_SCAN_STATUS))
 );
 
 /* An mm, an address and a result: retract (retracted or why not) and install_pmd (SCAN_*). */

@@ -19,6 +19,7 @@
 //! the one-time initialisation of the notifier lock.
 
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// `WARN_ON_ONCE(cond)`: warns the first time `cond` holds at this call
 /// site (a `static` per expansion), and evaluates to `cond`.
@@ -56,8 +57,11 @@ module! {
 }
 
 struct KhugepagedRs {
-    /// Removed first at exit: no write can start a notifier afterwards.
+    /// Removed first at exit: no write can start a notifier or add a
+    /// scanner target afterwards.
     debugfs: Option<ffi::debugfs::Files>,
+    /// The scanner's thread, stopped and waited for at exit.
+    scanner: Option<ffi::thread::ScannerThread>,
 }
 
 impl kernel::Module for KhugepagedRs {
@@ -77,21 +81,26 @@ impl kernel::Module for KhugepagedRs {
         status::set(resolved);
         // SAFETY: Once, before the debugfs files (the only callers) exist.
         unsafe { ffi::notifier::init() };
-        let files = ffi::debugfs::Files::new(module)?;
+        let scanner = Arc::pin_init(collapse::scanner::Scanner::new(), GFP_KERNEL)?;
+        let thread = ffi::thread::ScannerThread::start(module, scanner.clone())?;
+        let files = ffi::debugfs::Files::new(module, scanner)?;
         pr_info!("loaded, {} kernel symbols resolved\n", resolved.count);
         Ok(Self {
             debugfs: Some(files),
+            scanner: Some(thread),
         })
     }
 }
 
 impl Drop for KhugepagedRs {
     fn drop(&mut self) {
-        // No collapse can be running (open files pin the module); remove
-        // the files anyway before the last stop, so that no write can
-        // register a notifier after it, and clear any armed point.
+        // No write can be running (open files pin the module); remove the
+        // files anyway before the last stop, so that no write can register
+        // a notifier after it, and clear any armed point (releasing a
+        // paused scanner), then stop the scanner and wait for it.
         drop(self.debugfs.take());
         inject::shutdown();
+        drop(self.scanner.take());
         ffi::notifier::stop();
     }
 }

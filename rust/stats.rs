@@ -17,6 +17,7 @@ static PAGES_COPIED: AtomicU64 = AtomicU64::new(0);
 static HOLES_FILLED: AtomicU64 = AtomicU64::new(0);
 static VMAS_RETRACTED: AtomicU64 = AtomicU64::new(0);
 static NOTIFIER_RANGES: AtomicU64 = AtomicU64::new(0);
+static KHUGEPAGED_COLLAPSED: AtomicU64 = AtomicU64::new(0);
 
 /// One extent's final result.
 pub(crate) fn count_result(r: ScanResult) {
@@ -45,6 +46,14 @@ pub(crate) fn count_notifier_range() {
     NOTIFIER_RANGES.fetch_add(1, Relaxed);
 }
 
+/// A `mode=khugepaged` extent that upstream's `collapse_single_pmd()`
+/// would count in khugepaged's `pages_collapsed`: it returned
+/// `SCAN_SUCCEED`, which it also returns for an extent already mapped by a
+/// PMD or already huge with no PTE table to retract (nothing collapsed).
+pub(crate) fn count_khugepaged_collapsed() {
+    KHUGEPAGED_COLLAPSED.fetch_add(1, Relaxed);
+}
+
 /// The `stats` file: `name value` lines.
 pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for r in ScanResult::ALL {
@@ -55,6 +64,11 @@ pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "holes_filled {}", HOLES_FILLED.load(Relaxed))?;
     writeln!(f, "vmas_retracted {}", VMAS_RETRACTED.load(Relaxed))?;
     writeln!(f, "notifier_ranges {}", NOTIFIER_RANGES.load(Relaxed))?;
+    writeln!(
+        f,
+        "khugepaged_pages_collapsed {}",
+        KHUGEPAGED_COLLAPSED.load(Relaxed)
+    )?;
     for r in ScanResult::ALL {
         writeln!(
             f,

@@ -4,12 +4,14 @@
 //! the kernel (pure `core`, so the host runs its tests with `cargo test`).
 //!
 //! ```text
-//! addr=<hex> len=<size> [pid=<n>] [dry_run]      a range of an mm
-//! fd=<n> [offset=<size>] len=<size> [dry_run]    the page cache of an open file
+//! addr=<hex> len=<size> [pid=<n>] [mode=<mode>] [dry_run]      a range of an mm
+//! fd=<n> [offset=<size>] len=<size> [mode=<mode>] [dry_run]    the page cache of an open file
 //! ```
 //!
-//! Tokens are separated by ASCII whitespace, in any order, each at most
-//! once. `addr` is hexadecimal with or without `0x`; a size is decimal or
+//! `mode=` is `madvise` (the default: MADV_COLLAPSE's semantics) or
+//! `khugepaged` (the daemon's: its thresholds, eligibility, allocation and
+//! lazy PMD, see [`Mode`]). Tokens are separated by ASCII whitespace, in
+//! any order, each at most once. `addr` is hexadecimal with or without `0x`; a size is decimal or
 //! `0x` hexadecimal with an optional binary suffix `K`, `M` or `G` (either
 //! case). Lengths and addresses must be page-aligned and non-zero (unlike
 //! madvise(2), which rounds a length up: an unaligned length here is more
@@ -47,12 +49,41 @@ pub(crate) enum Target {
     File { fd: u32, offset: u64, len: u64 },
 }
 
+/// Whose semantics each extent is collapsed with: 7.2's
+/// `collapse_control.is_khugepaged`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Mode {
+    /// `madvise(MADV_COLLAPSE)` (`is_khugepaged == false`): no thresholds,
+    /// the THP settings ignored (`TVA_FORCED_COLLAPSE`), `GFP_TRANSHUGE`,
+    /// a dirty extent written back and tried again, the PMD installed now.
+    #[default]
+    Madvise,
+    /// khugepaged (`is_khugepaged == true`): `max_ptes_none`/`max_ptes_swap`
+    /// from sysfs, the THP settings applied (`TVA_KHUGEPAGED`), the
+    /// `defrag` knob's allocation flags, no write-back, the PMD left to the
+    /// next fault.
+    Khugepaged,
+}
+
+impl Mode {
+    /// The value of `mode=`.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "madvise" => Some(Mode::Madvise),
+            "khugepaged" => Some(Mode::Khugepaged),
+            _ => None,
+        }
+    }
+}
+
 /// One parsed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Command {
     pub(crate) target: Target,
     /// Scan and report, change nothing.
     pub(crate) dry_run: bool,
+    /// Whose semantics (`mode=`; MADV_COLLAPSE's by default).
+    pub(crate) mode: Mode,
 }
 
 /// Why a write was refused; [`ParseError::errno`] is what the write returns.
@@ -87,6 +118,8 @@ pub(crate) enum ParseError {
     BadFd,
     /// A pid that cannot exist (zero or negative).
     BadPid,
+    /// A `mode=` that is neither `madvise` nor `khugepaged`.
+    UnknownMode,
 }
 
 impl ParseError {
@@ -160,6 +193,7 @@ struct Keys {
     pid: Option<u64>,
     fd: Option<u64>,
     offset: Option<u64>,
+    mode: Option<Mode>,
     dry_run: bool,
 }
 
@@ -183,6 +217,12 @@ impl Keys {
                 "offset" => set(&mut keys.offset, parse_size(value)?)?,
                 "pid" => set(&mut keys.pid, parse_id(value, ParseError::BadPid, 1)?)?,
                 "fd" => set(&mut keys.fd, parse_id(value, ParseError::BadFd, 0)?)?,
+                "mode" => {
+                    let mode = Mode::parse(value).ok_or(ParseError::UnknownMode)?;
+                    if keys.mode.replace(mode).is_some() {
+                        return Err(ParseError::Duplicate);
+                    }
+                }
                 _ => return Err(ParseError::UnknownKey),
             }
         }
@@ -258,6 +298,7 @@ pub(crate) fn parse(input: &[u8], user_limit: u64) -> Result<Command> {
     Ok(Command {
         target,
         dry_run: keys.dry_run,
+        mode: keys.mode.unwrap_or_default(),
     })
 }
 
@@ -275,6 +316,14 @@ mod tests {
         Ok(Command {
             target: Target::Mm { pid, addr, len },
             dry_run,
+            mode: Mode::Madvise,
+        })
+    }
+
+    fn khugepaged(c: Result<Command>) -> Result<Command> {
+        c.map(|c| Command {
+            mode: Mode::Khugepaged,
+            ..c
         })
     }
 
@@ -311,6 +360,7 @@ mod tests {
                 len: 1 << 30,
             },
             dry_run: false,
+            mode: Mode::Madvise,
         };
         assert_eq!(p("fd=3 offset=2M len=1G"), Ok(want));
         let want = Command {
@@ -320,8 +370,41 @@ mod tests {
                 len: 8192,
             },
             dry_run: true,
+            mode: Mode::Madvise,
         };
         assert_eq!(p("dry_run fd=0 len=8K"), Ok(want));
+    }
+
+    #[test]
+    fn modes() {
+        let want = mm(None, 0x20_0000, 2 << 20, false);
+        assert_eq!(p("addr=200000 len=2M mode=madvise"), want);
+        assert_eq!(p("mode=khugepaged addr=200000 len=2M"), khugepaged(want));
+        assert_eq!(
+            p("pid=7 addr=200000 len=2M dry_run mode=khugepaged"),
+            khugepaged(mm(Some(7), 0x20_0000, 2 << 20, true))
+        );
+        let fd = p("fd=4 offset=2M len=2M mode=khugepaged").map(|c| c.mode);
+        assert_eq!(fd, Ok(Mode::Khugepaged));
+        assert_eq!(
+            p("addr=200000 len=2M mode=khugepaged mode=madvise"),
+            Err(ParseError::Duplicate)
+        );
+        assert_eq!(
+            p("addr=200000 len=2M mode=madvise mode=madvise"),
+            Err(ParseError::Duplicate)
+        );
+        assert_eq!(
+            p("addr=200000 len=2M mode=Khugepaged"),
+            Err(ParseError::UnknownMode)
+        );
+        assert_eq!(p("addr=200000 len=2M mode="), Err(ParseError::UnknownMode));
+        assert_eq!(p("addr=200000 len=2M mode"), Err(ParseError::UnknownKey));
+        assert_eq!(p("mode=khugepaged"), Err(ParseError::Missing));
+        assert_eq!(p("mode=khugepaged len=2M"), Err(ParseError::Missing));
+        assert_eq!(ParseError::UnknownMode.errno(), errno::EINVAL);
+        assert_eq!(Mode::parse("madvise"), Some(Mode::Madvise));
+        assert_eq!(Mode::parse("khugepaged"), Some(Mode::Khugepaged));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub(crate) mod command;
 pub(crate) mod inject_cmd;
 pub(crate) mod outcome;
 pub(crate) mod result;
+pub(crate) mod scan_cmd;
 
 /// The sizes the module works in (x86_64), the one copy of each: the mm
 /// layer re-exports them, checked at build time against `kernel::page`.

@@ -11,7 +11,7 @@
 //! every extent even past a failing VMA (it collapses what is eligible),
 //! but returns what madvise would.
 
-use crate::abi::command::errno;
+use crate::abi::command::{errno, Mode};
 use crate::abi::result::ScanResult;
 
 use super::HPAGE_PMD_SIZE as HPAGE;
@@ -44,8 +44,14 @@ pub(crate) struct Tried {
 }
 
 /// The errno (positive) of the request, given the segments of the range in
-/// order and every extent tried, in address order.
-pub(crate) fn request_errno(segments: &[Segment], extents: &[Tried]) -> Result<(), i32> {
+/// order and every extent tried, in address order. `mode` says which
+/// results are done and which stop a VMA's walk
+/// ([`ScanResult::is_done_in`], [`ScanResult::continues_in`]).
+pub(crate) fn request_errno(
+    segments: &[Segment],
+    extents: &[Tried],
+    mode: Mode,
+) -> Result<(), i32> {
     let mut unmapped = false;
     for seg in segments {
         match *seg {
@@ -76,12 +82,12 @@ pub(crate) fn request_errno(segments: &[Segment], extents: &[Tried]) -> Result<(
                     if let Some(vma_end) = t.vma_end {
                         hend = hend.min(vma_end & !(HPAGE - 1));
                     }
-                    if t.result.is_done() {
+                    if t.result.is_done_in(mode) {
                         thps += 1;
                         continue;
                     }
                     last_fail = t.result;
-                    if !t.result.continues() {
+                    if !t.result.continues_in(mode) {
                         break;
                     }
                 }
@@ -131,7 +137,7 @@ mod tests {
             t(4 * M, Succeed),
             t(6 * M, Succeed),
         ];
-        assert_eq!(request_errno(&segs, &ext), Ok(()));
+        assert_eq!(request_errno(&segs, &ext, Mode::Madvise), Ok(()));
     }
 
     #[test]
@@ -139,7 +145,10 @@ mod tests {
         // The range runs 1 MiB past the end of a 2 MiB mapping (seed 90 of
         // the differential tester).
         let segs = [vma(0, 2 * M), Segment::Gap];
-        assert_eq!(request_errno(&segs, &[t(0, Succeed)]), Err(errno::ENOMEM));
+        assert_eq!(
+            request_errno(&segs, &[t(0, Succeed)], Mode::Madvise),
+            Err(errno::ENOMEM)
+        );
     }
 
     #[test]
@@ -152,7 +161,7 @@ mod tests {
             },
             Segment::Gap,
         ];
-        assert_eq!(request_errno(&segs, &[]), Err(errno::EINVAL));
+        assert_eq!(request_errno(&segs, &[], Mode::Madvise), Err(errno::EINVAL));
     }
 
     #[test]
@@ -162,7 +171,7 @@ mod tests {
             end: 8192,
             ineligible: Some(VmaCheck),
         }];
-        assert_eq!(request_errno(&segs, &[]), Err(errno::EINVAL));
+        assert_eq!(request_errno(&segs, &[], Mode::Madvise), Err(errno::EINVAL));
     }
 
     #[test]
@@ -174,7 +183,10 @@ mod tests {
             t(4 * M, ExceedNonePte),
             t(6 * M, Succeed),
         ];
-        assert_eq!(request_errno(&segs, &ext), Err(errno::EAGAIN));
+        assert_eq!(
+            request_errno(&segs, &ext, Mode::Madvise),
+            Err(errno::EAGAIN)
+        );
     }
 
     #[test]
@@ -185,7 +197,10 @@ mod tests {
             t(2 * M, PageLock),
             t(4 * M, Succeed),
         ];
-        assert_eq!(request_errno(&segs, &ext), Err(errno::ENOMEM));
+        assert_eq!(
+            request_errno(&segs, &ext, Mode::Madvise),
+            Err(errno::ENOMEM)
+        );
     }
 
     #[test]
@@ -193,7 +208,7 @@ mod tests {
         // A VMA boundary at 3 MiB: the extent [2M, 4M) belongs to neither.
         let segs = [vma(0, 3 * M), vma(3 * M, 6 * M)];
         let ext = [t(0, Succeed), t(2 * M, AddressRange), t(4 * M, Succeed)];
-        assert_eq!(request_errno(&segs, &ext), Ok(()));
+        assert_eq!(request_errno(&segs, &ext, Mode::Madvise), Ok(()));
     }
 
     #[test]
@@ -204,7 +219,47 @@ mod tests {
         let mut second = t(2 * M, Succeed);
         second.vma_end = Some(4 * M);
         let ext = [t(0, Succeed), second, t(4 * M, VmaNull), t(6 * M, VmaNull)];
-        assert_eq!(request_errno(&segs, &ext), Ok(()));
+        assert_eq!(request_errno(&segs, &ext, Mode::Madvise), Ok(()));
+    }
+
+    #[test]
+    fn khugepaged_counts_a_lazy_pmd_as_done_and_walks_on() {
+        let segs = [vma(0, 6 * M)];
+        let ext = [
+            t(0, PteMappedHugepage),
+            t(2 * M, Succeed),
+            t(4 * M, PmdMapped),
+        ];
+        assert_eq!(request_errno(&segs, &ext, Mode::Khugepaged), Ok(()));
+        assert_eq!(
+            request_errno(&segs, &ext, Mode::Madvise),
+            Err(errno::EINVAL)
+        );
+        // A threshold does not stop khugepaged's walk: the last failure is
+        // what the VMA returns.
+        let ext = [
+            t(0, ExceedNonePte),
+            t(2 * M, Succeed),
+            t(4 * M, ExceedSwapPte),
+        ];
+        assert_eq!(
+            request_errno(&segs, &ext, Mode::Khugepaged),
+            Err(errno::EINVAL)
+        );
+        let ext = [
+            t(0, ExceedSwapPte),
+            t(2 * M, Succeed),
+            t(4 * M, ExceedNonePte),
+        ];
+        assert_eq!(
+            request_errno(&segs, &ext, Mode::Khugepaged),
+            Err(errno::EBUSY)
+        );
+        // MADV_COLLAPSE stops at the first: EINVAL, whatever follows.
+        assert_eq!(
+            request_errno(&segs, &ext, Mode::Madvise),
+            Err(errno::EINVAL)
+        );
     }
 
     #[test]
@@ -212,6 +267,9 @@ mod tests {
         // Unmapped before the second extent was revalidated.
         let segs = [vma(0, 8 * M)];
         let ext = [t(0, Succeed), t(2 * M, VmaNull), t(4 * M, VmaNull)];
-        assert_eq!(request_errno(&segs, &ext), Err(errno::EINVAL));
+        assert_eq!(
+            request_errno(&segs, &ext, Mode::Madvise),
+            Err(errno::EINVAL)
+        );
     }
 }

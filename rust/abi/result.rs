@@ -5,7 +5,7 @@
 //! errno mapping (`madvise_collapse_errno`). Pure `core`: the host tests it
 //! too (tools/build/hosttest, with the kernel's version cfgs).
 
-use crate::abi::command::errno;
+use crate::abi::command::{errno, Mode};
 
 /// 7.3 renamed `SCAN_PTE_UFFD_WP` to `SCAN_PTE_UFFD`: since read-write
 /// protection (RWP) it is the result for both kinds of uffd-protected VMA
@@ -92,6 +92,24 @@ impl ScanResult {
         matches!(self, ScanResult::Succeed | ScanResult::PmdMapped)
     }
 
+    /// Done for a request of `mode`: [`ScanResult::is_done`]; for
+    /// khugepaged also an extent huge in the page cache whose PMD the next
+    /// fault maps (`SCAN_PTE_MAPPED_HUGEPAGE`: no PTE table to retract).
+    pub(crate) fn is_done_in(self, mode: Mode) -> bool {
+        self.is_done() || (mode == Mode::Khugepaged && self == ScanResult::PteMappedHugepage)
+    }
+
+    /// The following extents of a request of `mode` are still tried after
+    /// this one: MADV_COLLAPSE's whitelist ([`ScanResult::continues`]);
+    /// khugepaged goes on after anything but a failed allocation (which
+    /// ends its pass, after one `alloc_sleep_millisecs`).
+    pub(crate) fn continues_in(self, mode: Mode) -> bool {
+        match mode {
+            Mode::Madvise => self.continues(),
+            Mode::Khugepaged => self != ScanResult::AllocHugePageFail,
+        }
+    }
+
     /// `madvise_collapse()`'s whitelist of failures after which the
     /// following extents are still tried; any other failure stops.
     pub(crate) fn continues(self) -> bool {
@@ -143,6 +161,24 @@ mod tests {
         assert_eq!(ScanResult::PteUffd.errno(), errno::EINVAL);
         assert_eq!(ScanResult::Truncated.errno(), errno::EINVAL);
         assert_eq!(ScanResult::VmaCheck.errno(), errno::EINVAL);
+    }
+
+    #[test]
+    fn khugepaged_done_and_continuation() {
+        use Mode::*;
+        assert!(!ScanResult::PteMappedHugepage.is_done_in(Madvise));
+        assert!(ScanResult::PteMappedHugepage.is_done_in(Khugepaged));
+        assert!(ScanResult::PmdMapped.is_done_in(Khugepaged));
+        assert!(!ScanResult::ExceedNonePte.is_done_in(Khugepaged));
+        assert!(!ScanResult::ExceedNonePte.continues_in(Madvise));
+        assert!(ScanResult::ExceedNonePte.continues_in(Khugepaged));
+        assert!(ScanResult::ExceedSwapPte.continues_in(Khugepaged));
+        assert!(ScanResult::PageDirtyOrWriteback.continues_in(Khugepaged));
+        assert!(!ScanResult::AllocHugePageFail.continues_in(Khugepaged));
+        for r in ScanResult::ALL {
+            assert_eq!(r.continues_in(Madvise), r.continues());
+            assert_eq!(r.is_done_in(Madvise), r.is_done());
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::retract::retract_page_tables;
 use crate::abi::inject_cmd::Point;
 use crate::abi::result::ScanResult;
 use crate::inject::{self, Target};
-use crate::mm::folio::{IsolateError, IsolatedExtent, UnchargedFolio};
+use crate::mm::folio::{AllocGfp, IsolateError, IsolatedExtent, NodeLoad, UnchargedFolio};
 use crate::mm::page_cache::{FillError, HoleCharge, HolesFilled, ShmemMapping, XaLocked};
 use crate::mm::{
     AddressSpace, Entry, FileExt, LocalFile, LockedFolio, Mm, NewFolio, OldFolios, VmaExt,
@@ -40,6 +40,9 @@ pub(crate) struct Outcome {
     pub(crate) holes: usize,
     /// The pfn of the huge folio this collapse committed.
     pub(crate) hpfn: Option<usize>,
+    /// The node the huge folio was asked for (`collapse_find_target_node()`),
+    /// once one was allocated.
+    pub(crate) node: Option<i32>,
 }
 
 impl Outcome {
@@ -49,8 +52,17 @@ impl Outcome {
             copied: 0,
             holes: 0,
             hpfn: None,
+            node: None,
         }
     }
+}
+
+/// How to allocate the huge folio: the request's flags, and the nodes the
+/// scan found the old folios on.
+#[derive(Clone, Copy)]
+pub(crate) struct Alloc<'a> {
+    pub(crate) gfp: AllocGfp,
+    pub(crate) load: &'a NodeLoad,
 }
 
 /// The file being collapsed, and which branch of collapse_file() applies
@@ -63,22 +75,32 @@ struct Source<'a> {
     target: Target<'a>,
 }
 
-/// `alloc_charge_folio()` for MADV_COLLAPSE, then the set-up at the top of
-/// collapse_file(); the `alloc` and `charge` fail points fail as the
-/// kernel would (and are counted the same).
-fn alloc_new_folio(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<NewFolio, ScanResult> {
+/// `alloc_charge_folio()`, then the set-up at the top of collapse_file();
+/// the `alloc` and `charge` fail points fail as the kernel would (and are
+/// counted the same). Returns the target node with the result: one was
+/// chosen when the allocation was tried.
+fn alloc_new_folio(
+    mm: Option<&Mm>,
+    src: Source<'_>,
+    start: usize,
+    alloc: Alloc<'_>,
+) -> (Option<i32>, Result<NewFolio, ScanResult>) {
     let target = src.target;
     if inject::hit(Point::Alloc, target) {
         UnchargedFolio::count_alloc_failed();
-        return Err(ScanResult::AllocHugePageFail);
+        return (None, Err(ScanResult::AllocHugePageFail));
     }
-    let folio = UnchargedFolio::alloc().ok_or(ScanResult::AllocHugePageFail)?;
+    let Some(folio) = UnchargedFolio::alloc(alloc.gfp, alloc.load) else {
+        return (None, Err(ScanResult::AllocHugePageFail));
+    };
+    let node = Some(folio.node());
     if inject::hit(Point::Charge, target) {
-        return Err(ScanResult::CgroupChargeFail);
+        return (node, Err(ScanResult::CgroupChargeFail));
     }
-    folio
+    let new = folio
         .charge(mm, src.mapping, start)
-        .map_err(|()| ScanResult::CgroupChargeFail)
+        .map_err(|()| ScanResult::CgroupChargeFail);
+    (node, new)
 }
 
 /// `collapse_file()` for the extent `[start, start + 512)` of `file`'s page
@@ -89,7 +111,12 @@ fn alloc_new_folio(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<New
 /// collapse_file() does for MADV_COLLAPSE, and maps it by a PMD).
 /// `SCAN_PTE_MAPPED_HUGEPAGE` from here means a huge folio was already in
 /// the page cache: nothing was collapsed.
-pub(crate) fn collapse_file(mm: Option<&Mm>, file: &LocalFile, start: usize) -> Outcome {
+pub(crate) fn collapse_file(
+    mm: Option<&Mm>,
+    file: &LocalFile,
+    start: usize,
+    alloc: Alloc<'_>,
+) -> Outcome {
     let mapping = file.mapping();
     let src = Source {
         file,
@@ -97,7 +124,8 @@ pub(crate) fn collapse_file(mm: Option<&Mm>, file: &LocalFile, start: usize) -> 
         shmem: mapping.as_shmem(),
         target: Target::of(mapping),
     };
-    match collapse(mm, src, start) {
+    let mut node = None;
+    let mut done = match collapse(mm, src, start, alloc, &mut node) {
         Ok(done) => {
             crate::stats::count_collapse(done.copied, done.holes);
             done
@@ -107,7 +135,9 @@ pub(crate) fn collapse_file(mm: Option<&Mm>, file: &LocalFile, start: usize) -> 
             Outcome::failed(r)
         }
         Err(Failure::Before(r)) => Outcome::failed(r),
-    }
+    };
+    done.node = node;
+    done
 }
 
 /// How a collapse failed: before anything was under way (allocation,
@@ -138,10 +168,18 @@ impl From<FillError> for ScanResult {
 /// entries (`HolesFilled`), store and publish (`CommittedFolio`), retract,
 /// retire the old folios (`ReplacedFolios`). Every early return drops what
 /// is held: the rollback, in collapse_file()'s order.
-fn collapse(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<Outcome, Failure> {
+fn collapse(
+    mm: Option<&Mm>,
+    src: Source<'_>,
+    start: usize,
+    alloc: Alloc<'_>,
+    node: &mut Option<i32>,
+) -> Result<Outcome, Failure> {
     let end = start + HPAGE_PMD_NR;
     let (mapping, target) = (src.mapping, src.target);
-    let new = alloc_new_folio(mm, src, start).map_err(Failure::Before)?;
+    let (asked, new) = alloc_new_folio(mm, src, start, alloc);
+    *node = asked;
+    let new = new.map_err(Failure::Before)?;
     // mapping_set_update(): outside shmem, emptied nodes stay accounted.
     let mut xas = mapping.collapse_cursor(start, HPAGE_PMD_ORDER);
     let mut old = OldFolios::new(mapping, start).map_err(|_| ScanResult::Fail)?;
@@ -209,6 +247,7 @@ fn collapse(mm: Option<&Mm>, src: Source<'_>, start: usize) -> Result<Outcome, F
         copied,
         holes: nr_none,
         hpfn: Some(hpfn),
+        node: *node,
     })
 }
 
@@ -363,20 +402,13 @@ fn check_and_isolate(
     if folio.is_pmd_order() {
         return Err(ScanResult::PteMappedHugepage);
     }
-    if !folio.belongs_to(src.mapping) {
-        return Err(ScanResult::Truncated);
-    }
+    let place = old.place(&folio).map_err(refusal)?;
     // Only clean file-backed folios are collapsed: dirty here means not
     // flushed since it was first written.
     if src.shmem.is_none() && (folio.is_dirty() || folio.is_writeback()) {
         return Err(ScanResult::PageDirtyOrWriteback);
     }
-    let isolated = old.isolate(folio).map_err(|e| match e {
-        IsolateError::NotLru => ScanResult::DelPageLru,
-        // The page cache changed where the walk counted holes: upstream
-        // finds those holes filled at the re-check.
-        IsolateError::OutOfPlace => ScanResult::PageFilled,
-    })?;
+    let isolated = old.isolate(folio, place).map_err(refusal)?;
     if !isolated.release_private() {
         return Err(ScanResult::PageHasPrivate);
     }
@@ -384,6 +416,18 @@ fn check_and_isolate(
         isolated.unmap();
     }
     Ok(isolated.nr_pages())
+}
+
+/// Why an old folio could not join the collapse.
+fn refusal(e: IsolateError) -> ScanResult {
+    match e {
+        // Truncated (or hole-punched) since it was found.
+        IsolateError::NotInMapping => ScanResult::Truncated,
+        // The page cache changed where the walk counted holes: upstream
+        // finds those holes filled at the re-check.
+        IsolateError::OutOfPlace => ScanResult::PageFilled,
+        IsolateError::NotLru => ScanResult::DelPageLru,
+    }
 }
 
 /// The hole re-check under the i_mmap and xa locks: fill every hole with

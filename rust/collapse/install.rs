@@ -2,76 +2,122 @@
 
 //! `try_collapse_pte_mapped_thp()` and `set_huge_pmd()`: once the page cache
 //! holds a huge folio, replace the requesting mm's PTE table over it by one
-//! PMD mapping it. Runs under the mmap lock (read), re-taken after the
-//! page-cache collapse and revalidated by the caller.
+//! PMD mapping it (MADV_COLLAPSE), or only retract the table, leaving the
+//! PMD to the next fault (khugepaged: `install_pmd == false`). Runs under
+//! the mmap lock (read), re-taken after the page-cache collapse and
+//! revalidated by the caller.
 
 #![forbid(unsafe_code)]
 
+use super::control::Pmd;
 use crate::abi::result::ScanResult;
+use crate::mm::folio::PmdFolio;
 use crate::mm::pgtable::{
     map_huge_new, NotifierRange, PmdAddr, PmdRef, PteIndex, PteLocked, Subpage,
 };
-use crate::mm::{FileExt, LockedFolio, MmapRead, VmaExt, VmaRef};
+use crate::mm::{FileExt, MmapRead, Tva, VmaExt, VmaRef};
 
-/// Maps the huge folio at `haddr` of the mm by a PMD.
-pub(crate) fn try_collapse_pte_mapped_thp(lock: &MmapRead<'_>, haddr: PmdAddr) -> ScanResult {
+/// What [`try_collapse_pte_mapped_thp`] did. Upstream returns
+/// `SCAN_SUCCEED` for the first three ([`PmdOutcome::upstream`]), also
+/// when nothing was done at all.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum PmdOutcome {
+    /// `set_huge_pmd()` mapped the folio ([`Pmd::Install`]).
+    Mapped,
+    /// The PTE table over the folio was retracted; the PMD comes with the
+    /// next fault ([`Pmd::AtNextFault`]).
+    Retracted,
+    /// No PTE table (retracted earlier, or never faulted in): nothing was
+    /// done; the PMD comes with the next fault ([`Pmd::AtNextFault`]).
+    NoTable,
+    /// Anything else upstream returns (`SCAN_PMD_MAPPED` included).
+    Other(ScanResult),
+}
+
+impl PmdOutcome {
+    /// `try_collapse_pte_mapped_thp()`'s return value.
+    pub(crate) fn upstream(self) -> ScanResult {
+        match self {
+            PmdOutcome::Mapped | PmdOutcome::Retracted | PmdOutcome::NoTable => ScanResult::Succeed,
+            PmdOutcome::Other(r) => r,
+        }
+    }
+}
+
+/// Maps the huge folio at `haddr` of the mm by a PMD (`pmd` is
+/// [`Pmd::Install`]), or retracts the PTE table mapping it so that the
+/// next fault maps it by a PMD ([`Pmd::AtNextFault`]).
+pub(crate) fn try_collapse_pte_mapped_thp(
+    lock: &MmapRead<'_>,
+    haddr: PmdAddr,
+    pmd_install: Pmd,
+) -> PmdOutcome {
+    use PmdOutcome::Other;
     let Some(vma) = lock.vma_lookup(haddr.get()) else {
-        return ScanResult::VmaCheck;
+        return Other(ScanResult::VmaCheck);
     };
     // First check the VMA, in case page tables are being torn down.
     let Some(file) = vma.vm_file() else {
-        return ScanResult::VmaCheck;
+        return Other(ScanResult::VmaCheck);
     };
     if !vma.contains(haddr.get(), haddr.end()) {
-        return ScanResult::VmaCheck;
+        return Other(ScanResult::VmaCheck);
     }
     // Fast check before locking the folio: already PMD-mapped?
     if let Some(pmd) = PmdRef::find(vma, haddr) {
         if ScanResult::from(pmd.state()) == ScanResult::PmdMapped {
-            return ScanResult::PmdMapped;
+            return Other(ScanResult::PmdMapped);
         }
     }
     // The page cache is huge now; a fault in a suitably aligned VMA would
     // map it by a PMD whatever the sysfs settings, so force as upstream.
-    if !vma.allows_forced_collapse() {
-        return ScanResult::VmaCheck;
+    if !vma.allows_collapse(Tva::Forced) {
+        return Other(ScanResult::VmaCheck);
     }
     // Keep the PTE table of uffd-wp (and RWP) VMAs: it holds the markers.
     if vma.uffd_protected() {
-        return ScanResult::PteUffd;
+        return Other(ScanResult::PteUffd);
     }
-    let Some(folio) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {
-        return ScanResult::PageNull;
+    let Some(locked) = file.mapping().lock_folio(vma.pgoff_of(haddr.get())) else {
+        return Other(ScanResult::PageNull);
     };
-    if !folio.is_pmd_order() {
-        return ScanResult::PageCompound;
-    }
+    let Some(folio) = locked.as_pmd_order() else {
+        return Other(ScanResult::PageCompound);
+    };
     let pmd = PmdRef::find(vma, haddr);
     match pmd.as_ref().map(|p| ScanResult::from(p.state())) {
         Some(ScanResult::Succeed) => {}
-        // All PTEs were removed and the PMD cleared: just map the PMD.
+        // All PTEs were removed and the PMD cleared: skip the PTE checks
+        // and just update the PMD mapping (or leave it to the next fault).
         None | Some(ScanResult::NoPteTable) => {
-            return installed(match &pmd {
-                Some(pmd) => pmd.map_huge(&folio),
-                None => map_huge_new(vma, haddr, &folio),
-            })
+            return match pmd_install {
+                Pmd::AtNextFault => PmdOutcome::NoTable,
+                Pmd::Install => installed(match &pmd {
+                    Some(pmd) => pmd.map_huge(folio),
+                    None => map_huge_new(vma, haddr, folio),
+                }),
+            };
         }
-        Some(other) => return other,
+        Some(other) => return Other(other),
     }
     let Some(pmd) = pmd else {
-        return ScanResult::Fail;
+        return Other(ScanResult::Fail);
     };
-    if let Err(r) = check_ptes(&pmd, &folio) {
-        return r;
+    if let Err(r) = check_ptes(&pmd, folio) {
+        return Other(r);
     }
-    match clear_and_retract(&pmd, &folio) {
-        Ok(()) => installed(pmd.map_huge(&folio)),
-        Err(r) => r,
+    match clear_and_retract(&pmd, folio) {
+        // Step 5: install the PMD entry, or not.
+        Ok(()) => match pmd_install {
+            Pmd::AtNextFault => PmdOutcome::Retracted,
+            Pmd::Install => installed(pmd.map_huge(folio)),
+        },
+        Err(r) => Other(r),
     }
 }
 
 /// Step 1: every mapped PTE maps the matching subpage of `folio`.
-fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &PmdFolio) -> Result<(), ScanResult> {
     // The mmap lock and the folio lock are held: the table cannot go away.
     let table = pmd.map().ok_or(ScanResult::Fail)?;
     let ptl = table.lock().ok_or(ScanResult::Fail)?;
@@ -89,7 +135,7 @@ fn check_ptes(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanR
 
 /// Steps 2-4: clear the PTEs and their rmap, fix the counts, and remove
 /// the emptied table, inside an MMU-notifier range.
-fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &PmdFolio) -> Result<(), ScanResult> {
     let vma = pmd.vma();
     let mm = vma.vm_mm();
     let range = NotifierRange::start(mm, pmd.addr());
@@ -136,7 +182,7 @@ fn clear_and_retract(pmd: &PmdRef<'_, VmaRef>, folio: &LockedFolio) -> Result<()
 /// Steps 2 and 3: clears every PTE mapping a subpage of `folio` and its
 /// rmap; then the references and rss they held are given back (on a
 /// failure too, with a TLB flush, as upstream's abort path).
-fn clear_ptes(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio) -> Result<(), ScanResult> {
+fn clear_ptes(ptl: &PteLocked<'_, '_, VmaRef>, folio: &PmdFolio) -> Result<(), ScanResult> {
     let mut cleared = ptl.clearing(folio);
     for i in PteIndex::all() {
         // The PTE lock was dropped after step 1 for the notifier: the folio
@@ -156,9 +202,9 @@ fn clear_ptes(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio) -> Result<()
 }
 
 /// Step 5's result: `set_huge_pmd()` mapped it, or not.
-fn installed(r: Result<(), ()>) -> ScanResult {
+fn installed(r: Result<(), ()>) -> PmdOutcome {
     match r {
-        Ok(()) => ScanResult::Succeed,
-        Err(()) => ScanResult::Fail,
+        Ok(()) => PmdOutcome::Mapped,
+        Err(()) => PmdOutcome::Other(ScanResult::Fail),
     }
 }

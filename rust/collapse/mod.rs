@@ -6,11 +6,13 @@
 
 #![forbid(unsafe_code)]
 
+pub(crate) mod control;
 pub(crate) mod file;
 pub(crate) mod install;
 pub(crate) mod request;
 pub(crate) mod retract;
 pub(crate) mod scan;
+pub(crate) mod scanner;
 
 use crate::abi::result::ScanResult;
 use crate::mm::pgtable::PmdState;

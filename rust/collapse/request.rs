@@ -6,20 +6,23 @@
 
 #![forbid(unsafe_code)]
 
-use super::file::{collapse_file, Outcome};
-use super::install::try_collapse_pte_mapped_thp;
+use super::control::{Control, Pmd, Writeback};
+use super::file::{collapse_file, Alloc, Outcome};
+use super::install::{try_collapse_pte_mapped_thp, PmdOutcome};
 use super::scan::scan_file;
-use crate::abi::command::{self, Target};
+use crate::abi::command::{self, Mode, Target};
 use crate::abi::inject_cmd::Point;
 use crate::abi::outcome::{self, Segment, Tried};
 use crate::abi::result::ScanResult;
 use crate::ffi::trace::{self, CollapseEvent};
 use crate::inject;
+use crate::mm::folio::NodeLoad;
 use crate::mm::pgtable::{PmdAddr, PmdRef};
 use crate::mm::task::{self, MmExt};
 use crate::mm::vma::fget;
 use crate::mm::{
-    File, FileExt, LocalFile, Mm, MmWithUser, MmapRead, VmaExt, VmaRef, HPAGE_PMD_SIZE, PAGE_SHIFT,
+    count_scan_event, File, FileExt, LocalFile, Mm, MmWithUser, MmapRead, ScanEvent, Tva, VmaExt,
+    VmaRef, HPAGE_PMD_SIZE, PAGE_SHIFT,
 };
 use crate::stats;
 use kernel::error::Error;
@@ -64,31 +67,38 @@ fn execute(input: &[u8], extents: &mut KVec<Extent>) -> Result {
     // The parser bounds every number by the user address space (addr=) or
     // 1 GiB past an offset it checked: they fit a usize.
     let size = |x: u64| usize::try_from(x).map_err(|_| EINVAL);
+    let mut req = Request {
+        ctl: Control::new(cmd.mode),
+        dry_run: cmd.dry_run,
+        load: NodeLoad::new()?,
+    };
     match cmd.target {
         Target::Mm { pid, addr, len } => {
             let mm = target_mm(pid)?;
             let (start, end) = (size(addr)?, size(addr + len)?);
             // madvise(2) and process_madvise(2) run the advice in a block plug.
-            crate::mm::with_blk_plug(|| collapse_mm(&mm, start, end, cmd.dry_run, extents))
+            crate::mm::with_blk_plug(|| collapse_mm(&mm, start, end, &mut req, extents))
         }
         Target::File { fd, offset, len } => {
             let file = target_file(fd)?;
-            collapse_fd(
-                &file,
-                size(offset)?,
-                size(offset + len)?,
-                cmd.dry_run,
-                extents,
-            )
+            collapse_fd(&file, size(offset)?, size(offset + len)?, &mut req, extents)
         }
     }
+}
+
+/// One request: its settings (chosen once, from `mode=`), whether it is a
+/// dry run, and the scratchpad of its scans (`collapse_control.node_load`).
+pub(crate) struct Request {
+    pub(crate) ctl: Control,
+    pub(crate) dry_run: bool,
+    pub(crate) load: NodeLoad,
 }
 
 /// The writer's own mm, or `pid`'s as process_madvise(2) gets it: ESRCH
 /// for no such process, `mm_access()`'s error (EACCES when the
 /// PTRACE_MODE_READ check fails), then EPERM for another process's mm
 /// without CAP_SYS_NICE.
-fn target_mm(pid: Option<u32>) -> Result<ARef<MmWithUser>> {
+pub(crate) fn target_mm(pid: Option<u32>) -> Result<ARef<MmWithUser>> {
     let Some(pid) = pid else {
         return task::current_mm().ok_or(EINVAL);
     };
@@ -126,16 +136,16 @@ fn collapse_mm(
     mm: &MmWithUser,
     start: usize,
     end: usize,
-    dry_run: bool,
+    req: &mut Request,
     extents: &mut KVec<Extent>,
 ) -> Result {
-    let segments = vma_segments(mm, start, end)?;
+    let segments = vma_segments(mm, start, end, req.ctl.tva)?;
     crate::mm::lru_add_drain_all();
     let mut tried = KVec::new();
     let mut entered = None;
     let mut addr = align_up(start);
     while addr < align_down(end) {
-        let (pgoff, outcome, vma_end) = collapse_extent(mm, addr, dry_run, &mut entered);
+        let (pgoff, outcome, vma_end) = collapse_extent(mm, addr, req, &mut entered);
         push(extents, addr, pgoff, outcome)?;
         let r = outcome.result;
         tried.push(
@@ -150,19 +160,19 @@ fn collapse_mm(
             r,
             ScanResult::VmaNull | ScanResult::AddressRange | ScanResult::VmaCheck
         );
-        if !r.continues() && !per_vma {
+        if !r.continues_in(req.ctl.mode) && !per_vma {
             break;
         }
         addr += HPAGE_PMD_SIZE;
         crate::mm::cond_resched();
     }
-    outcome::request_errno(&segments, &tried).map_err(errno_error)
+    outcome::request_errno(&segments, &tried, req.ctl.mode).map_err(errno_error)
 }
 
 /// The layout of `[start, end)` as madvise(2) would walk it, reduced to
 /// what decides its errno: the VMAs holding a whole extent, the first
 /// ineligible VMA (the walk ends there), and whether anything is unmapped.
-fn vma_segments(mm: &MmWithUser, start: usize, end: usize) -> Result<KVec<Segment>> {
+fn vma_segments(mm: &MmWithUser, start: usize, end: usize, tva: Tva) -> Result<KVec<Segment>> {
     let mut segments = KVec::new();
     let lock = MmapRead::lock(mm);
     let mut gap = false;
@@ -177,7 +187,7 @@ fn vma_segments(mm: &MmWithUser, start: usize, end: usize) -> Result<KVec<Segmen
         };
         gap |= vma.vm_start() > addr;
         let (s, e) = (addr.max(vma.vm_start()), end.min(vma.vm_end()));
-        if let Err(r) = vma_eligible(vma) {
+        if let Err(r) = vma_eligible(vma, tva) {
             segments.push(
                 Segment::Vma {
                     start: s,
@@ -224,37 +234,62 @@ fn push(extents: &mut KVec<Extent>, start: usize, pgoff: usize, o: Outcome) -> R
 /// the page-cache work, and re-taken (and everything re-checked, seed 001)
 /// for the PMD installation. Also returns the end of the VMA the checks
 /// passed on (madvise_collapse() clips its range to it).
-fn collapse_extent(
+pub(crate) fn collapse_extent(
     mm: &MmWithUser,
     addr: usize,
-    dry_run: bool,
+    req: &mut Request,
     entered: &mut Option<usize>,
 ) -> (usize, Outcome, Option<usize>) {
-    let (file, pgoff, vma_end) = match vma_file(mm, addr, entered) {
+    let (file, pgoff, vma_end) = match vma_file(mm, addr, req.ctl.tva, entered) {
         Ok(found) => found,
         Err((pgoff, r)) => return (pgoff, Outcome::failed(r), None),
     };
-    let vma_end = Some(vma_end);
-    let mut done = scan_and_collapse(Job {
-        mm: Some(mm),
-        file: &file,
-        pgoff,
-        addr,
-        form: Form::Madvise,
-        dry_run,
-    });
-    if dry_run {
+    let (done, ..) = collapse_vma_extent(mm, file, pgoff, addr, req);
+    (pgoff, done, Some(vma_end))
+}
+
+/// `collapse_single_pmd()` for the extent at `addr`, page `pgoff` of
+/// `file`, once its VMA passed the checks: the scan and collapse, then,
+/// when the extent was found huge already, `try_collapse_pte_mapped_thp()`
+/// under the mmap lock taken again. Returns the outcome (the module's
+/// result), what upstream's function would have returned (for
+/// khugepaged's `pages_collapsed`, [`crate::stats`]), and whether the scan
+/// found the extent huge already (it then costs one page of progress).
+pub(crate) fn collapse_vma_extent(
+    mm: &MmWithUser,
+    file: ARef<File>,
+    pgoff: usize,
+    addr: usize,
+    req: &mut Request,
+) -> (Outcome, ScanResult, bool) {
+    let (mut done, huge) = scan_and_collapse(
+        Job {
+            mm: Some(mm),
+            file: &file,
+            pgoff,
+            addr,
+            form: Form::Vma,
+            dry_run: req.dry_run,
+            ctl: &req.ctl,
+        },
+        &mut req.load,
+    );
+    if req.dry_run {
         if done.result == ScanResult::PteMappedHugepage && pmd_mapped(mm, addr) {
             done.result = ScanResult::PmdMapped;
         }
-        return (pgoff, done, vma_end);
+        return (done, done.result, huge);
     }
+    let mut upstream = done.result;
     if done.result == ScanResult::PteMappedHugepage {
         inject::hit(Point::BeforeInstall, inject::Target::of(file.mapping()));
         drop(file);
-        done.result = install(mm, addr, &done);
+        (done.result, upstream) = install(mm, addr, &done, req.ctl.pmd);
     }
-    (pgoff, done, vma_end)
+    if req.ctl.mode == Mode::Khugepaged && upstream == ScanResult::Succeed {
+        stats::count_khugepaged_collapsed();
+    }
+    (done, upstream, huge)
 }
 
 /// Under the mmap lock: the checks of the extent at `addr`, and the VMA's
@@ -263,10 +298,11 @@ fn collapse_extent(
 fn vma_file(
     mm: &MmWithUser,
     addr: usize,
+    tva: Tva,
     entered: &mut Option<usize>,
 ) -> Result<(ARef<File>, usize, usize), (usize, ScanResult)> {
     let lock = MmapRead::lock(mm);
-    let vma = revalidate(&lock, addr, entered).map_err(|r| (0, r))?;
+    let vma = revalidate(&lock, addr, tva, entered).map_err(|r| (0, r))?;
     let pgoff = vma.pgoff_of(addr);
     match vma.vm_file() {
         Some(f) => Ok((ARef::from(f), pgoff, vma.vm_end())),
@@ -274,15 +310,17 @@ fn vma_file(
     }
 }
 
-/// Who asked: MADV_COLLAPSE's walk (`addr=`, `pid=`) or a file (`fd=`).
+/// Who asked: a walk over an mm's VMAs (`addr=`, `pid=`, the scanner's
+/// `pid=` targets) or a file (`fd=`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Form {
-    Madvise,
+    Vma,
     File,
 }
 
 /// One extent to scan and collapse: the page `pgoff` of `file`, `addr`
-/// the user address (0 for `fd=`), `mm` charged for the new folio.
+/// the user address (0 for `fd=`), `mm` charged for the new folio, with
+/// the request's settings.
 #[derive(Clone, Copy)]
 struct Job<'a> {
     mm: Option<&'a Mm>,
@@ -291,6 +329,7 @@ struct Job<'a> {
     addr: usize,
     form: Form,
     dry_run: bool,
+    ctl: &'a Control,
 }
 
 /// `collapse_scan_file()` for the extent of `job`, and the
@@ -301,11 +340,15 @@ struct Job<'a> {
 /// or one under writeback stopped the collapse, the extent is written back
 /// and waited for (`filemap_write_and_wait_range()`), and tried once more.
 /// `fd=` does the same: it stands for MADV_COLLAPSE of a mapping of the
-/// whole file.
-fn scan_and_collapse(job: Job<'_>) -> Outcome {
-    let done = scan_and_collapse_once(job);
+/// whole file. khugepaged does not ([`Writeback::Never`]). Also returns
+/// whether the (last) scan found the extent huge already.
+fn scan_and_collapse(job: Job<'_>, load: &mut NodeLoad) -> (Outcome, bool) {
+    let done = scan_and_collapse_once(job, load);
     let mapping = job.file.mapping();
-    if done.result != ScanResult::PageDirtyOrWriteback || !mapping.can_writeback() {
+    if job.ctl.writeback == Writeback::Never
+        || done.0.result != ScanResult::PageDirtyOrWriteback
+        || !mapping.can_writeback()
+    {
         return done;
     }
     let start = job.pgoff << PAGE_SHIFT;
@@ -317,10 +360,10 @@ fn scan_and_collapse(job: Job<'_>) -> Outcome {
     // still running; drained always here, so the retry does not depend on
     // how fast the disk was.
     crate::mm::lru_add_drain();
-    scan_and_collapse_once(job)
+    scan_and_collapse_once(job, load)
 }
 
-fn scan_and_collapse_once(job: Job<'_>) -> Outcome {
+fn scan_and_collapse_once(job: Job<'_>, load: &mut NodeLoad) -> (Outcome, bool) {
     let Job {
         mm,
         file,
@@ -328,19 +371,26 @@ fn scan_and_collapse_once(job: Job<'_>) -> Outcome {
         addr,
         form,
         dry_run,
+        ctl,
     } = job;
     let mapping = file.mapping();
-    let (result, count) = scan_file(mapping, pgoff);
+    let (result, count) = scan_file(mapping, pgoff, &ctl.limits, load);
     let mut done = Outcome::failed(result);
     if dry_run {
         done.copied = count.present;
         done.holes = count.holes;
+    } else if result == ScanResult::ExceedSwapPte {
+        count_scan_event(ScanEvent::ExceedSwapPte);
+    } else if result == ScanResult::ExceedNonePte {
+        count_scan_event(ScanEvent::ExceedNonePte);
     } else if result == ScanResult::Succeed {
         inject::hit(Point::AfterScan, inject::Target::of(mapping));
-        done = collapse_file(mm, file, pgoff);
+        let alloc = Alloc { gfp: ctl.gfp, load };
+        done = collapse_file(mm, file, pgoff, alloc);
         // "If MADV_COLLAPSE, adjust result to call
-        // try_collapse_pte_mapped_thp()".
-        if form == Form::Madvise && done.result == ScanResult::Succeed {
+        // try_collapse_pte_mapped_thp()": the PMD is installed now.
+        // khugepaged leaves it to the next fault (the tables were retracted).
+        if form == Form::Vma && ctl.pmd == Pmd::Install && done.result == ScanResult::Succeed {
             done.result = ScanResult::PteMappedHugepage;
         }
         trace::collapse_file(&CollapseEvent {
@@ -351,29 +401,47 @@ fn scan_and_collapse_once(job: Job<'_>) -> Outcome {
             file,
             copied: done.copied,
             holes: done.holes,
+            node: done.node,
             result: done.result,
         });
     }
     // As upstream: the scan's event carries the collapse's result.
     trace::scan_file(mm, count.pfn, file, count.present, count.swap, done.result);
-    done
+    (done, result == ScanResult::PteMappedHugepage)
 }
 
 /// The end of `collapse_single_pmd()`: with the mmap lock taken again, map
-/// the huge folio by a PMD (`try_collapse_pte_mapped_thp()`).
-fn install(mm: &MmWithUser, addr: usize, done: &Outcome) -> ScanResult {
+/// the huge folio by a PMD, or retract the PTE table mapping it
+/// (`try_collapse_pte_mapped_thp()`, as `pmd` says). Returns the module's
+/// result and upstream's (which folds `SCAN_PMD_MAPPED` into
+/// `SCAN_SUCCEED`, and returns `SCAN_SUCCEED` when nothing was done).
+fn install(mm: &MmWithUser, addr: usize, done: &Outcome, pmd: Pmd) -> (ScanResult, ScanResult) {
     let lock = MmapRead::lock(mm);
     if mm.exiting() || mm.thp_disabled() {
-        return ScanResult::AnyProcess;
+        return (ScanResult::AnyProcess, ScanResult::AnyProcess);
     }
     // `addr & HPAGE_PMD_MASK`, as collapse_single_pmd() passes it.
-    let result = try_collapse_pte_mapped_thp(&lock, PmdAddr::containing(addr));
-    trace::install_pmd(mm, addr, result);
-    match result {
+    let outcome = try_collapse_pte_mapped_thp(&lock, PmdAddr::containing(addr), pmd);
+    let upstream = outcome.upstream();
+    trace::install_pmd(mm, addr, upstream);
+    let result = match outcome {
+        // Mapped by us, or its table retracted for the next fault to map
+        // it: this request made the extent huge in this mm.
+        PmdOutcome::Mapped | PmdOutcome::Retracted => ScanResult::Succeed,
+        // Huge in the page cache, no table of this mm to retract: nothing
+        // done (upstream says SCAN_SUCCEED), the next fault maps it.
+        PmdOutcome::NoTable => ScanResult::PteMappedHugepage,
         // Mapped by us right now: the collapse succeeded.
-        ScanResult::PmdMapped if done.copied + done.holes > 0 => ScanResult::Succeed,
+        PmdOutcome::Other(ScanResult::PmdMapped) if done.copied + done.holes > 0 => {
+            ScanResult::Succeed
+        }
+        PmdOutcome::Other(r) => r,
+    };
+    let upstream = match upstream {
+        ScanResult::PmdMapped => ScanResult::Succeed,
         r => r,
-    }
+    };
+    (result, upstream)
 }
 
 /// The extent at `addr` is mapped by a PMD in `mm` now.
@@ -403,6 +471,7 @@ fn pmd_mapped(mm: &MmWithUser, addr: usize) -> bool {
 fn revalidate<'a>(
     lock: &'a MmapRead<'_>,
     addr: usize,
+    tva: Tva,
     entered: &mut Option<usize>,
 ) -> Result<&'a VmaRef, ScanResult> {
     let vma = lock.find_vma(addr);
@@ -416,29 +485,29 @@ fn revalidate<'a>(
     }
     let vma = vma.ok_or(ScanResult::VmaNull)?;
     if entry {
-        vma_eligible(vma)?;
+        vma_eligible(vma, tva)?;
         *entered = Some(vma.vm_start());
     }
     if !vma.suitable_for_pmd(addr) {
         return Err(ScanResult::AddressRange);
     }
     if !entry {
-        vma_eligible(vma)?;
+        vma_eligible(vma, tva)?;
     }
     Ok(vma)
 }
 
-/// `collapse_possible(vma, TVA_FORCED_COLLAPSE)` as `madvise_collapse()`
-/// checks it first, plus this module's scope: file VMAs only (anonymous
-/// memory is `SCAN_VMA_CHECK`). For a file, the kernel's check admits
-/// shmem (its THP policy) and regular files whose mapping supports
-/// PMD-sized folios (`file_thp_enabled()`), with the VMA aligned to the
-/// file's offsets.
-fn vma_eligible(vma: &VmaRef) -> Result<(), ScanResult> {
+/// `collapse_possible(vma, tva)` as `madvise_collapse()` checks it first
+/// (`TVA_FORCED_COLLAPSE`; khugepaged's scan `TVA_KHUGEPAGED`), plus this
+/// module's scope: file VMAs only (anonymous memory is `SCAN_VMA_CHECK`).
+/// For a file, the kernel's check admits shmem (its THP policy) and
+/// regular files whose mapping supports PMD-sized folios
+/// (`file_thp_enabled()`), with the VMA aligned to the file's offsets.
+pub(crate) fn vma_eligible(vma: &VmaRef, tva: Tva) -> Result<(), ScanResult> {
     if vma.is_anonymous() || vma.vm_file().is_none() {
         return Err(ScanResult::VmaCheck);
     }
-    if !vma.allows_forced_collapse() {
+    if !vma.allows_collapse(tva) {
         return Err(ScanResult::VmaCheck);
     }
     Ok(())
@@ -456,7 +525,7 @@ fn collapse_fd(
     file: &LocalFile,
     start: usize,
     end: usize,
-    dry_run: bool,
+    req: &mut Request,
     extents: &mut KVec<Extent>,
 ) -> Result {
     crate::mm::lru_add_drain_all();
@@ -464,23 +533,12 @@ fn collapse_fd(
     let mut off = align_up(start);
     while off < align_down(end) {
         let pgoff = off >> PAGE_SHIFT;
-        let done = if !file.pmd_collapse_allowed() {
-            Outcome::failed(ScanResult::VmaCheck)
-        } else {
-            scan_and_collapse(Job {
-                mm: None,
-                file,
-                pgoff,
-                addr: 0,
-                form: Form::File,
-                dry_run,
-            })
-        };
+        let (done, _) = collapse_file_extent(file, pgoff, req);
         push(extents, off, pgoff, done)?;
         let r = done.result;
         if !(r.is_done() || r == ScanResult::PteMappedHugepage) {
             last_fail = Some(r);
-            if !r.continues() {
+            if !r.continues_in(req.ctl.mode) {
                 break;
             }
         }
@@ -488,4 +546,29 @@ fn collapse_fd(
         crate::mm::cond_resched();
     }
     last_fail.map_or(Ok(()), |r| Err(errno_error(r.errno())))
+}
+
+/// One extent of a file without a mapping (`fd=`): the THP policy as
+/// revalidation would check it, then the scan and collapse; and whether
+/// the scan found it huge already.
+pub(crate) fn collapse_file_extent(
+    file: &LocalFile,
+    pgoff: usize,
+    req: &mut Request,
+) -> (Outcome, bool) {
+    if !file.pmd_collapse_allowed(req.ctl.tva) {
+        return (Outcome::failed(ScanResult::VmaCheck), false);
+    }
+    scan_and_collapse(
+        Job {
+            mm: None,
+            file,
+            pgoff,
+            addr: 0,
+            form: Form::File,
+            dry_run: req.dry_run,
+            ctl: &req.ctl,
+        },
+        &mut req.load,
+    )
 }

@@ -5,7 +5,9 @@
 
 #![forbid(unsafe_code)]
 
+use super::control::Limits;
 use crate::abi::result::ScanResult;
+use crate::mm::folio::NodeLoad;
 use crate::mm::page_cache::RcuEntry;
 use crate::mm::{AddressSpace, Folio, HPAGE_PMD_NR};
 
@@ -46,12 +48,21 @@ enum Step {
     Stop(ScanResult),
 }
 
-/// Scans `[start, start + 512)` of `mapping`. MADV_COLLAPSE's limits apply:
-/// no maximum of empty or swapped entries (`collapse_max_ptes_none/swap`
-/// are 512 for a user request). The NUMA-node abort (`collapse_scan_abort`)
-/// only matters with node_reclaim_mode and is not mirrored.
-pub(crate) fn scan_file(mapping: &AddressSpace, start: usize) -> (ScanResult, ScanCount) {
+/// Scans `[start, start + 512)` of `mapping` with the request's `limits`
+/// (MADV_COLLAPSE's: none; khugepaged's: `max_ptes_swap`, and
+/// `max_ptes_none` once the scan went through), counting the folios per
+/// node into `load` (cleared first) for the allocation. The vm events of
+/// the thresholds are the caller's to count. The NUMA-node abort
+/// (`collapse_scan_abort`) only matters with node_reclaim_mode and is not
+/// mirrored.
+pub(crate) fn scan_file(
+    mapping: &AddressSpace,
+    start: usize,
+    limits: &Limits,
+    load: &mut NodeLoad,
+) -> (ScanResult, ScanCount) {
     let mut count = ScanCount::default();
+    load.clear();
     let max = start + HPAGE_PMD_NR - 1;
     let mut xas = mapping.rcu_cursor(start);
     let mut step = Step::Again;
@@ -65,11 +76,21 @@ pub(crate) fn scan_file(mapping: &AddressSpace, start: usize) -> (ScanResult, Sc
             }
         };
         step = match entry {
-            RcuEntry::End => return (ScanResult::Succeed, count.stopped_at(start, max + 1)),
+            RcuEntry::End => {
+                let count = count.stopped_at(start, max + 1);
+                if limits.too_few_present(count.present) {
+                    return (ScanResult::ExceedNonePte, count);
+                }
+                return (ScanResult::Succeed, count);
+            }
             RcuEntry::Retry | RcuEntry::Skip => Step::Next,
             RcuEntry::Value { order } => {
                 count.swap += 1usize << order;
-                Step::Next
+                if limits.too_many_swapped(count.swap) {
+                    Step::Stop(ScanResult::ExceedSwapPte)
+                } else {
+                    Step::Next
+                }
             }
             RcuEntry::Folio(speculative) => match speculative.try_get() {
                 // Being freed: look at this index again.
@@ -79,7 +100,7 @@ pub(crate) fn scan_file(mapping: &AddressSpace, start: usize) -> (ScanResult, Sc
                 }
                 Some(folio) => {
                     let step = if xas.still_holds(&folio) {
-                        check_folio(&folio, &mut count)
+                        check_folio(&folio, &mut count, load)
                     } else {
                         Step::Again
                     };
@@ -96,17 +117,20 @@ pub(crate) fn scan_file(mapping: &AddressSpace, start: usize) -> (ScanResult, Sc
 
 /// The per-folio checks of `collapse_scan_file()`, on a referenced folio
 /// that is still the entry.
-fn check_folio(folio: &Folio, count: &mut ScanCount) -> Step {
+fn check_folio(folio: &Folio, count: &mut ScanCount, load: &mut NodeLoad) -> Step {
     let stop = if folio.is_pmd_order() {
         // Already huge: only the page table can still be collapsed.
         ScanResult::PteMappedHugepage
-    } else if !folio.is_lru() {
-        ScanResult::PageLru
-    } else if folio.expected_ref_count() + 1 != folio.ref_count() {
-        ScanResult::PageCount
     } else {
-        count.present += folio.nr_pages();
-        return Step::Next;
+        load.add(folio);
+        if !folio.is_lru() {
+            ScanResult::PageLru
+        } else if folio.expected_ref_count() + 1 != folio.ref_count() {
+            ScanResult::PageCount
+        } else {
+            count.present += folio.nr_pages();
+            return Step::Next;
+        }
     };
     count.pfn = Some(folio.pfn());
     Step::Stop(stop)

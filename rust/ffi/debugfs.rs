@@ -8,7 +8,9 @@
 //!   concurrent writers never see each other's results;
 //! - `inject` (0600): arms injection points (write), shows them (read, as
 //!   rendered at open);
-//! - `notifier` (0600): the recording MMU notifier of the selftests.
+//! - `notifier` (0600): the recording MMU notifier of the selftests;
+//! - `scan` (0600): the scanner's targets and knobs (write), what it did
+//!   (read, rendered at open).
 //!
 //! The files are built on `debugfs_create_file()` with our own
 //! `file_operations` (kernel::debugfs has no per-open state). `owner` pins
@@ -16,9 +18,12 @@
 //! The ABI is in `Documentation/ABI/testing/debugfs-khugepaged_rs`.
 
 use super::notifier;
+use crate::abi::scan_cmd::{self, ScanCmd, ScanTarget};
 use crate::collapse::request::{self, Report};
+use crate::collapse::scanner::{self, Scanner};
 use core::fmt::{self, Write};
 use core::ptr;
+use kernel::sync::Arc;
 use kernel::{bindings, new_mutex, prelude::*, sync::Mutex, uaccess::UserPtr, uaccess::UserSlice};
 
 /// A command is one short line; anything longer is refused.
@@ -34,6 +39,9 @@ pub(crate) struct Files {
     _collapse_fops: KBox<bindings::file_operations>,
     _inject_fops: KBox<bindings::file_operations>,
     _notifier_fops: KBox<bindings::file_operations>,
+    _scan_fops: KBox<bindings::file_operations>,
+    /// What `scan`'s `i_private` points to, kept alive while it exists.
+    _scanner: Arc<Scanner>,
 }
 
 // SAFETY: The dentry pointer is only used to remove the directory on drop.
@@ -47,7 +55,7 @@ fn is_err(p: *mut bindings::dentry) -> bool {
 }
 
 impl Files {
-    pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
+    pub(crate) fn new(module: &'static ThisModule, scanner: Arc<Scanner>) -> Result<Self> {
         let mut show_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
         show_fops.owner = module.as_ptr();
         show_fops.open = Some(show_open);
@@ -67,6 +75,10 @@ impl Files {
         let mut notifier_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
         *notifier_fops = *show_fops;
         notifier_fops.write = Some(write_op::<NotifierFile>);
+        let mut scan_fops = KBox::new(zeroed_fops(), GFP_KERNEL)?;
+        *scan_fops = *show_fops;
+        scan_fops.open = Some(scan_open);
+        scan_fops.write = Some(write_op::<ScanFile>);
 
         // SAFETY: Creates a top-level directory; the name is a C string.
         let dir = unsafe {
@@ -81,6 +93,8 @@ impl Files {
             _collapse_fops: collapse_fops,
             _inject_fops: inject_fops,
             _notifier_fops: notifier_fops,
+            _scan_fops: scan_fops,
+            _scanner: scanner,
         };
         // Files whose read shows text rendered at open (some also take writes).
         let text_files: [(&CStr, u16, Show, &bindings::file_operations); 4] = [
@@ -93,6 +107,8 @@ impl Files {
             files.create(name, mode, show as *mut core::ffi::c_void, fops)?;
         }
         files.create(c"collapse", 0o600, ptr::null_mut(), &files._collapse_fops)?;
+        let scanner = Arc::as_ptr(&files._scanner).cast_mut().cast();
+        files.create(c"scan", 0o600, scanner, &files._scan_fops)?;
         Ok(files)
     }
 
@@ -178,6 +194,64 @@ unsafe extern "C" fn show_open(inode: *mut bindings::inode, file: *mut bindings:
             0
         }
         Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+/// `open` of `scan`: renders what the scanner did, once.
+///
+/// # Safety
+///
+/// Called by the VFS with the debugfs inode of `scan`, whose `i_private`
+/// is the [`Scanner`] its [`Files`] keeps alive.
+unsafe extern "C" fn scan_open(inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
+    // SAFETY: Per the function contract.
+    let sc = unsafe { &*(*inode).i_private.cast::<Scanner>() };
+    let mut text = Text::new();
+    if write!(FmtVec(&mut text), "{}", ScanShow(sc)).is_err() {
+        return ENOMEM.to_errno();
+    }
+    match KBox::new(text, GFP_KERNEL) {
+        Ok(b) => {
+            // SAFETY: `file` is being opened; we own `private_data`.
+            unsafe { (*file).private_data = KBox::into_raw(b).cast() };
+            0
+        }
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+struct ScanShow<'a>(&'a Scanner);
+
+impl fmt::Display for ScanShow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.show(f)
+    }
+}
+
+/// `scan`: adds and removes the scanner's targets, sets its knobs, wakes it.
+struct ScanFile;
+
+impl CommandFile for ScanFile {
+    unsafe fn write(file: *mut bindings::file, input: &[u8], count: usize) -> isize {
+        // SAFETY: `file` is an open `scan` file (function contract): its
+        // inode's `i_private` is the `Scanner` its `Files` keeps alive
+        // while the file exists, and debugfs runs no operation after
+        // removing it.
+        let sc = unsafe { &*(*(*file).f_inode).i_private.cast::<Scanner>() };
+        let result = match scan_cmd::parse(input) {
+            Err(e) => Err(Error::from_errno(-e.errno())),
+            Ok(ScanCmd::Add(ScanTarget::Fd(fd))) => {
+                // SAFETY: This runs inside write() on `file`, the only file
+                // this thread holds an fdget_pos() on.
+                unsafe { crate::mm::vma::fget_for_thread(fd, file) }
+                    .and_then(|f| scanner::add_file(sc, f))
+            }
+            Ok(cmd) => scanner::apply(sc, cmd),
+        };
+        match result {
+            Ok(()) => count as isize,
+            Err(e) => e.to_errno() as isize,
+        }
     }
 }
 

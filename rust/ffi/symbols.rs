@@ -132,10 +132,10 @@ unsafe fn resolve_all(extra: Option<&CStr>) -> Result<Resolved> {
     }
 
     for (entry, addr) in table.iter().zip(addrs.iter()) {
-        // SAFETY: `slot` points at the `static typeof(f) *` pointer C keeps
-        // for this entry; no other thread reads or writes it meanwhile (the
-        // function's contract), and `addr` is the address of that very
-        // function or variable.
+        // `slot` points at the `static typeof(f) *` pointer C keeps for this
+        // entry, and `addr` is the address of that very function or variable.
+        // SAFETY: A valid slot (above); no other thread reads or writes it
+        // meanwhile (the function's contract).
         unsafe { *entry.slot = *addr as *mut _ };
     }
     Ok(Resolved {

@@ -84,6 +84,8 @@ pub(crate) struct CollapseEvent<'a> {
     pub(crate) file: &'a LocalFile,
     pub(crate) copied: usize,
     pub(crate) holes: usize,
+    /// The node the huge folio was asked for, if one was allocated.
+    pub(crate) node: Option<i32>,
     pub(crate) result: ScanResult,
 }
 
@@ -103,6 +105,7 @@ pub(crate) fn collapse_file(e: &CollapseEvent<'_>) {
                 int(crate::mm::HPAGE_PMD_NR),
                 int(e.copied),
                 int(e.holes),
+                e.node.unwrap_or(-1),
                 e.result as i32,
             )
         }

@@ -27,6 +27,9 @@
 #include <linux/xarray.h>
 #include <linux/backing-dev.h>
 #include <linux/delay.h>
+#include <linux/freezer.h>
+#include <linux/kthread.h>
+#include <linux/sched/task.h>
 #include <linux/wait.h>
 
 #include "khugepaged_rs.h"
@@ -62,22 +65,43 @@ unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping
 
 bool krs_folio_release(struct folio *folio) { return filemap_release_folio(folio, GFP_KERNEL); }
 
-struct folio *krs_folio_alloc_pmd(void)
+int krs_folio_nid(struct folio *folio) { return folio_nid(folio); }
+
+struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node_load,
+				  unsigned int max_load, bool *zeroed)
 {
 	/*
-	 * alloc_charge_folio() for MADV_COLLAPSE: GFP_TRANSHUGE on the local
-	 * node (collapse_find_target_node() weighs the nodes of the old
-	 * folios; on one node it is the same).
+	 * alloc_charge_folio(): the mode's gfp on collapse_find_target_node()'s
+	 * node (Rust picks it from node_load), with alloc_nmask: every online
+	 * node whose load is the maximum. A node that is not online (it went
+	 * away since the scan) gives way to the local one. Where init_on_alloc
+	 * makes the allocator zero the folio anyway, __GFP_ZERO costs nothing
+	 * more and turns that into a guarantee the copy can rely on: its holes
+	 * need no clear_highpage() (collapse_file() zeroes them a second time).
 	 */
-	struct folio *folio = __folio_alloc(GFP_TRANSHUGE, HPAGE_PMD_ORDER, numa_node_id(), NULL);
+	gfp_t gfp = light ? GFP_TRANSHUGE_LIGHT : GFP_TRANSHUGE;
+	bool zero = want_init_on_alloc(gfp);
+	nodemask_t nmask = NODE_MASK_NONE;
+	struct folio *folio;
+	int nid;
+
+	for_each_online_node(nid)
+		if (node_load[nid] == max_load)
+			node_set(nid, nmask);
+	if (node < 0 || node >= MAX_NUMNODES || !node_online(node))
+		node = numa_node_id();
+	folio = __folio_alloc(gfp | (zero ? __GFP_ZERO : 0), HPAGE_PMD_ORDER, node, &nmask);
 
 	/* vmstat events only: the per-order mthp_stats are not exported. */
 	count_vm_event(folio ? THP_COLLAPSE_ALLOC : THP_COLLAPSE_ALLOC_FAILED);
+	*zeroed = folio && zero;
 	return folio;
 }
 
 /* The alloc fail point fails as __folio_alloc() would: counted the same. */
 void krs_count_collapse_alloc_failed(void) { count_vm_event(THP_COLLAPSE_ALLOC_FAILED); }
+void krs_count_scan_exceed_none(void) { count_vm_event(THP_SCAN_EXCEED_NONE_PTE); }
+void krs_count_scan_exceed_swap(void) { count_vm_event(THP_SCAN_EXCEED_SWAP_PTE); }
 
 void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
 			unsigned long index, bool shmem)
@@ -220,8 +244,19 @@ bool krs_xas_nomem(struct xa_state *xas) { return xas_nomem(xas, GFP_KERNEL); }
 void krs_xas_lock_irq(struct xa_state *xas) { xas_lock_irq(xas); }
 void krs_xas_unlock_irq(struct xa_state *xas) { xas_unlock_irq(xas); }
 bool krs_xa_is_value(void *entry) { return xa_is_value(entry); }
-bool krs_xa_is_internal(void *entry) { return xa_is_internal(entry); }
-bool krs_xa_is_sibling(void *entry) { return xa_is_sibling(entry); }
+enum krs_xa_kind krs_xa_kind(void *entry)
+{
+	if (!entry)
+		return KRS_XA_NULL;
+	if (xa_is_value(entry))
+		return KRS_XA_VALUE;
+	if (!xa_is_internal(entry))
+		return KRS_XA_POINTER;
+	if (entry == XA_RETRY_ENTRY)
+		return KRS_XA_RETRY;
+	return xa_is_sibling(entry) ? KRS_XA_SIBLING : KRS_XA_INTERNAL;
+}
+
 bool krs_xas_retry(struct xa_state *xas, void *entry) { return xas_retry(xas, entry); }
 void *krs_xa_retry_entry(void) { return XA_RETRY_ENTRY; }
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr)
@@ -236,6 +271,7 @@ void krs_rcu_read_unlock(void) { rcu_read_unlock(); }
 bool krs_file_is_shmem(struct file *file) { return shmem_file(file); }
 struct address_space *krs_file_mapping(struct file *file) { return file->f_mapping; }
 bool krs_file_is_regular(struct file *file) { return S_ISREG(file_inode(file)->i_mode); }
+long long krs_file_size(struct file *file) { return i_size_read(file_inode(file)); }
 bool krs_shmem_mapping(struct address_space *mapping) { return shmem_mapping(mapping); }
 void krs_fput(struct file *file) { fput(file); }
 struct file *krs_get_file(struct file *file) { return get_file(file); }
@@ -369,6 +405,49 @@ bool krs_pte_table_empty(pte_t *pte)
 }
 
 void krs_pmdp_get_lockless_sync(void) { pmdp_get_lockless_sync(); }
+
+/* The scanner's kernel thread (rust/mm/kthread.rs), as khugepaged() runs. */
+struct task_struct *krs_kthread_run(int (*fn)(void *data), void *data, const char *name)
+{
+	struct task_struct *task = kthread_create(fn, data, "%s", name);
+
+	if (IS_ERR(task))
+		return NULL;
+	get_task_struct(task);
+	wake_up_process(task);
+	return task;
+}
+
+void krs_kthread_stop_put(struct task_struct *task) { kthread_stop_put(task); }
+bool krs_kthread_should_stop(void) { return kthread_should_stop(); }
+bool krs_try_to_freeze(void) { return try_to_freeze(); }
+
+void krs_kthread_freezable_nice(void)
+{
+	set_freezable();
+	set_user_nice(current, MAX_NICE);
+}
+
+static DECLARE_WAIT_QUEUE_HEAD(krs_kthread_wq);
+
+static bool krs_kthread_woken(const unsigned int *gen, unsigned int seen)
+{
+	return kthread_should_stop() || (gen && READ_ONCE(*gen) != seen);
+}
+
+unsigned int krs_kthread_sleep(const unsigned int *gen, unsigned int seen, unsigned int ms)
+{
+	unsigned long start = jiffies;
+
+	if (ms == UINT_MAX)
+		wait_event_freezable(krs_kthread_wq, krs_kthread_woken(gen, seen));
+	else
+		wait_event_freezable_timeout(krs_kthread_wq, krs_kthread_woken(gen, seen),
+					     msecs_to_jiffies(ms));
+	return jiffies_to_msecs(jiffies - start);
+}
+
+void krs_kthread_wake(void) { wake_up_all(&krs_kthread_wq); }
 
 /* Injection points (rust/inject.rs): a wait queue for paused collapses. */
 static DECLARE_WAIT_QUEUE_HEAD(krs_inject_wq);

@@ -17,6 +17,7 @@
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/huge_mm.h>
+#include <linux/khugepaged.h>
 #include <linux/dax.h>
 #include <linux/list_lru.h>
 #include <linux/pagemap.h>
@@ -101,14 +102,28 @@ unsigned long krs_kallsyms_lookup(const char *name)
 #define KRS_CALL(name) (*(__typeof__(name) *)krs_addr[KRS_SYM_##name])
 #define KRS_DATA(name) KRS_CALL(name)
 
-int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm)
+/* khugepaged_defrag(), mm/khugepaged.c */
+#define krs_khugepaged_defrag() \
+	(KRS_DATA(transparent_hugepage_flags) & (1 << TRANSPARENT_HUGEPAGE_DEFRAG_KHUGEPAGED_FLAG))
+
+void krs_khugepaged_knobs(struct krs_khugepaged_knobs *knobs)
+{
+	knobs->max_ptes_none = READ_ONCE(KRS_DATA(khugepaged_max_ptes_none));
+	knobs->max_ptes_swap = READ_ONCE(KRS_DATA(khugepaged_max_ptes_swap));
+	knobs->defrag = krs_khugepaged_defrag();
+	knobs->pages_to_scan = READ_ONCE(KRS_DATA(khugepaged_pages_to_scan));
+	knobs->scan_sleep_millisecs = READ_ONCE(KRS_DATA(khugepaged_scan_sleep_millisecs));
+	knobs->alloc_sleep_millisecs = READ_ONCE(KRS_DATA(khugepaged_alloc_sleep_millisecs));
+}
+
+int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm, bool light)
 {
 	int ret;
 
-	/* mem_cgroup_charge(), include/linux/memcontrol.h */
+	/* mem_cgroup_charge(), include/linux/memcontrol.h, with the allocation's gfp */
 	if (mem_cgroup_disabled())
 		return 0;
-	ret = KRS_CALL(__mem_cgroup_charge)(folio, mm, GFP_TRANSHUGE);
+	ret = KRS_CALL(__mem_cgroup_charge)(folio, mm, light ? GFP_TRANSHUGE_LIGHT : GFP_TRANSHUGE);
 	if (ret)
 		return ret;
 	/*
@@ -138,16 +153,17 @@ void krs_shmem_uncharge(struct address_space *mapping, long pages)
 	KRS_CALL(shmem_uncharge)(mapping->host, pages);
 }
 
-static bool krs_file_shmem_pmd_allowed(struct file *file)
+static bool krs_file_shmem_pmd_allowed(struct file *file, bool khugepaged)
 {
 	/*
-	 * What __thp_vma_allowable_orders() asks of a shmem VMA for
-	 * MADV_COLLAPSE, without a VMA: shmem_allowable_huge_orders(...,
-	 * shmem_huge_force=true) refuses when shmem_enabled is "deny", when
-	 * the hardware has THP disabled, or when PMD order exceeds
-	 * MAX_PAGECACHE_ORDER.
+	 * What __thp_vma_allowable_orders() asks of a shmem VMA, without a
+	 * VMA: shmem_allowable_huge_orders(..., shmem_huge_force). Forced
+	 * (MADV_COLLAPSE), it refuses when shmem_enabled is "deny", when the
+	 * hardware has THP disabled, or when PMD order exceeds
+	 * MAX_PAGECACHE_ORDER; for khugepaged, the mount's huge= (for memfd:
+	 * shmem_enabled) must allow it without MADV_HUGEPAGE too.
 	 */
-	return KRS_CALL(shmem_allowable_huge_orders)(file_inode(file), NULL, 0, 0, true) &
+	return KRS_CALL(shmem_allowable_huge_orders)(file_inode(file), NULL, 0, 0, !khugepaged) &
 	       BIT(HPAGE_PMD_ORDER);
 }
 
@@ -172,10 +188,15 @@ struct vm_area_struct *krs_vma_next(struct vm_area_struct *vma, unsigned long fi
 #endif
 }
 
-bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma)
+bool krs_thp_vma_allowable_pmd(struct vm_area_struct *vma, bool khugepaged)
 {
-	/* thp_vma_allowable_order(vma, vm_flags, TVA_FORCED_COLLAPSE, PMD_ORDER) */
-	return KRS_CALL(__thp_vma_allowable_orders)(vma, vma->vm_flags, TVA_FORCED_COLLAPSE,
+	/*
+	 * thp_vma_allowable_order(vma, vm_flags, type, PMD_ORDER): for a file
+	 * VMA the inline part only forwards (its anon shortcut does not apply).
+	 */
+	return KRS_CALL(__thp_vma_allowable_orders)(vma, vma->vm_flags,
+						    khugepaged ? TVA_KHUGEPAGED :
+								 TVA_FORCED_COLLAPSE,
 						    BIT(PMD_ORDER)) != 0;
 }
 
@@ -329,18 +350,23 @@ void krs_mapping_set_update(struct xa_state *xas, struct address_space *mapping)
 	}
 }
 
-bool krs_file_pmd_collapse_allowed(struct file *file)
+bool krs_file_pmd_collapse_allowed(struct file *file, bool khugepaged)
 {
 	struct inode *inode = file_inode(file);
 
 	if (shmem_file(file))
-		return krs_file_shmem_pmd_allowed(file);
+		return krs_file_shmem_pmd_allowed(file, khugepaged);
 	/*
-	 * What __thp_vma_allowable_orders(TVA_FORCED_COLLAPSE) asks of a
-	 * regular file's VMA, without a VMA: thp_disabled_by_hw(), then
-	 * file_thp_enabled() (MADV_COLLAPSE ignores the sysfs tunables).
+	 * What __thp_vma_allowable_orders() asks of a regular file's VMA,
+	 * without a VMA: thp_disabled_by_hw(); for khugepaged the tunables
+	 * (vma_file_allow_thp_tuneables() without VM_HUGEPAGE:
+	 * hugepage_global_always(); MADV_COLLAPSE ignores them); then
+	 * file_thp_enabled().
 	 */
 	if (KRS_DATA(transparent_hugepage_flags) & (1 << TRANSPARENT_HUGEPAGE_UNSUPPORTED))
+		return false;
+	if (khugepaged &&
+	    !(KRS_DATA(transparent_hugepage_flags) & (1 << TRANSPARENT_HUGEPAGE_FLAG)))
 		return false;
 	return !IS_ANON_FILE(inode) && mapping_pmd_folio_support(file->f_mapping) &&
 	       S_ISREG(inode->i_mode);

@@ -81,6 +81,8 @@ impl Folio {
     }
 
     c_reads! { pub(crate), as_raw;
+        /// `folio_nid()`.
+        fn nid -> i32 = krs_folio_nid;
         /// `folio_pfn()`.
         fn pfn -> usize = krs_folio_pfn;
         /// `folio->index`.
@@ -189,14 +191,33 @@ impl LockedFolio {
         // `index` and `nr` read by the caller under the lock.
         Ok(IsolatedFolio { folio, index, nr })
     }
+}
 
-    /// Its index and page count, if it is in `mapping`'s page cache
-    /// (`folio_mapping()`), in one call: stable while it is locked.
-    fn place_in(&self, mapping: &AddressSpace) -> Option<(usize, usize)> {
-        let mut index = 0;
-        // SAFETY: A locked folio (type invariant); only reads it.
-        let nr = unsafe { bindings::krs_folio_place(self.as_raw(), mapping.as_raw(), &mut index) };
-        (nr > 0).then_some((index, nr))
+impl LockedFolio {
+    /// The folio as a PMD-order one, if it is (`folio_order() ==
+    /// HPAGE_PMD_ORDER`; stable: it is locked).
+    pub(crate) fn as_pmd_order(&self) -> Option<&PmdFolio> {
+        let pmd_order = self.is_pmd_order();
+        // SAFETY: `PmdFolio` is a transparent `LockedFolio`; its invariant
+        // (checked above) holds while the folio is locked (`self` borrowed).
+        pmd_order.then(|| unsafe { &*core::ptr::from_ref(self).cast::<PmdFolio>() })
+    }
+}
+
+/// A locked folio of PMD order: its pages `0..HPAGE_PMD_NR` are all its own
+/// (`folio_page(folio, i)` stays inside it for any PTE index).
+///
+/// # Invariants
+///
+/// `folio_order() == HPAGE_PMD_ORDER`.
+#[repr(transparent)]
+pub(crate) struct PmdFolio(LockedFolio);
+
+impl Deref for PmdFolio {
+    type Target = LockedFolio;
+
+    fn deref(&self) -> &LockedFolio {
+        &self.0
     }
 }
 
@@ -326,13 +347,25 @@ impl Drop for Isolated<'_> {
     }
 }
 
-/// Why [`OldFolios::isolate`] refused a folio (it was unlocked and put).
+/// Why a folio cannot join the old folios.
 pub(crate) enum IsolateError {
+    /// Not (any more) in this mapping's page cache (`folio_mapping()`:
+    /// truncated).
+    NotInMapping,
+    /// Outside the extent, or overlapping a folio already isolated: the
+    /// page cache changed where the walk had been (or the place was found
+    /// for another folio).
+    OutOfPlace,
     /// `folio_isolate_lru()` failed (`SCAN_DEL_PAGE_LRU`).
     NotLru,
-    /// Not of this mapping, outside the extent, or overlapping a folio
-    /// already isolated: the page cache changed where the walk had been.
-    OutOfPlace,
+}
+
+/// Where a locked folio goes among the old folios: its index and size,
+/// read under its lock by [`OldFolios::place`], for [`OldFolios::isolate`].
+pub(crate) struct Place {
+    folio: NonNull<bindings::folio>,
+    index: usize,
+    nr: usize,
 }
 
 /// The old folios of an extent being collapsed, isolated so far, in index
@@ -358,15 +391,39 @@ impl<'m> OldFolios<'m> {
         }))
     }
 
-    /// `folio_isolate_lru()` of the next folio of the extent, which joins
-    /// the old folios; refused (and unlocked) unless it is of this mapping,
-    /// inside the extent and after the last one.
-    pub(crate) fn isolate(&mut self, folio: LockedFolio) -> Result<&IsolatedFolio, IsolateError> {
-        let o = &mut self.0;
-        let Some((index, nr)) = folio.place_in(o.mapping) else {
-            return Err(IsolateError::OutOfPlace);
-        };
+    /// The place of `folio` in the extent (`folio_mapping()`, index and
+    /// size in one call): refused unless it is in this mapping, inside the
+    /// extent and after the last folio isolated.
+    pub(crate) fn place(&self, folio: &LockedFolio) -> Result<Place, IsolateError> {
+        let o = &self.0;
+        let mut index = 0;
+        // SAFETY: A locked folio (`LockedFolio`); only reads it.
+        let nr =
+            unsafe { bindings::krs_folio_place(folio.as_raw(), o.mapping.as_raw(), &mut index) };
+        if nr == 0 {
+            return Err(IsolateError::NotInMapping);
+        }
         if index < o.next || index + nr > o.start + HPAGE_PMD_NR {
+            return Err(IsolateError::OutOfPlace);
+        }
+        Ok(Place {
+            folio: NonNull::from(&*folio.0).cast(),
+            index,
+            nr,
+        })
+    }
+
+    /// `folio_isolate_lru()` of the next folio of the extent, which joins
+    /// the old folios; refused (and unlocked) unless `place` is its place,
+    /// still after the last folio isolated.
+    pub(crate) fn isolate(
+        &mut self,
+        folio: LockedFolio,
+        place: Place,
+    ) -> Result<&IsolatedFolio, IsolateError> {
+        let o = &mut self.0;
+        let Place { index, nr, .. } = place;
+        if place.folio.as_ptr() != folio.as_raw() || index < o.next {
             return Err(IsolateError::OutOfPlace);
         }
         let isolated = folio
@@ -488,22 +545,104 @@ unsafe fn retire(folios: &[*mut bindings::folio], shmem: bool) {
     unsafe { bindings::krs_old_folios_retire(folios.as_ptr().cast_mut(), nr, shmem) };
 }
 
+/// Entries of a [`NodeLoad`]: `MAX_NUMNODES`.
+const MAX_NUMNODES: usize = bindings::krs_limits_KRS_MAX_NUMNODES as usize;
+
+/// `collapse_control.node_load`: how many folios of the extent the scan
+/// found on each node, cleared before each scan (`collapse_scan_file()`).
+pub(crate) struct NodeLoad(KBox<[u32; MAX_NUMNODES]>);
+
+impl NodeLoad {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self(KBox::zeroed(GFP_KERNEL)?))
+    }
+
+    /// `memset(cc->node_load, 0, ...)`.
+    pub(crate) fn clear(&mut self) {
+        self.0.fill(0);
+    }
+
+    /// `cc->node_load[folio_nid(folio)]++`.
+    pub(crate) fn add(&mut self, folio: &Folio) {
+        let nid = usize::try_from(folio.nid()).unwrap_or(usize::MAX);
+        if let Some(n) = self.0.get_mut(nid) {
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// `collapse_find_target_node()`: the first node with the most folios
+    /// (node 0 when the scan saw none), and that count, which makes
+    /// `alloc_nmask` (every online node with that many).
+    pub(crate) fn target(&self) -> (i32, u32) {
+        let (mut target, mut max) = (0, 0);
+        for (nid, &n) in self.0.iter().enumerate() {
+            if n > max {
+                (target, max) = (nid, n);
+            }
+        }
+        (i32::try_from(target).unwrap_or(0), max)
+    }
+}
+
+/// The flags a huge folio is allocated and charged with
+/// (`alloc_charge_folio()`'s `gfp`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AllocGfp {
+    /// `GFP_TRANSHUGE`: direct reclaim and compaction (MADV_COLLAPSE, and
+    /// khugepaged with its `defrag` knob set).
+    Transhuge,
+    /// `GFP_TRANSHUGE_LIGHT` (khugepaged with `defrag` off).
+    Light,
+}
+
 /// A huge folio just allocated (`alloc_charge_folio()`), not yet charged.
 ///
 /// # Invariants
 ///
-/// A PMD-order folio whose only reference is ours.
+/// A PMD-order folio whose only reference is ours. If `zeroed`, every byte
+/// of it is zero (the allocator's `__GFP_ZERO` contract).
 #[must_use = "dropping it frees the folio"]
-pub(crate) struct UnchargedFolio(NonNull<bindings::folio>);
+pub(crate) struct UnchargedFolio {
+    folio: NonNull<bindings::folio>,
+    gfp: AllocGfp,
+    node: i32,
+    zeroed: bool,
+}
 
 impl UnchargedFolio {
-    /// `__folio_alloc(GFP_TRANSHUGE, HPAGE_PMD_ORDER)` on the local node,
-    /// counting `THP_COLLAPSE_ALLOC` or `THP_COLLAPSE_ALLOC_FAILED`.
-    pub(crate) fn alloc() -> Option<Self> {
-        // SAFETY: Allocation has no preconditions.
-        let folio = NonNull::new(unsafe { bindings::krs_folio_alloc_pmd() })?;
-        // INVARIANT: A fresh folio: its one reference is ours.
-        Some(Self(folio))
+    /// `__folio_alloc(gfp, HPAGE_PMD_ORDER, node, &alloc_nmask)` on the
+    /// node `load` picks (`collapse_find_target_node()`), counting
+    /// `THP_COLLAPSE_ALLOC` or `THP_COLLAPSE_ALLOC_FAILED`. Where the
+    /// allocator zeroes the folio anyway (`init_on_alloc`, Debian's
+    /// default), `__GFP_ZERO` is added, which costs nothing more and makes
+    /// the zeroes a guarantee: the holes need not be cleared again.
+    pub(crate) fn alloc(gfp: AllocGfp, load: &NodeLoad) -> Option<Self> {
+        let (node, max) = load.target();
+        let mut zeroed = false;
+        // SAFETY: `load.0` holds KRS_MAX_NUMNODES entries, as the helper
+        // reads; it checks `node` itself; `zeroed` is written.
+        let folio = unsafe {
+            bindings::krs_folio_alloc_pmd(
+                gfp == AllocGfp::Light,
+                node,
+                load.0.as_ptr(),
+                max,
+                &mut zeroed,
+            )
+        };
+        // INVARIANT: A fresh folio: its one reference is ours; `zeroed`
+        // only when allocated with __GFP_ZERO.
+        Some(Self {
+            folio: NonNull::new(folio)?,
+            gfp,
+            node,
+            zeroed,
+        })
+    }
+
+    /// The node it was asked for (the target node).
+    pub(crate) fn node(&self) -> i32 {
+        self.node
     }
 
     /// Counts `THP_COLLAPSE_ALLOC_FAILED`, for a failure injected in place
@@ -523,11 +662,12 @@ impl UnchargedFolio {
         mapping: &AddressSpace,
         index: usize,
     ) -> Result<NewFolio, ()> {
-        let folio = ManuallyDrop::new(self).0;
+        let this = ManuallyDrop::new(self);
+        let (folio, light, zeroed) = (this.folio, this.gfp == AllocGfp::Light, this.zeroed);
         let mm = mm.map_or(core::ptr::null_mut(), |m| m.as_raw());
         // SAFETY: We own the only reference (type invariant); a null mm
         // charges the current task's memcg, as mem_cgroup_charge() allows.
-        if unsafe { bindings::krs_folio_memcg_charge(folio.as_ptr(), mm) } != 0 {
+        if unsafe { bindings::krs_folio_memcg_charge(folio.as_ptr(), mm, light) } != 0 {
             // SAFETY: Drops our only reference.
             unsafe { bindings::krs_folio_put(folio.as_ptr()) };
             return Err(());
@@ -543,6 +683,7 @@ impl UnchargedFolio {
             shmem,
             mapping: mapping.as_raw(),
             index,
+            zeroed,
         })
     }
 }
@@ -550,7 +691,7 @@ impl UnchargedFolio {
 impl Drop for UnchargedFolio {
     fn drop(&mut self) {
         // SAFETY: Our only reference (type invariant).
-        unsafe { bindings::krs_folio_put(self.0.as_ptr()) }
+        unsafe { bindings::krs_folio_put(self.folio.as_ptr()) }
     }
 }
 
@@ -562,13 +703,15 @@ impl Drop for UnchargedFolio {
 /// A PMD-order folio, locked and referenced by us, and never published:
 /// no one else can reach it. Its `mapping` and `index` were set to
 /// `mapping` and `index` (compared, never dereferenced, here); `shmem`:
-/// that mapping is shmem's.
+/// that mapping is shmem's. `zeroed`: every page not yet written by
+/// [`NewFolio::copy_from`] is zero.
 #[must_use = "dropping it frees the new folio"]
 pub(crate) struct NewFolio {
     folio: NonNull<bindings::folio>,
     shmem: bool,
     mapping: *const bindings::address_space,
     index: usize,
+    zeroed: bool,
 }
 
 impl NewFolio {
@@ -617,8 +760,13 @@ impl NewFolio {
         copied == nr
     }
 
-    /// `clear_highpage()` of pages `[dst, dst + nr)` (holes).
+    /// `clear_highpage()` of pages `[dst, dst + nr)` (holes), unless the
+    /// folio is known to be zero there already (allocated with
+    /// `__GFP_ZERO`: collapse_file() clears them a second time).
     fn zero_pages(&self, dst: usize, nr: usize) {
+        if self.zeroed {
+            return;
+        }
         if nr == 0 || dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
             return;
         }

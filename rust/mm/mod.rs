@@ -58,6 +58,7 @@ macro_rules! c_reads {
 }
 
 pub(crate) mod folio;
+pub(crate) mod kthread;
 pub(crate) mod page_cache;
 pub(crate) mod pgtable;
 pub(crate) mod task;
@@ -77,15 +78,68 @@ const _: () =
 
 pub(crate) use folio::{Folio, LockedFolio, NewFolio, OldFolios};
 pub(crate) use page_cache::{AddressSpace, Entry, XaCursor};
-pub(crate) use vma::{FileExt, MmapRead, VmaExt};
+pub(crate) use vma::{FileExt, MmapRead, Tva, VmaExt};
+
+/// khugepaged's sysfs knobs a `mode=khugepaged` collapse follows
+/// (`/sys/kernel/mm/transparent_hugepage/khugepaged/`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KhugepagedKnobs {
+    /// `max_ptes_none`: at most this many of an extent's 512 pages absent.
+    pub(crate) max_ptes_none: usize,
+    /// `max_ptes_swap`: at most this many swapped out.
+    pub(crate) max_ptes_swap: usize,
+    /// `defrag`: allocate with direct reclaim and compaction.
+    pub(crate) defrag: bool,
+    /// `pages_to_scan`: pages a pass scans.
+    pub(crate) pages_to_scan: u32,
+    /// `scan_sleep_millisecs`: the sleep between passes.
+    pub(crate) scan_sleep_millisecs: u32,
+    /// `alloc_sleep_millisecs`: the sleep after a failed allocation.
+    pub(crate) alloc_sleep_millisecs: u32,
+}
+
+/// Reads khugepaged's knobs now (each a `READ_ONCE()` of its variable).
+pub(crate) fn khugepaged_knobs() -> KhugepagedKnobs {
+    let mut k = bindings::krs_khugepaged_knobs::default();
+    // SAFETY: Fills `k`; reads the kernel's variables.
+    unsafe { bindings::krs_khugepaged_knobs(&mut k) };
+    KhugepagedKnobs {
+        max_ptes_none: k.max_ptes_none as usize,
+        max_ptes_swap: k.max_ptes_swap as usize,
+        defrag: k.defrag,
+        pages_to_scan: k.pages_to_scan,
+        scan_sleep_millisecs: k.scan_sleep_millisecs,
+        alloc_sleep_millisecs: k.alloc_sleep_millisecs,
+    }
+}
+
+/// The vm events `collapse_scan_file()` counts when a threshold stops it.
+#[derive(Clone, Copy)]
+pub(crate) enum ScanEvent {
+    /// `THP_SCAN_EXCEED_NONE_PTE`.
+    ExceedNonePte,
+    /// `THP_SCAN_EXCEED_SWAP_PTE`.
+    ExceedSwapPte,
+}
+
+/// `count_vm_event()` of `event`.
+pub(crate) fn count_scan_event(event: ScanEvent) {
+    // SAFETY: Bumps a per-CPU vm event counter; no preconditions.
+    unsafe {
+        match event {
+            ScanEvent::ExceedNonePte => bindings::krs_count_scan_exceed_none(),
+            ScanEvent::ExceedSwapPte => bindings::krs_count_scan_exceed_swap(),
+        }
+    }
+}
 
 /// `lru_add_drain_all()`: drains every CPU's LRU caches. May sleep.
 pub(crate) fn lru_add_drain_all() {
-    // SAFETY: No memory-safety precondition. It sleeps, so it must not be
-    // called under a spinlock: that is a convention here (as in the kernel
-    // crate, might_sleep() rules are not carried by types; the debug
-    // kernel's might_sleep() checks them at run time), kept by its two
-    // callers, which run before any lock of a request is taken.
+    // It sleeps, so it must not be called under a spinlock: a convention
+    // (as in the kernel crate, might_sleep() rules are not carried by
+    // types; the debug kernel's might_sleep() checks them at run time), kept
+    // by its two callers, which run before any lock of a request is taken.
+    // SAFETY: No memory-safety precondition.
     unsafe { bindings::krs_lru_add_drain_all() }
 }
 

@@ -274,23 +274,18 @@ enum Slot {
 }
 
 fn classify(entry: *mut c_void) -> Slot {
-    let Some(ptr) = NonNull::new(entry) else {
-        return Slot::Null;
-    };
-    // SAFETY: The predicates only inspect the entry's bits; never
-    // dereferenced.
-    unsafe {
-        if bindings::krs_xa_is_value(entry) {
-            Slot::Value
-        } else if !bindings::krs_xa_is_internal(entry) {
-            Slot::Pointer(ptr)
-        } else if entry == bindings::krs_xa_retry_entry() {
-            Slot::Retry
-        } else if bindings::krs_xa_is_sibling(entry) {
-            Slot::Sibling
-        } else {
-            Slot::OtherInternal
-        }
+    // SAFETY: Only inspects the entry's bits (one call for the xarray's
+    // predicates); never dereferenced.
+    match unsafe { bindings::krs_xa_kind(entry) } {
+        bindings::krs_xa_kind_KRS_XA_VALUE => Slot::Value,
+        bindings::krs_xa_kind_KRS_XA_RETRY => Slot::Retry,
+        bindings::krs_xa_kind_KRS_XA_SIBLING => Slot::Sibling,
+        bindings::krs_xa_kind_KRS_XA_INTERNAL => Slot::OtherInternal,
+        bindings::krs_xa_kind_KRS_XA_POINTER => match NonNull::new(entry) {
+            Some(ptr) => Slot::Pointer(ptr),
+            None => Slot::Null,
+        },
+        _ => Slot::Null,
     }
 }
 
@@ -552,13 +547,17 @@ impl Drop for HolesFilled<'_, '_, '_> {
             return;
         }
         let start = self.old.start();
-        // SAFETY: Under the xa_lock (type invariant), on our state.
-        unsafe { bindings::krs_xas_set(self.xa.xas(), start) };
+        // SAFETY: Under the xa_lock (type invariant), on our state; the
+        // retry entry is a constant.
+        let retry = unsafe {
+            bindings::krs_xas_set(self.xa.xas(), start);
+            bindings::krs_xa_retry_entry()
+        };
         for _ in 0..HPAGE_PMD_NR {
             // SAFETY: Under the xa_lock; a retry entry in the extent is one
             // we stored (none is visible outside one lock hold).
             unsafe {
-                if bindings::krs_xas_next(self.xa.xas()) == bindings::krs_xa_retry_entry() {
+                if bindings::krs_xas_next(self.xa.xas()) == retry {
                     bindings::krs_xas_store(self.xa.xas(), core::ptr::null_mut());
                 }
             }

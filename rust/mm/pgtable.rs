@@ -22,7 +22,7 @@
 //!   ([`PmdRef::map_huge`], [`map_huge_new`]), which checks the folio is the
 //!   VMA's file folio at that address.
 
-use super::folio::{Folio, LockedFolio};
+use super::folio::PmdFolio;
 use super::vma::{VmaAccess, VmaExt};
 use super::{FileExt, Mm, VmaRef, HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE};
 use crate::ffi::bindings;
@@ -198,8 +198,8 @@ impl<'a, V: VmaAccess + ?Sized> PmdRef<'a, V> {
 impl<'a> PmdRef<'a, VmaRef> {
     /// `set_huge_pmd()` over this PMD: maps `folio` by it. Under the mmap
     /// lock (the `VmaRef`) and the folio lock; refused unless `folio` is
-    /// the PMD-order folio of the VMA's file at this address.
-    pub(crate) fn map_huge(&self, folio: &LockedFolio) -> Result<(), ()> {
+    /// the folio of the VMA's file at this address.
+    pub(crate) fn map_huge(&self, folio: &PmdFolio) -> Result<(), ()> {
         // SAFETY: The PMD is of this VMA's mm over `addr` (type invariant).
         unsafe { set_huge_pmd(self.vma, self.addr, self.raw(), folio) }
     }
@@ -207,7 +207,7 @@ impl<'a> PmdRef<'a, VmaRef> {
 
 /// `set_huge_pmd()` where the PMD level does not exist yet (allocated, as
 /// upstream does). Refused as [`PmdRef::map_huge`] refuses.
-pub(crate) fn map_huge_new(vma: &VmaRef, addr: PmdAddr, folio: &LockedFolio) -> Result<(), ()> {
+pub(crate) fn map_huge_new(vma: &VmaRef, addr: PmdAddr, folio: &PmdFolio) -> Result<(), ()> {
     if !vma.contains(addr.get(), addr.end()) {
         return Err(());
     }
@@ -222,13 +222,12 @@ unsafe fn set_huge_pmd(
     vma: &VmaRef,
     addr: PmdAddr,
     pmd: *mut bindings::pmd_t,
-    folio: &LockedFolio,
+    folio: &PmdFolio,
 ) -> Result<(), ()> {
     let file = vma.vm_file().ok_or(())?;
-    // The folio must be what a fault at `addr` would map: PMD-sized, in
-    // this VMA's file, at the page offset of `addr`.
-    if !folio.is_pmd_order()
-        || !folio.belongs_to(file.mapping())
+    // The folio must be what a fault at `addr` would map: PMD-sized (the
+    // type), in this VMA's file, at the page offset of `addr`.
+    if !folio.belongs_to(file.mapping())
         || folio.index() != vma.pgoff_of(addr.get())
         || !vma.contains(addr.get(), addr.end())
     {
@@ -428,7 +427,7 @@ impl<'l, 'a, V: VmaAccess + ?Sized> PteLocked<'l, 'a, V> {
     }
 
     /// PTE `i`, compared with page `i` of `folio`; the page, when mapped.
-    fn subpage(&self, i: PteIndex, folio: &Folio) -> Subpage<NonNull<bindings::page>> {
+    fn subpage(&self, i: PteIndex, folio: &PmdFolio) -> Subpage<NonNull<bindings::page>> {
         let pte = self.entry(i);
         // SAFETY: A mapped entry under its lock (type invariant).
         match unsafe { bindings::krs_pte_kind(pte) } {
@@ -436,14 +435,10 @@ impl<'l, 'a, V: VmaAccess + ?Sized> PteLocked<'l, 'a, V> {
             k if k < 0 => return Subpage::NonPresent,
             _ => {}
         }
-        // `folio_page(folio, i)` is in the folio only for a PMD-order one.
-        if !folio.is_pmd_order() {
-            return Subpage::Other;
-        }
         let addr = self.table.pmd.addr.get() + i.0 * PAGE_SIZE;
         // SAFETY: Under the PTE lock, in the table of the VMA over `addr`
-        // (the `PmdRef`); `folio` is a PMD-order folio, so page `i` < 512
-        // is one of its pages.
+        // (the `PmdRef`); `folio` is of PMD order (`PmdFolio`), so page
+        // `i` < 512 (`PteIndex`) is one of its pages.
         let (page, want) = unsafe {
             (
                 bindings::krs_pte_page(self.table.pmd.vma.vma_ptr(), addr, pte),
@@ -458,7 +453,7 @@ impl<'l, 'a, V: VmaAccess + ?Sized> PteLocked<'l, 'a, V> {
 
     /// PTE `i` compared with page `i` of `folio` (step 1 of
     /// `try_collapse_pte_mapped_thp()`: nothing is changed).
-    pub(crate) fn check(&self, i: PteIndex, folio: &LockedFolio) -> Subpage<()> {
+    pub(crate) fn check(&self, i: PteIndex, folio: &PmdFolio) -> Subpage<()> {
         match self.subpage(i, folio) {
             Subpage::None => Subpage::None,
             Subpage::NonPresent => Subpage::NonPresent,
@@ -469,7 +464,7 @@ impl<'l, 'a, V: VmaAccess + ?Sized> PteLocked<'l, 'a, V> {
 
     /// Starts clearing the PTEs of `folio` in this table (step 2 of
     /// `try_collapse_pte_mapped_thp()`).
-    pub(crate) fn clearing<'c>(&'c self, folio: &'c LockedFolio) -> ClearedPtes<'c, 'l, 'a, V> {
+    pub(crate) fn clearing<'c>(&'c self, folio: &'c PmdFolio) -> ClearedPtes<'c, 'l, 'a, V> {
         ClearedPtes {
             ptl: self,
             folio,
@@ -509,7 +504,7 @@ impl<'l, 'a, V: VmaAccess + ?Sized> PteLocked<'l, 'a, V> {
 /// with their rmap, under `ptl`.
 pub(crate) struct ClearedPtes<'c, 'l, 'a, V: VmaAccess + ?Sized> {
     ptl: &'c PteLocked<'l, 'a, V>,
-    folio: &'c LockedFolio,
+    folio: &'c PmdFolio,
     nr: usize,
     flush: bool,
 }
@@ -554,10 +549,10 @@ impl<V: VmaAccess + ?Sized> MappedPte<'_, '_, '_, '_, V> {
         let c = self.cleared;
         let table = c.ptl.table;
         let addr = table.pmd.addr.get() + self.i.0 * PAGE_SIZE;
-        // SAFETY: A present PTE of the locked table (the lock is held while
-        // `c` is borrowed) that maps `page`, page `i` of the locked folio
-        // (found by `ClearedPtes::entry` under the same lock hold); cleared
-        // once (`self` is consumed).
+        // The PTE was found mapping `page`, page `i` of the locked folio, by
+        // `ClearedPtes::entry` under the lock still held (`c` is borrowed).
+        // SAFETY: A present PTE of the locked table mapping `page` (above);
+        // cleared once (`self` is consumed).
         unsafe {
             bindings::krs_pte_clear_rmap(
                 table.pmd.vma.vma_ptr(),

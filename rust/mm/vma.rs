@@ -41,6 +41,15 @@ impl<'a> MmapRead<'a> {
         }
     }
 
+    /// `mmap_read_trylock()`: the lock if nobody holds it for writing.
+    pub(crate) fn try_lock(mm: &'a MmWithUser) -> Option<Self> {
+        // INVARIANT: The guard locks this very mm.
+        Some(Self {
+            mm,
+            _guard: mm.mmap_read_trylock()?,
+        })
+    }
+
     pub(crate) fn mm(&self) -> &'a MmWithUser {
         self.mm
     }
@@ -90,6 +99,15 @@ unsafe impl VmaAccess for VmaRef {
     }
 }
 
+/// Whose eligibility rules a collapse is checked by (`enum tva_type`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Tva {
+    /// `TVA_FORCED_COLLAPSE`: MADV_COLLAPSE.
+    Forced,
+    /// `TVA_KHUGEPAGED`: khugepaged.
+    Khugepaged,
+}
+
 /// What the collapse asks of a VMA, however it was reached.
 pub(crate) trait VmaExt: VmaAccess {
     c_reads! { , vma_ptr;
@@ -107,11 +125,17 @@ pub(crate) trait VmaExt: VmaAccess {
         fn uffd_protected -> bool = krs_userfaultfd_protected;
         fn uffd_missing -> bool = krs_userfaultfd_missing;
         fn uffd_armed -> bool = krs_userfaultfd_armed;
-        /// `thp_vma_allowable_order(vma, vm_flags, TVA_FORCED_COLLAPSE,
-        /// PMD_ORDER)`: what MADV_COLLAPSE asks (THP/tmpfs settings are
-        /// ignored, VM_NOHUGEPAGE, DAX, prctl, shmem_enabled=deny and the
-        /// like are not).
-        fn allows_forced_collapse -> bool = krs_thp_vma_allowable_pmd;
+    }
+
+    /// `thp_vma_allowable_order(vma, vm_flags, tva, PMD_ORDER)`: as
+    /// [`Tva::Forced`], what MADV_COLLAPSE asks (THP/tmpfs settings are
+    /// ignored, VM_NOHUGEPAGE, DAX, prctl, shmem_enabled=deny and the like
+    /// are not); as [`Tva::Khugepaged`], what khugepaged asks (the THP
+    /// `enabled` and `shmem_enabled` settings, the mount's `huge=` and
+    /// MADV_HUGEPAGE apply too).
+    fn allows_collapse(&self, tva: Tva) -> bool {
+        // SAFETY: A valid VMA (`VmaAccess`); only reads it.
+        unsafe { bindings::krs_thp_vma_allowable_pmd(self.vma_ptr(), tva == Tva::Khugepaged) }
     }
 
     /// `linear_page_index()`.
@@ -222,14 +246,18 @@ pub(crate) trait FileExt {
     fn is_shmem(&self) -> bool;
     /// `S_ISREG(file_inode(file)->i_mode)`.
     fn is_regular(&self) -> bool;
+    /// `i_size_read(file_inode(file))`, in bytes.
+    fn size(&self) -> usize;
     /// A PMD-sized folio may be collapsed in this file's page cache, as
-    /// MADV_COLLAPSE's `__thp_vma_allowable_orders()` would decide for a
-    /// VMA of it: shmem through `shmem_allowable_huge_orders(...,
-    /// shmem_huge_force)` (`shmem_enabled=deny`, THP disabled by hardware,
-    /// PMD order above `MAX_PAGECACHE_ORDER`); any other file as
-    /// `thp_disabled_by_hw()` and `file_thp_enabled()` (a regular file, not
-    /// an anonymous inode, its mapping supporting PMD-sized folios).
-    fn pmd_collapse_allowed(&self) -> bool;
+    /// `__thp_vma_allowable_orders(tva)` would decide for a VMA of it
+    /// without MADV_HUGEPAGE: shmem through `shmem_allowable_huge_orders(...,
+    /// shmem_huge_force)` (forced: `shmem_enabled=deny`, THP disabled by
+    /// hardware, PMD order above `MAX_PAGECACHE_ORDER`; for khugepaged also
+    /// the mount's `huge=`, for memfd `shmem_enabled`); any other file as
+    /// `thp_disabled_by_hw()`, for khugepaged THP `enabled=always`, and
+    /// `file_thp_enabled()` (a regular file, not an anonymous inode, its
+    /// mapping supporting PMD-sized folios).
+    fn pmd_collapse_allowed(&self, tva: Tva) -> bool;
     /// `page_cache_sync_readahead(mapping, &file->f_ra, file, index, nr)`:
     /// reads what is missing from `[index, index + nr)` (up to EOF), with
     /// the file's readahead state. May sleep (I/O).
@@ -251,15 +279,44 @@ impl FileExt for LocalFile {
         // SAFETY: A live file (a reference, or its VMA's lock); only reads it.
         unsafe { bindings::krs_file_is_regular(self.as_ptr()) }
     }
-    fn pmd_collapse_allowed(&self) -> bool {
+    fn size(&self) -> usize {
+        // SAFETY: A live file (a reference, or its VMA's lock); reads i_size.
+        let size = unsafe { bindings::krs_file_size(self.as_ptr()) };
+        usize::try_from(size).unwrap_or(0)
+    }
+    fn pmd_collapse_allowed(&self, tva: Tva) -> bool {
+        let khugepaged = tva == Tva::Khugepaged;
         // SAFETY: A live file (a reference, or its VMA's lock); only reads it.
-        unsafe { bindings::krs_file_pmd_collapse_allowed(self.as_ptr()) }
+        unsafe { bindings::krs_file_pmd_collapse_allowed(self.as_ptr(), khugepaged) }
     }
     fn sync_readahead(&self, index: usize, nr: usize) {
         // SAFETY: A live file (we hold a reference): readahead locks what
         // it needs. It may sleep (a convention: no spinlock held).
         unsafe { bindings::krs_file_sync_readahead(self.as_ptr(), index, nr) }
     }
+}
+
+/// `fget(fd)` in the current task's table, as a file another thread may
+/// use (the scanner's): EBADF if `fd` is not open, EINVAL if it is
+/// `writing` itself.
+///
+/// # Safety
+///
+/// The current thread holds no `fdget_pos()` without `f_pos_lock` on any
+/// file but `writing`: the caller runs inside a `write()` on `writing` (a
+/// debugfs file, which has no `splice` or `iter` operations that could
+/// nest another).
+pub(crate) unsafe fn fget_for_thread(
+    fd: u32,
+    writing: *const bindings::file,
+) -> kernel::error::Result<ARef<File>> {
+    let file = LocalFile::fget(fd).map_err(|_| kernel::error::code::EBADF)?;
+    if core::ptr::eq(file.as_ptr(), writing) {
+        return Err(kernel::error::code::EINVAL);
+    }
+    // SAFETY: Not `writing` (checked), so no `fdget_pos()` of this thread
+    // can be active on it (function contract).
+    Ok(unsafe { LocalFile::assume_no_fdget_pos(file) })
 }
 
 /// `fget(fd)` in the current task's table, as the kernel crate's

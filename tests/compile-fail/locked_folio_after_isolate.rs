@@ -4,16 +4,19 @@
 //! the folio would be unlocked (and a reference put) while the isolated
 //! folio still counts on the lock and the reference, then unlocked and put
 //! again by the rollback.
-//! Guard: `OldFolios::isolate(&mut self, folio: LockedFolio)` consumes the
-//! locked folio (the lock moves into the set of old folios, or is dropped
-//! with the error).
+//! Guard: `OldFolios::isolate(&mut self, folio: LockedFolio, ..)` consumes
+//! the locked folio (the lock moves into the set of old folios, or is
+//! dropped with the error).
 //! expect: E0382
 //! expect-msg: use of moved value: `locked`
 
 use crate::mm::{LockedFolio, OldFolios};
 
 fn misuse(old: &mut OldFolios<'_>, locked: LockedFolio) {
-    if old.isolate(locked).is_ok() {
+    let Ok(place) = old.place(&locked) else {
+        return;
+    };
+    if old.isolate(locked, place).is_ok() {
         drop(locked);
     }
 }

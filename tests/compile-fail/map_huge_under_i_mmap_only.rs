@@ -8,11 +8,11 @@
 //! expect: E0599
 //! expect-msg: no method named `map_huge` found
 
+use crate::mm::folio::PmdFolio;
 use crate::mm::pgtable::{PmdAddr, PmdRef};
 use crate::mm::vma::IMmapVma;
-use crate::mm::LockedFolio;
 
-fn misuse(vma: &IMmapVma<'_>, addr: PmdAddr, folio: &LockedFolio) {
+fn misuse(vma: &IMmapVma<'_>, addr: PmdAddr, folio: &PmdFolio) {
     if let Some(pmd) = PmdRef::find(vma, addr) {
         let _ = pmd.map_huge(folio);
     }

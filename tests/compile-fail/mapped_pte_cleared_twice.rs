@@ -7,10 +7,11 @@
 //! expect: E0382
 //! expect-msg: use of moved value: `pte`
 
+use crate::mm::folio::PmdFolio;
 use crate::mm::pgtable::{PteIndex, PteLocked, Subpage};
-use crate::mm::{LockedFolio, VmaRef};
+use crate::mm::VmaRef;
 
-fn misuse(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio) {
+fn misuse(ptl: &PteLocked<'_, '_, VmaRef>, folio: &PmdFolio) {
     let mut cleared = ptl.clearing(folio);
     for i in PteIndex::all() {
         if let Subpage::Mapped(pte) = cleared.entry(i) {

@@ -9,10 +9,11 @@
 //! expect: E0505
 //! expect-msg: cannot move out of `cleared` because it is borrowed
 
+use crate::mm::folio::PmdFolio;
 use crate::mm::pgtable::{PteIndex, PteLocked, Subpage};
-use crate::mm::{LockedFolio, VmaRef};
+use crate::mm::VmaRef;
 
-fn misuse(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio, i: PteIndex) {
+fn misuse(ptl: &PteLocked<'_, '_, VmaRef>, folio: &PmdFolio, i: PteIndex) {
     let mut cleared = ptl.clearing(folio);
     let Subpage::Mapped(pte) = cleared.entry(i) else {
         return;

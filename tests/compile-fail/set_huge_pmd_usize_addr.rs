@@ -7,9 +7,10 @@
 //! expect: E0308
 //! expect-msg: expected `PmdAddr`, found `usize`
 
+use crate::mm::folio::PmdFolio;
 use crate::mm::pgtable::map_huge_new;
-use crate::mm::{LockedFolio, VmaExt, VmaRef};
+use crate::mm::{VmaExt, VmaRef};
 
-fn misuse(vma: &VmaRef, folio: &LockedFolio) {
+fn misuse(vma: &VmaRef, folio: &PmdFolio) {
     let _ = map_huge_new(vma, vma.vm_start() + 4096, folio);
 }

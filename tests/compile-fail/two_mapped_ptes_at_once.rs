@@ -9,10 +9,11 @@
 //! expect: E0499
 //! expect-msg: cannot borrow `cleared` as mutable more than once at a time
 
+use crate::mm::folio::PmdFolio;
 use crate::mm::pgtable::{PteIndex, PteLocked, Subpage};
-use crate::mm::{LockedFolio, VmaRef};
+use crate::mm::VmaRef;
 
-fn misuse(ptl: &PteLocked<'_, '_, VmaRef>, folio: &LockedFolio, i: PteIndex) {
+fn misuse(ptl: &PteLocked<'_, '_, VmaRef>, folio: &PmdFolio, i: PteIndex) {
     let mut cleared = ptl.clearing(folio);
     let first = cleared.entry(i);
     let second = cleared.entry(i);

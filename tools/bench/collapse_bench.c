@@ -25,6 +25,16 @@
  * Scenarios of more than 8 extents run fewer pairs (pairs_for(),
  * warmup_for()); the 1 GiB one runs last, as it disturbs the guest most.
  *
+ * The scanner scenario times daemons, not calls: the module's scanner
+ * (debugfs scan, "add pid=" of this process) and khugepaged (woken by
+ * scan_sleep_millisecs=0), each with pages_to_scan=4096 and no sleep
+ * between passes, from the start until every extent of the twin (64, with
+ * MADV_HUGEPAGE, shmem_enabled=advise) is collapsed (the scanner's
+ * extents_collapsed, khugepaged's thp_collapse_alloc, polled every 0.5 ms);
+ * then the twin is touched and must be wholly PMD-mapped (both leave the
+ * PMD to the next fault). khugepaged is parked (scan_sleep_millisecs of
+ * ten minutes) the rest of the time.
+ *
  * The floor scenario is not a pair: it times copying 512 small pages of a
  * shmem file into a huge page in user space, with the instruction the
  * kernel's copy_mc_highpage() uses here (rep movsb when the CPU has ERMS),
@@ -51,7 +61,10 @@
 
 #define MAXPROCS 8
 #define STATUS "/sys/kernel/debug/khugepaged_rs/status"
+#define SCAN "/sys/kernel/debug/khugepaged_rs/scan"
 #define THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
+#define SHMEM_ENABLED "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+#define KHD "/sys/kernel/mm/transparent_hugepage/khugepaged"
 
 enum path { RUST, C, NPATHS };
 static const char *const path_name[NPATHS] = { "Rust", "C" };
@@ -59,7 +72,7 @@ static const char *const path_name[NPATHS] = { "Rust", "C" };
 struct scenario {
 	const char *key;	/* "scenario" in the JSON */
 	const char *name;	/* the table's label */
-	const char *kind;	/* extent, fixed, batch_vs_calls, batch_vs_one, scale, floor */
+	const char *kind;	/* extent, fixed, batch_vs_calls, batch_vs_one, scale, floor, scanner */
 	unsigned int extents;	/* 2 MiB extents in the Rust path's one call */
 	unsigned int stride;	/* a page present every <stride> pages */
 	unsigned int c_calls;	/* the C path splits the range into this many madvise() calls */
@@ -89,6 +102,7 @@ static const struct scenario scenarios[] = {
 	{ "scale1", "per extent, 1 (2 MiB)", "scale", 1, 1, 1, 1, 0, 0, NULL },
 	{ "scale8", "per extent, 8 (16 MiB)", "scale", 8, 1, 1, 1, 0, 0, NULL },
 	{ "scale64", "per extent, 64 (128 MiB)", "scale", 64, 1, 1, 1, 0, 0, NULL },
+	{ "scanner", "scanner vs khugepaged, 64", "scanner", 64, 1, 1, 1, 0, 0, NULL },
 	{ "scale512", "per extent, 512 (1 GiB)", "scale", 512, 1, 1, 1, 0, 0, NULL },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
@@ -103,6 +117,92 @@ struct twin {
 };
 
 static int krs_fd = -1;
+
+static int is_scanner(const struct scenario *sc)
+{
+	return !strcmp(sc->kind, "scanner");
+}
+
+static int write_str(const char *path, const char *v)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, v, strlen(v));
+	n = n == (ssize_t)strlen(v) ? 0 : -errno;
+	close(fd);
+	return (int)n;
+}
+
+/* `name value` in the text of @path (a vmstat or a scan line); -1 if none. */
+static long long stat_of(const char *path, const char *name)
+{
+	static char buf[1 << 16];
+	size_t len = strlen(name);
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	for (char *l = buf; l && *l; l = strchr(l, '\n'), l += !!l)
+		if (!strncmp(l, name, len) && l[len] == ' ')
+			return strtoll(l + len + 1, NULL, 10);
+	return -1;
+}
+
+static long long read_num(const char *path)
+{
+	char buf[64] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return strtoll(buf, NULL, 10);
+}
+
+/* khugepaged done with its pass: full_scans unchanged for 200 ms. */
+static void khugepaged_quiet(void)
+{
+	long long last = read_num(KHD "/full_scans");
+
+	for (int quiet = 0, i = 0; quiet < 10 && i < 3000; i++) {
+		long long now;
+
+		usleep(20000);
+		now = read_num(KHD "/full_scans");
+		quiet = now == last ? quiet + 1 : 0;
+		last = now;
+	}
+}
+
+/* Park khugepaged (a sleep of ten minutes), once its last pass is over. */
+static void khugepaged_park(void)
+{
+	write_str(KHD "/scan_sleep_millisecs", "600000");
+	khugepaged_quiet();
+}
+
+/* Poll @name in @path every 0.5 ms until it reaches @want; 0, or -1 after 120 s. */
+static int poll_until(const char *path, const char *name, long long want)
+{
+	for (long i = 0; i < 240000; i++) {
+		if (stat_of(path, name) >= want)
+			return 0;
+		usleep(500);
+	}
+	return -1;
+}
 
 static double now_us(void)
 {
@@ -258,6 +358,9 @@ static int twin_make(const struct scenario *sc, struct twin *t)
 	else
 		for (size_t i = 0; i < t->len / PAGE; i += sc->stride)
 			fill_page(t->p + i * PAGE, (uint64_t)i << 32 | 1);
+	/* The daemons' eligibility (shmem_enabled=advise), after the pages. */
+	if (is_scanner(sc) && madvise(t->p, t->len, MADV_HUGEPAGE))
+		return -1;
 	if (sc->second_vma) {
 		/* Fault every present page in through a second mapping too. */
 		t->p2 = map_aligned(t->fd, t->len);
@@ -270,11 +373,47 @@ static int twin_make(const struct scenario *sc, struct twin *t)
 	return 0;
 }
 
+/*
+ * The scanner scenario's "call": the module's scanner on this process, or
+ * khugepaged woken, until every extent of the twin is collapsed.
+ */
+static int daemon_collapse(const struct scenario *sc, enum path path, double *us)
+{
+	char cmd[64];
+	long long base;
+	double t0, t1;
+	int ok;
+
+	if (path == RUST) {
+		base = stat_of(SCAN, "extents_collapsed");
+		snprintf(cmd, sizeof(cmd), "add pid=%d", getpid());
+		t0 = now_us();
+		ok = base >= 0 && !write_str(SCAN, cmd) &&
+		     !poll_until(SCAN, "extents_collapsed", base + sc->extents);
+		t1 = now_us();
+		snprintf(cmd, sizeof(cmd), "remove pid=%d", getpid());
+		write_str(SCAN, cmd);
+	} else {
+		base = stat_of("/proc/vmstat", "thp_collapse_alloc");
+		t0 = now_us();
+		ok = base >= 0 && !write_str(KHD "/scan_sleep_millisecs", "0") &&
+		     !poll_until("/proc/vmstat", "thp_collapse_alloc", base + sc->extents);
+		t1 = now_us();
+		khugepaged_park();
+	}
+	if (us)
+		*us = t1 - t0;
+	return ok ? 0 : -ETIMEDOUT;
+}
+
 static int collapse(const struct scenario *sc, enum path path, const struct twin *t, double *us)
 {
 	char cmd[96];
 	double t0, t1;
 	int ok = 1;
+
+	if (is_scanner(sc))
+		return daemon_collapse(sc, path, us);
 
 	snprintf(cmd, sizeof(cmd), "addr=%lx len=%luM", (unsigned long)t->p, t->len >> 20);
 	if (path == RUST) {
@@ -368,6 +507,9 @@ static int sample(const struct scenario *sc, enum path path, double *us, struct 
 			 "collapse failed: errno %ld", -r);
 		goto out;
 	}
+	/* The daemons leave the PMD to the next fault: touch first. */
+	if (is_scanner(sc))
+		touch(sc, t.p, t.len);
 	got = smaps_kb(0, (unsigned long)t.p, pmd_key(sc));
 	if (got != want) {
 		fail(f, path, "PMD-mapped %ld kB after, not the whole range", got);
@@ -578,6 +720,67 @@ static void print_meta(const char *thp, int samples, int warmup)
 	       settle_us / 1000);
 }
 
+/* The settings the scanner scenario changes, to restore. */
+static char saved_sleep[32], saved_pages[32], saved_shmem[64];
+
+static void save(const char *path, char *buf, size_t len)
+{
+	read_line(path, buf, len);
+}
+
+/*
+ * For the scanner scenario: shmem_enabled=advise (MADV_HUGEPAGE makes the
+ * twins khugepaged's), khugepaged's pages_to_scan=4096 and the scanner's
+ * own (with no sleep between its passes), khugepaged parked, and this
+ * process registered with khugepaged through a mapping gone again (so that
+ * khugepaged always has work and sleeps its timed sleep, which a twin's
+ * registration does not end). 0, or -1 when something is missing.
+ */
+static int daemons_setup(void)
+{
+	char shmem[256], *sel, *end;
+	int fd;
+	char *p;
+
+	if (access(SCAN, W_OK) || access(KHD "/full_scans", R_OK))
+		return -1;
+	save(KHD "/scan_sleep_millisecs", saved_sleep, sizeof(saved_sleep));
+	save(KHD "/pages_to_scan", saved_pages, sizeof(saved_pages));
+	read_line(SHMEM_ENABLED, shmem, sizeof(shmem));
+	saved_shmem[0] = '\0';
+	if ((sel = strchr(shmem, '[')) && (end = strchr(sel, ']'))) {
+		*end = '\0';
+		snprintf(saved_shmem, sizeof(saved_shmem), "%s", sel + 1);
+	}
+	if (write_str(SHMEM_ENABLED, "advise") || write_str(KHD "/pages_to_scan", "4096"))
+		return -1;
+	khugepaged_park();
+	if (write_str(SCAN, "set pages_to_scan=4096 scan_sleep_millisecs=0"))
+		return -1;
+	fd = memfd_create("krs-bench-anchor", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, PMD))
+		return -1;
+	p = map_aligned(fd, PMD);
+	if (!p || madvise(p, PMD, MADV_HUGEPAGE))
+		return -1;
+	munmap(p, PMD);
+	close(fd);
+	khugepaged_quiet();
+	return 0;
+}
+
+static void daemons_restore(void)
+{
+	write_str(SCAN, "clear");
+	write_str(SCAN, "set pages_to_scan=default scan_sleep_millisecs=default");
+	if (saved_shmem[0])
+		write_str(SHMEM_ENABLED, saved_shmem);
+	if (saved_pages[0])
+		write_str(KHD "/pages_to_scan", saved_pages);
+	if (saved_sleep[0])
+		write_str(KHD "/scan_sleep_millisecs", saved_sleep);
+}
+
 static int selected(const char *only, const char *key)
 {
 	size_t k = strlen(key);
@@ -712,6 +915,10 @@ int main(int argc, char **argv)
 			run_floor(sc, n, w);
 			continue;
 		}
+		if (is_scanner(sc) && daemons_setup()) {
+			skip(sc, "no khugepaged or no scan file (set-up failed)");
+			continue;
+		}
 		us[RUST] = calloc(n, sizeof(double));
 		us[C] = calloc(n, sizeof(double));
 		first = calloc(n, 1);
@@ -765,6 +972,8 @@ int main(int argc, char **argv)
 		free(us[RUST]);
 		free(us[C]);
 		free(first);
+		if (is_scanner(sc))
+			daemons_restore();
 	}
 	printf("BENCH-JSON {\"end\":1}\n");
 	/* Failures are reported; only a scenario with no figure fails the run. */

@@ -93,6 +93,21 @@ root_ready() { [ -e "$ROOT/.khugepaged_rs-done" ]; }
 # namespace, with /proc, /sys, /dev and the repo bound at the same paths it
 # has outside. The namespace dies with the command, so the binds go away even
 # if the caller is killed; the trap unmounts them on any normal exit too.
+# Kbuild in a prepared tree of the cache (`in_root make -C TREE ...`), one
+# at a time: a module build there (M=) rewrites files of the tree itself
+# (7.2's rust/Makefile regenerates rust/kernel/generated_arch_*.rs on
+# every run), so two builds at once can compile a half-written one. The
+# lock is per tree, in the cache.
+tree_make() {
+	local tree=$1 lock
+	lock=$CACHE_DIR/.kbuild-$(printf '%s' "$tree" | sha256sum | cut -c1-8).lock
+	mkdir -p "$CACHE_DIR"
+	(
+		flock 9
+		in_root make -C "$@"
+	) 9>"$lock"
+}
+
 in_root() {
 	root_ready || die "toolchain root missing: run 'make setup'"
 	unshare --mount --propagation private -- /bin/bash -euc '

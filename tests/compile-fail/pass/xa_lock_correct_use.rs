@@ -7,7 +7,7 @@
 //! commit's states follow each other, and the PTE table is cleared and
 //! freed under its locks. It must build.
 
-use crate::mm::folio::IsolateError;
+use crate::mm::folio::{IsolateError, PmdFolio};
 use crate::mm::page_cache::FillError;
 use crate::mm::pgtable::{PmdAddr, PmdRef, PteIndex, Subpage};
 use crate::mm::{AddressSpace, Entry, LockedFolio, NewFolio, OldFolios, VmaRef};
@@ -26,9 +26,12 @@ fn correct_use(mapping: &AddressSpace, index: usize, new: NewFolio) -> Option<us
     };
     let cursor = xa.unlock();
     let mut old = OldFolios::new(mapping, index).ok()?;
-    match old.isolate(locked) {
+    let place = old.place(&locked).ok()?;
+    match old.isolate(locked, place) {
         Ok(isolated) => isolated.unmap(),
-        Err(IsolateError::NotLru | IsolateError::OutOfPlace) => return None,
+        Err(IsolateError::NotInMapping | IsolateError::OutOfPlace | IsolateError::NotLru) => {
+            return None
+        }
     }
     let old = old.finish();
     let covered = old.covered();
@@ -43,7 +46,7 @@ fn correct_use(mapping: &AddressSpace, index: usize, new: NewFolio) -> Option<us
     Some(covered)
 }
 
-fn retract(vma: &VmaRef, addr: PmdAddr, folio: &LockedFolio) -> Option<()> {
+fn retract(vma: &VmaRef, addr: PmdAddr, folio: &PmdFolio) -> Option<()> {
     let pmd = PmdRef::find(vma, addr)?;
     let table = pmd.map()?;
     let pml = pmd.lock();

@@ -10,8 +10,10 @@
 //!   of at most 1 GiB, page-aligned start and length, a range that does not
 //!   wrap and ends at or below the user limit (mm) or `i64::MAX` (file), a
 //!   pid in 1..=i32::MAX, an fd in 0..=i32::MAX, `dry_run` exactly when the
-//!   token is there; and the same command again when its canonical
-//!   rendering, or the input's tokens in reverse order, are parsed;
+//!   token is there, the mode `mode=` names (MADV_COLLAPSE's without it),
+//!   `UnknownMode` only with a bad `mode=` token; and the same command
+//!   again when its canonical rendering, or the input's tokens in reverse
+//!   order, are parsed;
 //! - with a larger user limit (LA57), every command accepted under the
 //!   smaller one, unchanged.
 #![no_main]
@@ -20,7 +22,7 @@
 #[path = "../../../rust/abi/mod.rs"]
 mod abi;
 
-use abi::command::{errno, parse, parse_size, Command, ParseError, Target, MAX_LEN};
+use abi::command::{errno, parse, parse_size, Command, Mode, ParseError, Target, MAX_LEN};
 use libfuzzer_sys::fuzz_target;
 
 const PAGE_SIZE: u64 = 4096;
@@ -48,6 +50,9 @@ fn render(c: &Command) -> String {
     if c.dry_run {
         s += " dry_run";
     }
+    if c.mode == Mode::Khugepaged {
+        s += " mode=khugepaged";
+    }
     s
 }
 
@@ -73,6 +78,11 @@ fn check_ok(data: &[u8], c: &Command, limit: u64) {
     let text = core::str::from_utf8(data).expect("accepted input is ASCII");
     let tokens: Vec<&str> = text.split_ascii_whitespace().collect();
     assert_eq!(c.dry_run, tokens.contains(&"dry_run"));
+    let mode = tokens.iter().find_map(|t| t.strip_prefix("mode="));
+    assert_eq!(
+        c.mode,
+        mode.map_or(Mode::Madvise, |m| Mode::parse(m).expect("mode"))
+    );
     let len_token = tokens
         .iter()
         .find_map(|t| t.strip_prefix("len="))
@@ -105,6 +115,15 @@ fn check_err(data: &[u8], e: ParseError) {
     if is_text(data) {
         let blank = data.iter().all(|b| b.is_ascii_whitespace());
         assert_eq!(e == ParseError::Empty, blank, "{e:?}");
+        if e == ParseError::UnknownMode {
+            let text = core::str::from_utf8(data).expect("text is ASCII");
+            assert!(
+                text.split_ascii_whitespace().any(|t| t
+                    .strip_prefix("mode=")
+                    .is_some_and(|m| Mode::parse(m).is_none())),
+                "UnknownMode without a bad mode= token"
+            );
+        }
     }
 }
 

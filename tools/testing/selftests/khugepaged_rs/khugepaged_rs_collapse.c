@@ -1451,6 +1451,7 @@ TEST_F_TIMEOUT(collapse, tracepoints_match_the_report, 120)
 	char inst[96], path[192], want[128], addr[64];
 	static char trace[1 << 16];
 	int fd = krs_memfd("krs_trace", LEN);
+	const char *line;
 	ssize_t ret;
 	char *p;
 
@@ -1472,6 +1473,7 @@ TEST_F_TIMEOUT(collapse, tracepoints_match_the_report, 120)
 	ASSERT_LT(0, event_format(inst, "collapse_file", trace, sizeof(trace)));
 	EXPECT_NE(NULL, strstr(trace, "field:int copied;"));
 	EXPECT_NE(NULL, strstr(trace, "field:int holes;"));
+	EXPECT_NE(NULL, strstr(trace, "field:int node;"));
 	snprintf(path, sizeof(path), "%s/events/khugepaged_rs/enable", inst);
 	ASSERT_EQ(0, krs_write_str(path, "1"));
 
@@ -1492,10 +1494,19 @@ TEST_F_TIMEOUT(collapse, tracepoints_match_the_report, 120)
 		 present);
 	EXPECT_NE(NULL, trace_line(trace, "scan_file:", want, "filename=memfd:krs_trace"))
 		TH_LOG("no scan_file event with '%s':\n%s", want, trace);
-	snprintf(want, sizeof(want), "copied=%zu, holes=%zu, result=SCAN_PTE_MAPPED_HUGEPAGE",
-		 present, NPAGES - present);
-	EXPECT_NE(NULL, trace_line(trace, "collapse_file:", want, addr))
-		TH_LOG("no collapse_file event with '%s':\n%s", want, trace);
+	/* node: the old folios' node (collapse_find_target_node()), 0 or more. */
+	snprintf(want, sizeof(want), "copied=%zu, holes=%zu, node=", present, NPAGES - present);
+	line = trace_line(trace, "collapse_file:", want, addr);
+	EXPECT_NE(NULL, line) TH_LOG("no collapse_file event with '%s':\n%s", want, trace);
+	if (line) {
+		const char *nl = strchr(line, '\n');
+		const char *node = strstr(line, "node=");
+		const char *res = strstr(line, ", result=SCAN_PTE_MAPPED_HUGEPAGE");
+		int n = nl ? (int)(nl - line) : 200;
+
+		EXPECT_TRUE(res && (!nl || res < nl)) TH_LOG("%.*s", n, line);
+		EXPECT_TRUE(node && node[5] >= '0' && node[5] <= '9') TH_LOG("%.*s", n, line);
+	}
 	EXPECT_NE(NULL, trace_line(trace, "retract:", addr, "result=retracted"))
 		TH_LOG("no retract event for %s:\n%s", addr, trace);
 	EXPECT_NE(NULL, trace_line(trace, "install_pmd:", addr, "result=SCAN_SUCCEED"))

@@ -6,7 +6,11 @@
  * it: written, read-faulted, fallocated and swapped-out pages, holes, extents
  * made huge beforehand (then partly unmapped, written or punched), shared and
  * private mappings (with CoW'd pages), mlock, uffd MISSING/WP/MINOR
- * registrations, MADV_NOHUGEPAGE, a file shorter than its mappings. The file
+ * registrations, MADV_NOHUGEPAGE, a file shorter than its mappings, and
+ * large folios below PMD order (mTHP: mthp_step(), from a PRNG stream of its
+ * own: faults with the per-size shmem knobs on, large writes, readahead;
+ * the folios of the mapped pages, from /proc/kpageflags, are compared
+ * before the collapse and counted in the summary). The file
  * is a memfd (tmpfs: the "shmem" backing, the default) or a regular file on
  * the VM's XFS or ext4 (tools/vm/filesystems). On a regular file, uffd
  * registrations are WP in async mode (MISSING and MINOR are shmem, hugetlb
@@ -297,6 +301,64 @@ static void uslot_del(int i)
 		close(fd);
 }
 
+/* ---- mTHP: the per-size shmem knobs and counters ----------------------- */
+
+#define THP_DIR "/sys/kernel/mm/transparent_hugepage"
+
+/*
+ * The sizes below PMD order the shmem mTHP step turns on
+ * (hugepages-<kB>kB/shmem_enabled), and their shmem_alloc counters.
+ */
+static const unsigned int mthp_kb[] = { 16, 64 };
+#define NR_MTHP ARRAY_SIZE(mthp_kb)
+
+static struct mthp_knob {
+	char path[96];
+	char stat[96];
+	char saved[32];		/* "" if the knob is not there */
+} mthp_knobs[NR_MTHP];
+
+static bool mthp_usable;	/* every knob and counter is there */
+
+/* Save the knobs' values (main(), shmem backing); false if one is missing. */
+static bool mthp_knobs_init(void)
+{
+	char buf[32];
+
+	for (size_t k = 0; k < NR_MTHP; k++) {
+		struct mthp_knob *kn = &mthp_knobs[k];
+
+		snprintf(kn->path, sizeof(kn->path), THP_DIR "/hugepages-%ukB/shmem_enabled",
+			 mthp_kb[k]);
+		snprintf(kn->stat, sizeof(kn->stat), THP_DIR "/hugepages-%ukB/stats/shmem_alloc",
+			 mthp_kb[k]);
+		if (krs_sysfs_choice(kn->path, kn->saved, sizeof(kn->saved)) ||
+		    krs_read_file(kn->stat, buf, sizeof(buf)) <= 0) {
+			kn->saved[0] = '\0';
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Put the knobs back (a no-op write when a step did not change them).
+ * Async-signal-safe (krs_write_str() is): on_alarm() calls it.
+ */
+static void mthp_knobs_restore(void)
+{
+	for (size_t k = 0; k < NR_MTHP; k++)
+		if (mthp_knobs[k].saved[0])
+			krs_ignore(krs_write_str(mthp_knobs[k].path, mthp_knobs[k].saved));
+}
+
+static long mthp_alloc_stat(size_t k)
+{
+	char buf[32];
+
+	return krs_read_file(mthp_knobs[k].stat, buf, sizeof(buf)) > 0 ? atol(buf) : 0;
+}
+
 /* ---- a twin ------------------------------------------------------------ */
 
 struct map {
@@ -318,6 +380,8 @@ struct twin {
 	struct map maps[MAX_MAPS];
 	int nmaps;
 	int pre_madv[MAX_EXT];	/* result of the set-up MADV_COLLAPSE per extent */
+	bool mthp;		/* the recipe had an mTHP step (mthp_step()) */
+	long mthp_alloc[NR_MTHP];	/* shmem_alloc per size during that step */
 };
 
 static unsigned int pat_seed(uint64_t seed, unsigned int version)
@@ -577,6 +641,181 @@ static void file_ops(struct twin *t, struct krs_rng *r, uint64_t seed, unsigned 
 }
 
 /*
+ * Drop file pages [a, b) from the page cache: unmap them from every mapping
+ * (MADV_DONTNEED: a private mapping's CoW'd copies go too), write them back
+ * (fdatasync waits for it), fadvise DONTNEED.
+ */
+static void drop_range(struct twin *t, size_t a, size_t b)
+{
+	for (int k = 0; k < t->nmaps; k++) {
+		struct map *x = &t->maps[k];
+		size_t xa = a > x->off ? a - x->off : 0;
+		size_t xb = b > x->off ? b - x->off : 0;
+
+		if (xb > x->npages)
+			xb = x->npages;
+		if (xb > xa)
+			madvise(x->addr + xa * PAGE, (xb - xa) * PAGE, MADV_DONTNEED);
+	}
+	krs_ignore(fdatasync(t->fd));
+	krs_ignore(posix_fadvise(t->fd, a * PAGE, (b - a) * PAGE, POSIX_FADV_DONTNEED));
+}
+
+/* Read-fault some of file pages [a, b) through the main mapping. */
+static void map_some(struct twin *t, struct krs_rng *r, size_t a, size_t b)
+{
+	struct map *m = &t->maps[0];
+
+	for (size_t f = a; f < b; f++)
+		if (f >= m->off && f - m->off < m->npages && in_file(t, m, f - m->off) &&
+		    krs_chance(r, 60))
+			touch_read(m->addr + (f - m->off) * PAGE);
+}
+
+/* The shmem half of mthp_step(): windows of the main mapping. */
+static void mthp_shmem(struct twin *t, struct krs_rng *r, uint64_t seed, unsigned int version)
+{
+	struct map *m = &t->maps[0];
+	unsigned int sizes = 1 + krs_below(r, (1 << NR_MTHP) - 1), dens = 30 + krs_below(r, 71);
+	const char *mode = krs_chance(r, 25) ? "within_size" : "always";
+	size_t win[2][2], nwin = 1 + krs_below(r, 2);
+	long before[NR_MTHP];
+
+	if (!mthp_usable)
+		return;
+	for (size_t w = 0; w < nwin; w++) {
+		size_t e = krs_below(r, t->nr_ext), blk = krs_below(r, PMD_PAGES / 16);
+		size_t a = e * PMD_PAGES + 16 * blk;
+
+		win[w][0] = a;
+		win[w][1] = a + 16 * (1 + krs_below(r, PMD_PAGES / 16 - blk));
+		punch(t->fd, m->off + a, win[w][1] - a);
+	}
+	for (size_t k = 0; k < NR_MTHP; k++)
+		before[k] = mthp_alloc_stat(k);
+	for (size_t k = 0; k < NR_MTHP; k++)
+		if (sizes & (1 << k))
+			krs_ignore(krs_write_str(mthp_knobs[k].path, mode));
+	for (size_t w = 0; w < nwin; w++) {
+		for (size_t i = win[w][0]; i < win[w][1] && in_file(t, m, i); i++) {
+			char *p = m->addr + i * PAGE;
+
+			if (!krs_chance(r, dens))
+				continue;
+			if (krs_chance(r, 70))
+				krs_fill_page(p, pat_seed(seed, version), m->off + i);
+			else
+				touch_read(p);
+		}
+	}
+	mthp_knobs_restore();
+	for (size_t k = 0; k < NR_MTHP; k++)
+		t->mthp_alloc[k] = mthp_alloc_stat(k) - before[k];
+	t->mthp = true;
+	vlog("mTHP: punched, faulted main pages [%zu, %zu)%s, %u%%, %s%s%s %s: %s +%ld, %ld",
+	     win[0][0], win[0][1], nwin > 1 ? " and another window" : "", dens,
+	     sizes & 1 ? "16kB" : "", sizes == 3 ? "+" : "", sizes & 2 ? "64kB" : "", mode,
+	     "shmem_alloc 16kB, 64kB", t->mthp_alloc[0], t->mthp_alloc[1]);
+}
+
+/* The regular-file half of mthp_step(): a large write(), or readahead. */
+static void mthp_file(struct twin *t, struct krs_rng *r, uint64_t seed, unsigned int *version)
+{
+	static uint64_t buf[PMD / sizeof(uint64_t)];
+	size_t e = krs_below(r, t->nr_ext), a, b, order;
+
+	if (krs_chance(r, 40)) {
+		/*
+		 * Readahead: drop the extent and the rest of the file, read it
+		 * all. Its first read must look sequential (a read ending
+		 * where it starts, or the start of the file) for the window to
+		 * start small and ramp up its folios; else one read-around
+		 * window of order 0 may cover it all. The page before it is
+		 * read before the drop (cached; a marker it held has fired)
+		 * and after it (no I/O: it only sets where the last read
+		 * ended).
+		 */
+		char c;
+
+		a = e * PMD_PAGES;
+		b = t->fpages;
+		if (a >= b)
+			return;
+		if (a)
+			krs_ignore(pread(t->fd, &c, 1, a * PAGE - 1));
+		drop_range(t, a, b);
+		if (a)
+			krs_ignore(pread(t->fd, &c, 1, a * PAGE - 1));
+		for (size_t p = a; p < b; p += 16)
+			krs_ignore(pread(t->fd, buf, (b - p < 16 ? b - p : 16) * PAGE, p * PAGE));
+		vlog("mTHP: dropped file pages [%zu, %zu), read them back 64 KiB at a time", a, b);
+	} else {
+		/* One write() of whole aligned chunks of 2^order pages, below 2 MiB. */
+		order = 2 + krs_below(r, 7);
+		a = e * PMD_PAGES + (krs_below(r, PMD_PAGES >> order) << order);
+		b = a + ((1 + krs_below(r, 3)) << order);
+		if (krs_chance(r, 25))
+			a += 1 + krs_below(r, 3);
+		if (b > (e + 1) * PMD_PAGES)
+			b = (e + 1) * PMD_PAGES;
+		if (b - a >= PMD_PAGES)
+			b -= 1UL << order;
+		if (a >= b)
+			return;
+		drop_range(t, a, b);
+		(*version)++;
+		for (size_t p = a; p < b; p++)
+			krs_fill_page(buf + (p - a) * (PAGE / sizeof(uint64_t)),
+				      pat_seed(seed, *version), p);
+		/* Short or failed: the same in both twins. */
+		krs_ignore(pwrite(t->fd, buf, (b - a) * PAGE, a * PAGE));
+		if (b > t->fpages)
+			t->fpages = b;
+		vlog("mTHP: dropped file pages [%zu, %zu), one write() of them (%s of %u pages)",
+		     a, b, "chunks", 1U << order);
+	}
+	map_some(t, r, a, b);
+	t->mthp = true;
+}
+
+/*
+ * The mTHP step: large folios below PMD order in part of the file. Its
+ * choices come from a PRNG stream of its own, so the rest of every seed's
+ * recipe is as it was before the step existed (a seed with the step holds
+ * other folios from then on).
+ * - shmem: punch a window (16-page aligned) of an extent or two, turn the
+ *   per-size knobs on (hugepages-16kB and/or -64kB, shmem_enabled "always"
+ *   or "within_size"), fault pages of the window in through the main
+ *   mapping (written or read), put the knobs back. A memfd's mapping is
+ *   anonymous shmem (it is unlinked when mapped), so its faults allocate by
+ *   the per-size knobs (write() does not): each fault takes the largest size
+ *   turned on whose aligned range is empty and fits the VMA and its
+ *   alignment to the file, and is mapped whole. The shmem_alloc counters'
+ *   change is kept per twin and compared before the collapse.
+ * - regular file: drop a range from the page cache, then either write() it
+ *   in one call (folios as large as alignment and length allow: 4 to 256
+ *   pages, sometimes misaligned by a few) or, for the rest of the file from
+ *   an extent on, read it sequentially to EOF (readahead ramps its folios
+ *   up: order 0, 2, 4, 6; to EOF, so no readahead is left in flight); then
+ *   map some of its pages by reading through the main mapping.
+ * It runs before the swap-out step (MADV_PAGEOUT: the folios may be swapped
+ * out, or dropped when clean) or, seven times in ten, after it. The folios
+ * of the mapped pages are compared before the collapse (snapshot()): twins
+ * whose folios differ are unstable.
+ */
+static void mthp_step(struct twin *t, uint64_t seed, unsigned int *version, bool late)
+{
+	struct krs_rng r = { seed ^ 0x6d7468702d737465ULL };
+
+	if (!krs_chance(&r, regular() ? 50 : 40) || krs_chance(&r, 70) != late)
+		return;
+	if (regular())
+		mthp_file(t, &r, seed, version);
+	else
+		mthp_shmem(t, &r, seed, *version + 1);
+}
+
+/*
  * Build twin @t from seed @seed: every random choice comes from one PRNG
  * stream seeded with @seed and depends on nothing observed, so both twins
  * get the same recipe.
@@ -754,6 +993,9 @@ static int build(struct twin *t, uint64_t seed)
 	if (regular())
 		file_ops(t, &r, seed, &version);
 
+	/* Large folios below PMD order, from a PRNG stream of their own. */
+	mthp_step(t, seed, &version, false);
+
 	/* Swap out pages mapped by the main mapping only. */
 	if (krs_chance(&r, 35)) {
 		size_t a, b;
@@ -770,6 +1012,9 @@ static int build(struct twin *t, uint64_t seed)
 			     ret ? strerror(errno) : "ok");
 		}
 	}
+
+	/* Or here, after the swap-out, so that its folios stay in memory. */
+	mthp_step(t, seed, &version, true);
 
 	/* mlock, NOHUGEPAGE, uffd: per mapping. */
 	for (int k = 0; k < t->nmaps; k++) {
@@ -970,8 +1215,101 @@ static void snap_data(struct sbuf *b, int fd, off_t size)
 	sb_add(b, "\n");
 }
 
-/* The state of a twin, as text: one line per item compared. */
-static void snapshot(struct twin *t, struct sbuf *b)
+/* /proc/kpageflags (include/uapi/linux/kernel-page-flags.h): compound pages. */
+#define KPF_COMPOUND_HEAD 0x8000ULL	/* bit 15 */
+#define KPF_COMPOUND_TAIL 0x10000ULL	/* bit 16 */
+#define PMD_ORDER 9
+
+static int kpageflags = -1;	/* opened in main(); -1: no folio lines */
+
+/* The last large folio found: its PFNs and order. */
+struct pfn_cache {
+	uint64_t head, end;
+	int order;
+};
+
+/*
+ * The order of the folio holding @pfn, from the compound head and tail bits
+ * of /proc/kpageflags: a small page's own flags tell, a large folio's are
+ * read in its naturally aligned PMD-sized block of PFNs (a folio of order
+ * 9 or less lies in one); -1 if it cannot be told.
+ */
+static int folio_order(struct pfn_cache *c, uint64_t pfn)
+{
+	static uint64_t flags[PMD_PAGES];
+	uint64_t base = pfn & ~(uint64_t)(PMD_PAGES - 1), f;
+	size_t i = pfn - base, j;
+	ssize_t n;
+	int order = 0;
+
+	if (pfn >= c->head && pfn < c->end)
+		return c->order;
+	if (pread(kpageflags, &f, sizeof(f), pfn * 8) != sizeof(f))
+		return -1;
+	if (!(f & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL)))
+		return 0;
+	n = pread(kpageflags, flags, sizeof(flags), base * 8);
+	if (n < (ssize_t)((i + 1) * 8))
+		return -1;
+	memset((char *)flags + n, 0, sizeof(flags) - n);
+	while (i && !(flags[i] & KPF_COMPOUND_HEAD))
+		i--;
+	if (!(flags[i] & KPF_COMPOUND_HEAD))
+		return -1;
+	for (j = i + 1; j < PMD_PAGES && (flags[j] & KPF_COMPOUND_TAIL); j++)
+		;
+	while ((1UL << order) < j - i)
+		order++;
+	*c = (struct pfn_cache){ .head = base + i, .end = base + j, .order = order };
+	return order;
+}
+
+/*
+ * The order of the folio of each page of @m mapped there ("-": not mapped),
+ * run-length; @pages[order] counts the pages.
+ */
+static void snap_folios(struct sbuf *b, int pagemap, const struct map *m, long *pages)
+{
+	struct pfn_cache c = { 0 };
+	size_t n = m->npages, i = 0;
+	uint64_t *pm = calloc(n, sizeof(*pm));
+	int *ord = calloc(n, sizeof(*ord));
+
+	if (!pm || !ord)
+		abort();
+	if (pread(pagemap, pm, n * sizeof(*pm), (off_t)((unsigned long)m->addr / PAGE * 8)) !=
+	    (ssize_t)(n * sizeof(*pm)))
+		sb_add(b, " pagemap-error");
+	for (i = 0; i < n; i++) {
+		uint64_t pfn = pm[i] & ((1ULL << 55) - 1);
+
+		/* Present, not swapped, with its PFN (root only). */
+		ord[i] = (pm[i] >> 63) && !((pm[i] >> 62) & 1) && pfn ? folio_order(&c, pfn) : -2;
+		if (ord[i] >= 0)
+			pages[ord[i]]++;
+	}
+	for (i = 0; i < n; ) {
+		size_t j = i + 1;
+
+		while (j < n && ord[j] == ord[i])
+			j++;
+		if (ord[i] == -2)
+			sb_add(b, " %zu+%zu:-", i, j - i);
+		else
+			sb_add(b, " %zu+%zu:o%d", i, j - i, ord[i]);
+		i = j;
+	}
+	free(pm);
+	free(ord);
+}
+
+/*
+ * The state of a twin, as text: one line per item compared. Before the
+ * collapse (@folio_pages set: pages mapped per folio order, counted) it
+ * also holds the folios of the mapped pages and what the mTHP step
+ * allocated: twins whose folios differ are not the same twins.
+ */
+static void snapshot(struct twin *t, struct sbuf *b, long *folio_pages)
 {
 	struct stat st;
 	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -991,6 +1329,17 @@ static void snapshot(struct twin *t, struct sbuf *b)
 		sb_add(b, "\nmap %d pages:", k);
 		snap_pages(b, pagemap, &t->maps[k]);
 		snap_uffd(b, &t->maps[k]);
+		sb_add(b, "\n");
+		if (folio_pages && kpageflags >= 0) {
+			sb_add(b, "map %d folios:", k);
+			snap_folios(b, pagemap, &t->maps[k], folio_pages);
+			sb_add(b, "\n");
+		}
+	}
+	if (folio_pages && t->mthp && !regular()) {
+		sb_add(b, "mTHP step: shmem_alloc");
+		for (size_t k = 0; k < NR_MTHP; k++)
+			sb_add(b, " %ukB+%ld", mthp_kb[k], t->mthp_alloc[k]);
 		sb_add(b, "\n");
 	}
 	if (pagemap >= 0)
@@ -1300,6 +1649,49 @@ static bool twin_end_is(const struct twin_end *e, int ret, int ret2, const struc
 	       !strcmp(cont->s, e->cont) && !strcmp(after->s, e->after);
 }
 
+/*
+ * Evidence that the twins held large folios below PMD order, over the
+ * seeds run (twin 0, before the collapse): printed at the end.
+ */
+static uint64_t mthp_seeds;		/* seeds whose recipe had an mTHP step */
+static uint64_t mthp_folio_seeds;	/* seeds with a page mapped in such a folio */
+static uint64_t mthp_pages[PMD_ORDER];	/* those pages, by folio order */
+static long mthp_alloc_total[NR_MTHP];	/* shmem_alloc during the steps */
+
+static void mthp_count(const struct twin *t, const long *folio_pages)
+{
+	bool any = false;
+
+	mthp_seeds += t->mthp;
+	for (size_t k = 0; k < NR_MTHP; k++)
+		mthp_alloc_total[k] += t->mthp_alloc[k];
+	for (int o = 1; o < PMD_ORDER; o++) {
+		mthp_pages[o] += folio_pages[o];
+		any |= folio_pages[o] > 0;
+	}
+	mthp_folio_seeds += any;
+}
+
+static void mthp_print(void)
+{
+	ksft_print_msg("mTHP: %lu seeds with the mTHP step; ", mthp_seeds);
+	printf("%lu seeds with pages mapped in folios below PMD order before the collapse; ",
+	       mthp_folio_seeds);
+	printf("pages by order:");
+	for (int o = 1; o < PMD_ORDER; o++)
+		printf(" %d:%lu", o, mthp_pages[o]);
+	if (kpageflags < 0)
+		printf(" (no /proc/kpageflags: not counted)");
+	if (!regular()) {
+		printf("; shmem_alloc during the steps (twin 0):");
+		for (size_t k = 0; k < NR_MTHP; k++)
+			printf(" %ukB +%ld", mthp_kb[k], mthp_alloc_total[k]);
+		if (!mthp_usable)
+			printf(" (no per-size shmem knobs: no step)");
+	}
+	printf("\n");
+}
+
 static enum seed_result run_seed_once(uint64_t seed, int cfd);
 
 static enum seed_result run_seed(uint64_t seed, int cfd)
@@ -1342,6 +1734,7 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	static char report[8192], report2[8192];
 	struct twin tw[2];
 	struct sbuf pre[2] = { 0 }, post[2] = { 0 }, cont[2] = { 0 }, after[2] = { 0 };
+	long folio_pages[2][PMD_ORDER + 1] = { 0 };
 	struct request q;
 	int ret[2] = { 0 }, ret2[2] = { 0 };
 	enum seed_result res = SEED_SAME;
@@ -1365,7 +1758,19 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	}
 	log_twin = -1;
 	for (int i = 0; i < 2; i++)
-		snapshot(&tw[i], &pre[i]);
+		snapshot(&tw[i], &pre[i], folio_pages[i]);
+	if (!rechecking)
+		mthp_count(&tw[0], folio_pages[0]);
+	if (verbose && !rechecking) {
+		/* The folios of the mapped pages, by mapping, and the mTHP step's counters. */
+		for (const char *l = pre[0].s; *l; ) {
+			const char *nl = strchrnul(l, '\n'), *f = strstr(l, " folios:");
+
+			if ((f && f < nl) || !strncmp(l, "mTHP", 4))
+				printf("#   before: %.*s\n", (int)(nl - l), l);
+			l = *nl ? nl + 1 : nl;
+		}
+	}
 	if (strcmp(pre[0].s, pre[1].s)) {
 		if (!rechecking)
 			printf("# seed %lu: twins differ before the collapse (unstable)\n", seed);
@@ -1405,9 +1810,9 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 			printf("#   report of the second:\n%s", report2);
 	}
 	for (int i = 0; i < 2; i++) {
-		snapshot(&tw[i], &post[i]);
+		snapshot(&tw[i], &post[i], NULL);
 		contents(&tw[i], &cont[i]);
-		snapshot(&tw[i], &after[i]);
+		snapshot(&tw[i], &after[i], NULL);
 	}
 	if (kcollapsed >= 0 && khugepaged_collapsed() != kcollapsed) {
 		/* A third collapser, in one twin or both: not comparable. */
@@ -1516,6 +1921,7 @@ static void on_alarm(int sig)
 	/* Nothing more to do if it cannot be written. */
 	krs_ignore(write(1, msg, n));
 	settings_restore();
+	mthp_knobs_restore();
 	_exit(KSFT_FAIL);
 }
 
@@ -1632,6 +2038,15 @@ int main(int argc, char **argv)
 	signal(SIGALRM, on_alarm);
 	if (regular() && settings_apply(&what))
 		ksft_exit_fail_msg("%s: cannot set it: %s\n", what, strerror(errno));
+	/* The mTHP step: per-size knobs on shmem, folios seen in kpageflags. */
+	kpageflags = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (!regular()) {
+		mthp_usable = mthp_knobs_init();
+		atexit(mthp_knobs_restore);
+		if (!mthp_usable)
+			ksft_print_msg("no per-size shmem mTHP knobs (%s): no mTHP step\n",
+				       THP_DIR "/hugepages-16kB/shmem_enabled");
+	}
 
 	ksft_set_plan((nseeds + batch - 1) / batch);
 	ksft_print_msg("backing %s%s%s; seeds %lu..%lu; ", backing->name, regular() ? " on " : "",
@@ -1665,6 +2080,7 @@ int main(int argc, char **argv)
 		       nkind[KIND_ONE]);
 	printf("%lu with the extents in one VMA (edge), %lu with extents across VMAs\n",
 	       nkind[KIND_EDGE], nkind[KIND_CROSS]);
+	mthp_print();
 	if (write(uwake[1], "q", 1) == 1)
 		pthread_join(uthread, NULL);
 	close(cfd);

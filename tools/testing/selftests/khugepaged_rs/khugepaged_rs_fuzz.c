@@ -16,6 +16,7 @@
  *   (and is written at the end whatever happened);
  * - notifier: a refused command (EINVAL) keeps the registration; `stop` at
  *   the end;
+ * - scan: a refused command changes no target; `clear` at the end;
  * - status, stats: not writable, unchanged.
  *
  * The runner catches kernel splats. KRS_FUZZ_SEED=<n> replays a run (the seed
@@ -108,6 +109,12 @@ static const char *const inject_words[] = {
 static const char *const notifier_words[] = {
 	"pid=", "stop", "clear", "start", " ", "\n", "\t", "=", "-", "+", "0", "1",
 	"2147483647", "2147483648", "4294967297",
+};
+
+static const char *const scan_words[] = {
+	"add", "remove", "clear", "wake", "set", "pid=", "fd=", "pages_to_scan=",
+	"scan_sleep_millisecs=", "alloc_sleep_millisecs=", "default", " ", "\n", "\t", "=",
+	"-", "0", "1", "2147483648", "4294967296",
 };
 
 /* What a template's %A (hex address), %P, %Q (pids), %F (fd), %S (string), %I (inode) stand for. */
@@ -558,9 +565,16 @@ FIXTURE_SETUP(files)
 
 FIXTURE_TEARDOWN(files)
 {
-	/* Whatever happened, leave nothing armed and no notifier registered. */
+	/*
+	 * Whatever happened, leave nothing armed, no notifier registered, no
+	 * scanner target, and the scanner on khugepaged's knobs.
+	 */
 	krs_inject("clear");
 	krs_notifier("stop");
+	krs_write_str(KRS_DEBUGFS "/scan", "clear");
+	krs_write_str(KRS_DEBUGFS "/scan", "set pages_to_scan=default");
+	krs_write_str(KRS_DEBUGFS "/scan", "set scan_sleep_millisecs=default");
+	krs_write_str(KRS_DEBUGFS "/scan", "set alloc_sleep_millisecs=default");
 	if (self->guard)
 		munmap(self->guard, 2 * PAGE);
 }
@@ -738,6 +752,105 @@ TEST_F_TIMEOUT(files, notifier, 600)
 	ASSERT_EQ(0, krs_notifier("stop"));
 	ASSERT_EQ(0, notifier_pid(self->after, TEXT_SIZE));
 	ksft_print_msg("notifier: %u writes: %u succeeded, %u refused\n", n, ok, refused);
+}
+
+#define KRS_SCAN KRS_DEBUGFS "/scan"
+
+/*
+ * The scanner's targets in @buf (scan, reopened): the "targets" line and
+ * every "target id=... pid=|ino=..." up to the counters, which move.
+ */
+static int scan_targets(char *buf, size_t size)
+{
+	char *end;
+
+	if (krs_read_file(KRS_SCAN, buf, size) < 0)
+		return -1;
+	end = strstr(buf, "passes ");
+	if (end)
+		*end = '\0';
+	for (char *l = buf; (l = strstr(l, " extents=")); ) {
+		char *nl = strchr(l, '\n');
+
+		if (!nl)
+			break;
+		memmove(l, nl, strlen(nl) + 1);
+		l++;
+	}
+	return 0;
+}
+
+/*
+ * scan: a refused write (EINVAL, ERANGE, or add pid='s and add fd='s
+ * errnos, ENOENT for a remove) changes no target. The targets are this
+ * process and its memfd, which the scanner leaves alone (no MADV_HUGEPAGE
+ * and shmem_enabled as the VM boots: not khugepaged's), a pid no process
+ * has, and pid 1; everything is cleared, and the knobs are khugepaged's
+ * again, at the end.
+ */
+TEST_F_TIMEOUT(files, scan, 600)
+{
+	static const int clean[] = { EINVAL, ERANGE, ESRCH, EACCES, EPERM, EBADF, ENOENT };
+	static const char *const templates[] = {
+		"add pid=%P", "add pid=%Q", "remove pid=%P", "add fd=%F", "remove fd=%F",
+		"clear", "wake", "set scan_sleep_millisecs=50 pages_to_scan=512",
+		"set pages_to_scan=default alloc_sleep_millisecs=10", "add pid=1",
+	};
+	unsigned int n = iterations(3), ok = 0, refused = 0;
+	char buf[MAX_WRITE + 64];
+	uint64_t seed = seed_for("scan", 5);
+	int fd, mfd;
+
+	if (access(KRS_SCAN, W_OK))
+		SKIP(return, "no %s", KRS_SCAN);
+	mfd = krs_memfd("krs_fuzz_scan", KRS_PMD_SIZE);
+	ASSERT_LE(0, mfd);
+	fd = open(KRS_SCAN, O_WRONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	for (unsigned int it = 0; it < n; it++) {
+		size_t len;
+		ssize_t ret;
+		bool bad;
+		int kind = below(10);
+
+		if (kind < 3) {
+			len = gen_random(buf);
+		} else if (kind < 5) {
+			len = gen_soup(buf, scan_words, ARRAY_SIZE(scan_words));
+		} else {
+			struct values v = { .pid = getpid(), .other_pid = 0x7ffffff0, .fd = mfd };
+
+			len = expand(buf, sizeof(buf), templates[below(ARRAY_SIZE(templates))], &v);
+			if (kind < 9)
+				len = mutate(buf, len, scan_words, ARRAY_SIZE(scan_words));
+		}
+		ASSERT_EQ(0, scan_targets(self->before, TEXT_SIZE));
+		ret = fuzz_write(fd, buf, len, self->guard, &bad);
+		ASSERT_EQ(0, scan_targets(self->after, TEXT_SIZE));
+		if (ret >= 0) {
+			ok++;
+			ASSERT_EQ((ssize_t)len, ret);
+			ASSERT_FALSE(bad);
+			continue;
+		}
+		refused++;
+		if (bad && len <= 256) {
+			ASSERT_EQ(-EFAULT, ret);
+		} else {
+			ASSERT_TRUE(errno_in(-ret, clean, ARRAY_SIZE(clean)))
+				TH_LOG("seed %#llx iteration %u: %s for \"%.*s\"",
+				       (unsigned long long)seed, it, strerror(-ret), (int)len, buf);
+		}
+		ASSERT_STREQ(self->before, self->after)
+			TH_LOG("seed %#llx iteration %u: refused \"%.*s\" changed the targets",
+			       (unsigned long long)seed, it, (int)len, buf);
+	}
+	ASSERT_EQ((ssize_t)strlen("clear"), write(fd, "clear", strlen("clear")));
+	ASSERT_EQ(0, scan_targets(self->after, TEXT_SIZE));
+	EXPECT_STREQ("targets 0\n", self->after);
+	close(fd);
+	close(mfd);
+	ksft_print_msg("scan: %u writes: %u succeeded, %u refused\n", n, ok, refused);
 }
 
 TEST_F_TIMEOUT(files, read_only, 600)

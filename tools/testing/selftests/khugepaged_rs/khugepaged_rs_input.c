@@ -28,6 +28,7 @@
 
 static const char *const total_names[] = {
 	"extents_collapsed", "pages_copied", "holes_filled", "vmas_retracted", "notifier_ranges",
+	"khugepaged_pages_collapsed",
 };
 
 FIXTURE(input) {

@@ -9,8 +9,13 @@
  *
  * Each worker owns NFILES memfds of FILE_PAGES pages, each mapped MAP_SHARED
  * (2 MiB-aligned, at times moved by mremap, at times to an unaligned
- * address), and a model: the version each page was last written with (0: it
- * must read as zeroes), and the file size. It writes pages (through the
+ * address); half of the files (worker + file odd) are mTHP files: their
+ * mapping is MADV_HUGEPAGE, and the per-size shmem knobs of 16 and 64 kB are
+ * "advise" for the run, so their faults allocate 64 kB folios, or 16 kB
+ * ones where a 64 kB range is partly taken (the others' stay small; write()
+ * allocates small pages everywhere). Each worker also keeps a model: the
+ * version each page was last written with (0: it must read as zeroes), and
+ * the file size. It writes pages (through the
  * mapping or pwrite, one page or a whole extent), zaps them (MADV_DONTNEED),
  * swaps them out (MADV_PAGEOUT, zram in the VM), punches holes (fallocate,
  * MADV_REMOVE), shrinks and extends the file, moves the mapping, forks
@@ -31,7 +36,8 @@
  * pids of the workers and the collapser or to the files' inodes, through
  * debugfs inject. At the end it clears them and prints a summary: operations
  * by type, collapse writes by errno, extents by result, injections, pages
- * verified, the module's stats (deltas). Exit status 0 only with no lost or
+ * verified, the module's stats (deltas), and the per-size shmem_alloc
+ * counters' rise (the mTHP files' folios). Exit status 0 only with no lost or
  * corrupted page and no unexpected error; the VM runner catches splats.
  */
 #ifndef _GNU_SOURCE
@@ -142,6 +148,68 @@ struct shared {
 };
 
 static struct shared *sh;
+
+/*
+ * mTHP: the per-size shmem knobs the run sets to "advise" (put back at
+ * exit), so that faults in a MADV_HUGEPAGE mapping of a memfd (anonymous
+ * shmem: a memfd is unlinked when mapped) allocate folios of these sizes;
+ * their shmem_alloc counters show that they did.
+ */
+#define THP_DIR "/sys/kernel/mm/transparent_hugepage"
+static const unsigned int mthp_kb[] = { 16, 64 };
+#define NR_MTHP ARRAY_SIZE(mthp_kb)
+static char mthp_saved[NR_MTHP][32];	/* "" while not changed */
+static long mthp_alloc0[NR_MTHP], mthp_fallback0[NR_MTHP];	/* at the start */
+
+/* Half of the files: worker + file odd. */
+static bool mthp_file(int worker, int file)
+{
+	return (worker + file) % 2;
+}
+
+static void mthp_path(char *buf, size_t size, size_t k, const char *name)
+{
+	snprintf(buf, size, THP_DIR "/hugepages-%ukB/%s", mthp_kb[k], name);
+}
+
+/* A per-size counter (stats/@name), -1 if absent. */
+static long mthp_stat(size_t k, const char *name)
+{
+	char path[128], stat[64], buf[32];
+
+	snprintf(stat, sizeof(stat), "stats/%s", name);
+	mthp_path(path, sizeof(path), k, stat);
+	return krs_read_file(path, buf, sizeof(buf)) > 0 ? atol(buf) : -1;
+}
+
+static void mthp_restore(void)
+{
+	char path[128];
+
+	for (size_t k = 0; k < NR_MTHP; k++) {
+		mthp_path(path, sizeof(path), k, "shmem_enabled");
+		if (mthp_saved[k][0] && !krs_write_str(path, mthp_saved[k]))
+			mthp_saved[k][0] = '\0';
+	}
+}
+
+/* Set the knobs to "advise" for the run; false if one is missing. */
+static bool mthp_setup(void)
+{
+	char path[128], prev[32];
+
+	atexit(mthp_restore);
+	for (size_t k = 0; k < NR_MTHP; k++) {
+		mthp_path(path, sizeof(path), k, "shmem_enabled");
+		mthp_alloc0[k] = mthp_stat(k, "shmem_alloc");
+		mthp_fallback0[k] = mthp_stat(k, "shmem_fallback");
+		if (mthp_alloc0[k] < 0 || krs_sysfs_choice(path, prev, sizeof(prev)) ||
+		    krs_write_str(path, "advise"))
+			return false;
+		memcpy(mthp_saved[k], prev, sizeof(prev));
+	}
+	return true;
+}
 
 #define ADD(field, n) __atomic_add_fetch(&(field), (n), __ATOMIC_RELAXED)
 #define STOPPING() __atomic_load_n(&sh->stop, __ATOMIC_RELAXED)
@@ -803,6 +871,11 @@ static int worker_main(int id, uint64_t seed)
 		f->aligned = true;
 		f->size = FILE_PAGES;
 		sh->w[id].ino[i] = st.st_ino;
+		/* mTHP: VM_HUGEPAGE (kept by mremap and fork) before any fault. */
+		if (mthp_file(id, i) && madvise(f->map, FILE_LEN, MADV_HUGEPAGE)) {
+			fail("worker %d: MADV_HUGEPAGE: %s", id, strerror(errno));
+			return 1;
+		}
 		/* Start with most of each extent written. */
 		for (size_t p = 0; p < FILE_PAGES; p++)
 			if (below(8))
@@ -985,6 +1058,7 @@ int main(int argc, char **argv)
 	pid_t pids[MAX_WORKERS + 1];
 	uint64_t start, last_report;
 	int opt, ret, failed_children = 0;
+	bool mthp;
 
 	while ((opt = getopt(argc, argv, "d:w:s:")) != -1) {
 		switch (opt) {
@@ -1020,6 +1094,12 @@ int main(int argc, char **argv)
 		printf("# debugfs inject/stats not usable\n");
 		return 1;
 	}
+	mthp = mthp_setup();
+	if (mthp)
+		printf("# mTHP files (worker + file odd): MADV_HUGEPAGE, %s %s\n",
+		       THP_DIR "/hugepages-{16,64}kB/shmem_enabled", "advise for the run");
+	else
+		printf("# no per-size shmem mTHP knobs here: the mTHP files hold small pages\n");
 	for (unsigned int w = 0; w <= nworkers; w++) {
 		pids[w] = fork();
 		if (pids[w] < 0) {
@@ -1055,8 +1135,12 @@ int main(int argc, char **argv)
 			printf("# %3llu s: ", (unsigned long long)(now_ms() - start) / 1000);
 			printf("%llu operations, %llu collapse writes ",
 			       (unsigned long long)ops, (unsigned long long)writes);
-			printf("(%llu ok), %llu extents collapsed\n",
+			printf("(%llu ok), %llu extents collapsed",
 			       (unsigned long long)ok, (unsigned long long)sh->results[1]);
+			for (size_t k = 0; mthp && k < NR_MTHP; k++)
+				printf(", %ukB folios +%ld", mthp_kb[k],
+				       mthp_stat(k, "shmem_alloc") - mthp_alloc0[k]);
+			printf("\n");
 			last_report = now_ms();
 		}
 	}
@@ -1085,6 +1169,22 @@ int main(int argc, char **argv)
 	}
 	krs_stats_read(stats1, sizeof(stats1));
 	print_summary((now_ms() - start) / 1000, stats0, stats1);
+	if (mthp) {
+		long total = 0;
+
+		printf("# mTHP files' folios (per-size counters, change during the run):\n");
+		for (size_t k = 0; k < NR_MTHP; k++) {
+			long alloc = mthp_stat(k, "shmem_alloc") - mthp_alloc0[k];
+			long fallback = mthp_stat(k, "shmem_fallback") - mthp_fallback0[k];
+
+			printf("#   hugepages-%ukB  shmem_alloc +%ld, shmem_fallback +%ld\n",
+			       mthp_kb[k], alloc, fallback);
+			total += alloc;
+		}
+		/* Faults in the mTHP files must have made some: else they prove nothing. */
+		if (!total)
+			fail("the mTHP files got no folio of %u or %u kB", mthp_kb[0], mthp_kb[1]);
+	}
 	if (sh->failed || failed_children || sh->bad_pages) {
 		printf("# FAILED: %s\n", sh->first_error[0] ? sh->first_error : "a process failed");
 		printf("# replay: khugepaged_rs_stress -d %u -w %u -s %#llx\n", seconds, nworkers,
