@@ -8,7 +8,9 @@
 //! `OldFolios::place` (which reads them under the lock and checks them)
 //! makes one, and `isolate` checks it is this folio's.
 //! expect: E0451
-//! expect-msg: fields `folio`, `index` and `nr` of struct `Place` are private
+//! expect-msg: of struct `Place`
+//! (The part of the message both supported rustc versions print: 1.97
+//! names the three private fields in one error, 1.85 in one error each.)
 
 use crate::mm::folio::Place;
 use crate::mm::{LockedFolio, OldFolios};
