@@ -28,8 +28,9 @@
 #   make check-all    make check for every supported kernel, one after the
 #                     other; ends with the sum, "N passed, N failed"
 #   make drift        the upstream functions the module mirrors whose body
-#                     changed in KVER's source since BASE (default the
-#                     newest verified kernel; tools/drift/fingerprints);
+#                     changed in KVER's source (or SRC=/path/to/linux)
+#                     since BASE (default: the newest verified kernel
+#                     older than KVER; tools/drift/fingerprints);
 #                     RECORD=1 records KVER's fingerprints as verified
 #   make check-debug  the kselftests on the debug kernel (KASAN, lockdep,
 #                     DEBUG_VM; built once, about an hour cold)

@@ -9,6 +9,8 @@
 //! makes one, and `isolate` checks it is this folio's.
 //! expect: E0451
 //! expect-msg: of struct `Place`
+//! (The part of the message both supported rustc versions print: 1.97
+//! names the three private fields in one error, 1.85 in one error each.)
 
 use crate::mm::folio::Place;
 use crate::mm::{LockedFolio, OldFolios};

@@ -79,7 +79,8 @@ def extract(text, name):
         close = match_close(text, m.end() - 1, "(", ")")
         if close < 0:
             continue
-        rest = re.match(r"[\sA-Za-z0-9_()]*?(\{|;)", text[close:])
+        # Annotations may follow: __releases(&lock), __must_hold(...).
+        rest = re.match(r"[^;{}]*?(\{|;)", text[close:])
         if rest and rest.group(1) == "{":
             body = close + rest.end() - 1
             end = match_close(text, body, "{", "}")
