@@ -24,7 +24,9 @@
 #   make setup        toolchain root + stock kernel + prepared tree (cached)
 #   make check        everything: build, clippy, rustfmt, docs and C style,
 #                     host tests, kselftests in a VM through the kernel's
-#                     run_kselftest.sh; ends with "N passed, N failed"
+#                     run_kselftest.sh, then a smoke pass of every target
+#                     of this list (tools/smoke, SMOKE=0 skips it); ends
+#                     with "N passed, N failed"
 #   make check-all    make check for every supported kernel, one after the
 #                     other; ends with the sum, "N passed, N failed"
 #   make drift        the upstream functions the module mirrors whose body
@@ -33,7 +35,8 @@
 #                     older than KVER; tools/drift/fingerprints);
 #                     RECORD=1 records KVER's fingerprints as verified
 #   make check-debug  the kselftests on the debug kernel (KASAN, lockdep,
-#                     DEBUG_VM; built once, about an hour cold)
+#                     DEBUG_VM; built once, about an hour cold), then the
+#                     debug targets' smoke pass
 #   make demo         boot the stock kernel, load the module, show what it does
 #   make bench        time the module's collapse against MADV_COLLAPSE in a VM,
 #                     wall clock and deterministic (-icount) boots (SAMPLES=N,
@@ -41,6 +44,7 @@
 #                     ONLY=keys); table, JSON and plot in build/bench/
 #   make vm           a shell in the test VM, module and selftests in /krs
 #   make mutants      remove each protection in turn; a selftest must fail
+#                     (MUTANTS="name ..." for some)
 #   make soak         the differential tester for SEEDS=N seeds (default 2000)
 #                     from START=S (default 1) on BACKING=shmem|xfs|ext4|all
 #                     (default shmem; all: the three, one after the other,
@@ -49,14 +53,15 @@
 #                     parsers on the host, FUZZ_SECONDS=N per target (default 60)
 #   make stress       a multi-process workload racing collapses and injection
 #                     points in a VM, every page checked against a model
-#                     (DURATION=N seconds, default 180)
+#                     (DURATION=N seconds, default 180; ARGS="..." go to
+#                     the program, e.g. ARGS="-w 8 -s SEED")
 #   make stress-debug the same on the debug kernel, with kmemleak and
 #                     free-pages checks after rmmod (tools/endurance/run)
 #   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING),
 #                     with the same checks
 #   make faults       collapses with the kernel's allocations failed under
 #                     the module (fault injection, debug kernel), data and
-#                     rollbacks checked, leak checks
+#                     rollbacks checked, leak checks (ARGS="--rounds N ...")
 #   make selftests    build the kselftests only
 #   make hosttest     run the host-side (cargo) tests only
 #   make compile-fail the compile-fail tests: each tests/compile-fail/*.rs,
@@ -135,13 +140,13 @@ compile-fail:
 
 # The script builds the module and the selftests first itself.
 mutants:
-	@python3 tools/mutants/mutants.py
+	@python3 tools/mutants/mutants.py $(MUTANTS)
 
 fuzz:
 	@tools/fuzz/run
 
 stress: stock-module
-	@tools/stress/run
+	@tools/stress/run $(ARGS)
 
 SEEDS ?= 2000
 START ?= 1
@@ -157,13 +162,13 @@ soak: stock-module selftests
 				|| rc=1; done; exit $$rc'
 
 stress-debug:
-	@tools/endurance/run stress
+	@tools/endurance/run stress $(ARGS)
 
 soak-debug:
 	@SEEDS=$(SEEDS) START=$(START) BACKING=$(BACKING) tools/endurance/run soak
 
 faults:
-	@tools/endurance/run faults
+	@tools/endurance/run faults $(ARGS)
 
 clean:
 	@tools/build/module clean
