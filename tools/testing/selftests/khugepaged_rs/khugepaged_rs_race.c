@@ -2137,6 +2137,41 @@ TEST_F(stale, gap_filled_during_the_walk)
 	walk_change(_metadata, FILL_GAP, 0);
 }
 
+/*
+ * 14. A failure of the PMD installation that madvise_collapse() does not
+ * whitelist stops its walk, SCAN_VMA_CHECK too: MADV_NOHUGEPAGE on the
+ * first extent during the pause splits the VMA, the installation refuses
+ * the extent, and the second extent (a VMA of its own now, eligible) is
+ * not tried: EINVAL, one extent reported, the second left as it was.
+ */
+TEST_F(stale, install_vma_check_stops_the_walk)
+{
+	struct krs_bg_collapse c = { 0 };
+	struct krs_extent ext[MAX_EXTENTS];
+	int fd;
+	char *p;
+
+	fd = krs_memfd("krs_race_stale_nohuge", 2 * LEN);
+	ASSERT_LE(0, fd);
+	p = krs_map_aligned(2 * LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 111, 1);
+	fill(p + LEN, 112, 1);
+
+	ASSERT_EQ(0, krs_inject("pause=before_install pid=%d", getpid()));
+	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=4M", (unsigned long)p));
+	wait_paused(_metadata, &c, "before_install", 1);
+	ASSERT_EQ(0, madvise(p, LEN, MADV_NOHUGEPAGE));
+	finish_extents(_metadata, &c, ext, 1);
+	EXPECT_EQ(-EINVAL, c.ret) TH_LOG("report:\n%s", c.report);
+	EXPECT_STREQ("SCAN_VMA_CHECK", ext[0].result);
+	EXPECT_EQ(0, smaps(p + LEN, "ShmemPmdMapped"));
+	EXPECT_EQ(0, bad_page(p, 111, 1));
+	EXPECT_EQ(0, bad_page(p + LEN, 112, 1));
+	munmap(p, 2 * LEN);
+	close(fd);
+}
+
 /* A thread pinned to @cpu writing every page of the 2 MiB at @p. */
 struct cpu_writer {
 	char *p;
@@ -2155,7 +2190,7 @@ static void *cpu_writer_fn(void *arg)
 }
 
 /*
- * 14. madvise_collapse() drains every CPU's LRU batches (lru_add_drain_all())
+ * 15. madvise_collapse() drains every CPU's LRU batches (lru_add_drain_all())
  * once per VMA, before its first extent. Two files side by side; the
  * collapse (on CPU 0) is paused at the first VMA's PMD installation while
  * a thread on CPU 1 faults in the second VMA's pages: the last of them sit
