@@ -108,6 +108,7 @@ void krs_count_collapse_alloc_failed(void)
 	count_vm_event(THP_COLLAPSE_ALLOC_FAILED);
 	krs_count_mthp_collapse_alloc(false);
 }
+
 void krs_count_scan_exceed_none(void) { count_vm_event(THP_SCAN_EXCEED_NONE_PTE); }
 void krs_count_scan_exceed_swap(void) { count_vm_event(THP_SCAN_EXCEED_SWAP_PTE); }
 

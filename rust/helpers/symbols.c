@@ -126,10 +126,12 @@ void krs_count_mthp_collapse_alloc(bool allocated)
 	/*
 	 * A per-CPU variable's address is in the per-CPU address space
 	 * (__seg_gs on x86): converted through an integer, as per_cpu_ptr()
-	 * converts, to the type of &mthp_stats.
+	 * converts, to the type of &mthp_stats (checked).
 	 */
-	__typeof__(&mthp_stats) stats =
-		(__typeof__(&mthp_stats))(unsigned long)krs_addr[KRS_SYM_mthp_stats];
+	struct mthp_stat __percpu *stats =
+		(struct mthp_stat __percpu *)(unsigned long)krs_addr[KRS_SYM_mthp_stats];
+
+	BUILD_BUG_ON(!__same_type(stats, &mthp_stats));
 
 	this_cpu_inc(stats->stats[HPAGE_PMD_ORDER]
 		     [allocated ? MTHP_STAT_COLLAPSE_ALLOC : MTHP_STAT_COLLAPSE_ALLOC_FAILED]);

@@ -1420,7 +1420,7 @@ static const char *const collapse_counters[] = {
 	MTHP_STATS "collapse_exceed_none_pte", MTHP_STATS "collapse_exceed_swap_pte",
 };
 
-#define NR_COUNTERS (sizeof(collapse_counters) / sizeof(collapse_counters[0]))
+#define NR_COUNTERS ARRAY_SIZE(collapse_counters)
 
 /* A /proc/vmstat line, or a per-size stat file (a path); -1 if absent. */
 static long counter(const char *name)
@@ -1468,7 +1468,8 @@ TEST_F(collapse, counters_match_madv_collapse)
 	if (access(MTHP_STATS "collapse_alloc", R_OK))
 		SKIP(return, "no %scollapse_alloc", MTHP_STATS);
 	read_counters(v0);
-	ASSERT_EQ(0, madvise(p[0], LEN, MADV_COLLAPSE)) TH_LOG("MADV_COLLAPSE: %s", strerror(errno));
+	ASSERT_EQ(0, madvise(p[0], LEN, MADV_COLLAPSE))
+		TH_LOG("MADV_COLLAPSE: %s", strerror(errno));
 	read_counters(v1);
 	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p[1]);
 	EXPECT_DONE(ret);
