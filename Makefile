@@ -28,7 +28,8 @@
 #                     of this list (tools/smoke, SMOKE=0 skips it); ends
 #                     with "N passed, N failed"
 #   make check-all    make check for every supported kernel, one after the
-#                     other; ends with the sum, "N passed, N failed"
+#                     other (the smoke pass in the first only; SMOKE=all:
+#                     in each); ends with the sum, "N passed, N failed"
 #   make drift        the upstream functions the module mirrors whose body
 #                     changed in KVER's source (or SRC=/path/to/linux)
 #                     since BASE (default: the newest verified kernel
