@@ -49,7 +49,9 @@
 #   make soak         the differential tester for SEEDS=N seeds (default 2000)
 #                     from START=S (default 1) on BACKING=shmem|xfs|ext4|all
 #                     (default shmem; all: the three, one after the other,
-#                     in one VM)
+#                     in one VM) on CPUS=1|2 CPUs (default 1; 2: each seed
+#                     builds its twins on one and collapses from one,
+#                     picked by the seed)
 #   make fuzz         cargo fuzz (libFuzzer, ASan) of the debugfs command
 #                     parsers on the host, FUZZ_SECONDS=N per target (default 60)
 #   make stress       a multi-process workload racing collapses and injection
@@ -58,7 +60,7 @@
 #                     the program, e.g. ARGS="-w 8 -s SEED")
 #   make stress-debug the same on the debug kernel, with kmemleak and
 #                     free-pages checks after rmmod (tools/endurance/run)
-#   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING),
+#   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING, CPUS),
 #                     with the same checks
 #   make faults       collapses with the kernel's allocations failed under
 #                     the module (fault injection, debug kernel), data and
@@ -152,6 +154,7 @@ stress: stock-module
 SEEDS ?= 2000
 START ?= 1
 BACKING ?= shmem
+CPUS ?= 1
 SOAK_BACKINGS = $(if $(filter all,$(BACKING)),shmem xfs ext4,$(BACKING))
 # Regular files run at about 1.3 seeds/s under TCG on an idle host, shmem at
 # 2 to 5; a loaded host (another VM beside it) halves that: 4 s a seed and
@@ -160,13 +163,13 @@ soak: stock-module selftests
 	@tools/vm/run --timeout $$(( $(words $(SOAK_BACKINGS)) * (4 * $(SEEDS) + 600) )) -- \
 		sh -c 'rc=0; for b in $(SOAK_BACKINGS); do \
 			selftests/khugepaged_rs_diff --backing $$b --start $(START) --seeds $(SEEDS) \
-				|| rc=1; done; exit $$rc'
+				--cpus $(CPUS) || rc=1; done; exit $$rc'
 
 stress-debug:
 	@tools/endurance/run stress $(ARGS)
 
 soak-debug:
-	@SEEDS=$(SEEDS) START=$(START) BACKING=$(BACKING) tools/endurance/run soak
+	@SEEDS=$(SEEDS) START=$(START) BACKING=$(BACKING) CPUS=$(CPUS) tools/endurance/run soak
 
 faults:
 	@tools/endurance/run faults $(ARGS)
