@@ -98,9 +98,53 @@ enum krs_xa_kind {
 	KRS_XA_POINTER,		/* a pointer: in the page cache, a folio */
 };
 
-/* Sizes C knows and Rust needs. */
-enum krs_limits {
-	KRS_MAX_NUMNODES = MAX_NUMNODES,	/* entries of a node_load array */
+/*
+ * One step of collapse_scan_file()'s walk under RCU (krs_xas_scan_next()):
+ * the kind of entry found, the folio checks' reads for a folio.
+ */
+enum krs_scan_kind {
+	KRS_SCAN_END,		/* no entry up to max */
+	KRS_SCAN_RETRY,		/* xas_retry(): a retry or zero entry, cursor reset */
+	KRS_SCAN_SKIP,		/* another internal entry: never a folio */
+	KRS_SCAN_VALUE,		/* a value (swap) entry of 1 << order pages */
+	KRS_SCAN_AGAIN,		/* a folio being freed, or no longer the entry: reset */
+	KRS_SCAN_FOLIO,		/* a folio, read while referenced (struct krs_folio_scan) */
+};
+
+/*
+ * What collapse_scan_file() reads of a folio it holds a reference on, read
+ * under that reference (put again before krs_xas_scan_next() returns).
+ */
+struct krs_folio_scan {
+	unsigned long pfn;
+	unsigned long nr_pages;
+	int nid;
+	int ref_count;
+	int expected_ref_count;
+	unsigned int order;
+	bool lru;
+};
+
+/*
+ * What collapse_file()'s loop reads of a folio it has locked
+ * (krs_folio_locked_read()): stable while the lock is held but for the
+ * dirty and writeback bits, which it re-checks later.
+ */
+struct krs_folio_locked {
+	unsigned long index;
+	unsigned long nr_pages;
+	unsigned int order;
+	bool uptodate;
+	bool in_mapping;	/* folio_mapping() is the mapping asked about */
+	bool dirty;
+	bool writeback;
+};
+
+/* What krs_folio_isolate_unmap() got to. */
+enum krs_isolate {
+	KRS_ISOLATE_NOT_LRU,	/* folio_isolate_lru() failed: nothing done */
+	KRS_ISOLATE_PRIVATE,	/* isolated; filemap_release_folio() failed */
+	KRS_ISOLATE_DONE,	/* isolated, released, unmapped if it was mapped */
 };
 
 /*
@@ -124,39 +168,34 @@ void krs_count_scan_exceed_none(void);
 void krs_count_scan_exceed_swap(void);
 
 /* Folios. */
-bool krs_folio_trylock(struct folio *folio);
 void krs_folio_unlock(struct folio *folio);
 void krs_folio_get(struct folio *folio);
 void krs_folio_put(struct folio *folio);
 int krs_folio_ref_count(struct folio *folio);
 void krs_folio_ref_sub(struct folio *folio, int nr);
-int krs_folio_expected_ref_count(struct folio *folio);
-bool krs_folio_try_get(struct folio *folio);
-long krs_folio_nr_pages(struct folio *folio);
 unsigned int krs_folio_order(struct folio *folio);
 unsigned long krs_folio_index(struct folio *folio);
 bool krs_folio_test_uptodate(struct folio *folio);
-bool krs_folio_test_lru(struct folio *folio);
 bool krs_folio_test_dirty(struct folio *folio);
 bool krs_folio_test_writeback(struct folio *folio);
-bool krs_folio_mapped(struct folio *folio);
 struct address_space *krs_folio_mapping(struct folio *folio);
 struct page *krs_folio_page(struct folio *folio, unsigned long n);
-/* folio_nr_pages() and folio->index if folio_mapping() is @mapping, else 0. */
-unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping,
-			      unsigned long *index);
-bool krs_folio_release(struct folio *folio);
-void krs_folio_unmap(struct folio *folio);
-int krs_folio_nid(struct folio *folio);
+/* folio_trylock(), and folio_get() when it was taken. */
+bool krs_folio_trylock_get(struct folio *folio);
+/* The reads of collapse_file()'s checks on a folio it locked. */
+void krs_folio_locked_read(struct folio *folio, struct address_space *mapping,
+			   struct krs_folio_locked *s);
 /*
  * Allocate a PMD-order folio the way alloc_charge_folio() does: with
  * GFP_TRANSHUGE, or GFP_TRANSHUGE_LIGHT when @light; on @node, allowed on
- * the online nodes whose entry of @node_load (KRS_MAX_NUMNODES entries) is
- * @max_load (collapse_find_target_node()'s alloc_nmask). *@zeroed:
- * allocated with __GFP_ZERO (where init_on_alloc zeroes anyway).
+ * the online nodes whose entry of @node_load (@nr entries: nodes from @nr
+ * on count 0) is @max_load (collapse_find_target_node()'s alloc_nmask).
+ * *@zeroed: allocated with __GFP_ZERO (where init_on_alloc zeroes anyway).
  */
 struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node_load,
-				  unsigned int max_load, bool *zeroed);
+				  unsigned int nr, unsigned int max_load, bool *zeroed);
+/* nr_node_ids: node ids are below it (at most MAX_NUMNODES). */
+unsigned int krs_nr_node_ids(void);
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm, bool light);
 void krs_count_collapse_alloc_failed(void);
 /* count_mthp_stat(HPAGE_PMD_ORDER, MTHP_STAT_COLLAPSE_ALLOC[_FAILED]). */
@@ -179,6 +218,12 @@ void krs_old_folios_retire(struct folio **folios, unsigned int nr, bool shmem);
  * they do not fit.
  */
 unsigned long krs_copy_mc_folio(struct folio *dst, unsigned long n, struct folio *src);
+/*
+ * krs_copy_mc_folio() of @src[i] into @dst from page @at[i] on, for i
+ * below @nr, in order; returns how many were copied whole (@nr: all).
+ */
+unsigned long krs_copy_mc_folios(struct folio *dst, struct folio *const *src,
+				 const unsigned long *at, unsigned long nr);
 /* Zero pages [@n, @n + @nr) of @dst. */
 void krs_zero_pages(struct folio *dst, unsigned long n, unsigned long nr);
 
@@ -187,23 +232,28 @@ void krs_xas_init(struct xa_state *xas, struct address_space *mapping,
 		  unsigned long index, unsigned int order);
 void krs_xas_set(struct xa_state *xas, unsigned long index);
 void krs_xas_set_order(struct xa_state *xas, unsigned long index, unsigned int order);
-void *krs_xas_load(struct xa_state *xas);
-void *krs_xas_next(struct xa_state *xas);
+/* xas_set(@index) then xas_load(): the entry in *@entry, and its kind. */
+enum krs_xa_kind krs_xas_load_at(struct xa_state *xas, unsigned long index, void **entry);
+/* xas_next(): the entry in *@entry, and its kind. */
+enum krs_xa_kind krs_xas_next_kind(struct xa_state *xas, void **entry);
 void *krs_xas_next_entry(struct xa_state *xas, unsigned long max);
-void *krs_xas_find(struct xa_state *xas, unsigned long max);
-void *krs_xas_reload(struct xa_state *xas);
-void krs_xas_reset(struct xa_state *xas);
-unsigned int krs_xas_get_order(struct xa_state *xas);
+/*
+ * One step of collapse_scan_file()'s walk, under RCU: xas_find() (@find)
+ * or xas_next_entry() up to @max, xas_retry(); a value entry's order in
+ * *@order; a folio is held by folio_try_get() and checked by xas_reload()
+ * (either failing: xas_reset(), KRS_SCAN_AGAIN), read into *@folio, put.
+ */
+enum krs_scan_kind krs_xas_scan_next(struct xa_state *xas, unsigned long max, bool find,
+				     struct krs_folio_scan *folio, unsigned int *order);
 void krs_xas_store(struct xa_state *xas, void *entry);
+/* xas_store(XA_RETRY_ENTRY); false if the store failed (xas_error()). */
+bool krs_xas_store_retry(struct xa_state *xas);
 bool krs_xas_error(struct xa_state *xas);
 void krs_xas_create_range(struct xa_state *xas);
 bool krs_xas_nomem(struct xa_state *xas);
 void krs_xas_lock_irq(struct xa_state *xas);
 void krs_xas_unlock_irq(struct xa_state *xas);
-bool krs_xa_is_value(void *entry);
 enum krs_xa_kind krs_xa_kind(void *entry);
-bool krs_xas_retry(struct xa_state *xas, void *entry);
-void *krs_xa_retry_entry(void);
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr);
 void krs_rcu_read_lock(void);
 void krs_rcu_read_unlock(void);
@@ -305,7 +355,12 @@ void krs_mmu_notifier_start(struct mmu_notifier_range *range, struct mm_struct *
 void krs_mmu_notifier_end(struct mmu_notifier_range *range);
 
 /* LRU and unmapping. */
-bool krs_folio_isolate_lru(struct folio *folio);
+/*
+ * collapse_file()'s steps on a locked folio: folio_isolate_lru(), then
+ * filemap_release_folio(), then try_to_unmap(TTU_IGNORE_MLOCK |
+ * TTU_BATCH_FLUSH) if folio_mapped(); stops at the first that fails.
+ */
+enum krs_isolate krs_folio_isolate_unmap(struct folio *folio);
 void krs_folio_putback_lru(struct folio *folio);
 void krs_lru_add_drain(void);
 void krs_lru_add_drain_all(void);

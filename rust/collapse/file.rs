@@ -394,27 +394,25 @@ fn check_and_isolate(
     src: Source<'_>,
     old: &mut OldFolios<'_>,
 ) -> Result<usize, ScanResult> {
-    if !folio.is_uptodate() {
+    // One read of what the checks below look at; the folio is locked.
+    let read = old.read(&folio);
+    if !read.uptodate {
         return Err(ScanResult::Fail);
     }
     // If the file was truncated then extended, or hole-punched, before we
     // locked the first folio, a THP might be there already.
-    if folio.is_pmd_order() {
+    if read.pmd_order {
         return Err(ScanResult::PteMappedHugepage);
     }
-    let place = old.place(&folio).map_err(refusal)?;
+    let place = read.place.map_err(refusal)?;
     // Only clean file-backed folios are collapsed: dirty here means not
     // flushed since it was first written.
-    if src.shmem.is_none() && (folio.is_dirty() || folio.is_writeback()) {
+    if src.shmem.is_none() && (read.dirty || read.writeback) {
         return Err(ScanResult::PageDirtyOrWriteback);
     }
+    // Isolated, private data released, unmapped (a folio whose private
+    // data stays is refused, and put back by `old`).
     let isolated = old.isolate(folio, place).map_err(refusal)?;
-    if !isolated.release_private() {
-        return Err(ScanResult::PageHasPrivate);
-    }
-    if isolated.is_mapped() {
-        isolated.unmap();
-    }
     Ok(isolated.nr_pages())
 }
 
@@ -427,6 +425,7 @@ fn refusal(e: IsolateError) -> ScanResult {
         // finds those holes filled at the re-check.
         IsolateError::OutOfPlace => ScanResult::PageFilled,
         IsolateError::NotLru => ScanResult::DelPageLru,
+        IsolateError::HasPrivate => ScanResult::PageHasPrivate,
     }
 }
 

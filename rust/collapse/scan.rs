@@ -7,9 +7,9 @@
 
 use super::control::Limits;
 use crate::abi::result::ScanResult;
-use crate::mm::folio::NodeLoad;
+use crate::mm::folio::{FolioScan, NodeLoad};
 use crate::mm::page_cache::RcuEntry;
-use crate::mm::{AddressSpace, Folio, HPAGE_PMD_NR};
+use crate::mm::{AddressSpace, HPAGE_PMD_NR};
 
 /// What the scan saw, up to where it stopped.
 #[derive(Default, Clone, Copy)]
@@ -42,7 +42,8 @@ impl ScanCount {
 enum Step {
     /// Counted: go on.
     Next,
-    /// The entry changed under us: look again from the same index.
+    /// The entry changed under us: look again from the same index
+    /// (`xas_find()`; the cursor was reset).
     Again,
     /// The scan ends with this result.
     Stop(ScanResult),
@@ -68,8 +69,8 @@ pub(crate) fn scan_file(
     let mut step = Step::Again;
     loop {
         let entry = match step {
-            Step::Again => xas.find(max),
-            Step::Next => xas.next_entry(max),
+            Step::Again => xas.step(true, max),
+            Step::Next => xas.step(false, max),
             Step::Stop(r) => {
                 let at = xas.index();
                 return (r, count.stopped_at(start, at));
@@ -92,46 +93,30 @@ pub(crate) fn scan_file(
                     Step::Next
                 }
             }
-            RcuEntry::Folio(speculative) => match speculative.try_get() {
-                // Being freed: look at this index again.
-                None => {
-                    xas.reset();
-                    Step::Again
-                }
-                Some(folio) => {
-                    let step = if xas.still_holds(&folio) {
-                        check_folio(&folio, &mut count, load)
-                    } else {
-                        Step::Again
-                    };
-                    if let Step::Again = step {
-                        // The folio moved: look again from the same index.
-                        xas.reset();
-                    }
-                    step
-                }
-            },
+            // Being freed, or moved: look at this index again.
+            RcuEntry::Again => Step::Again,
+            RcuEntry::Folio(folio) => check_folio(&folio, &mut count, load),
         };
     }
 }
 
-/// The per-folio checks of `collapse_scan_file()`, on a referenced folio
-/// that is still the entry.
-fn check_folio(folio: &Folio, count: &mut ScanCount, load: &mut NodeLoad) -> Step {
-    let stop = if folio.is_pmd_order() {
+/// The per-folio checks of `collapse_scan_file()`, on what was read of a
+/// folio while it was referenced and still the entry.
+fn check_folio(folio: &FolioScan, count: &mut ScanCount, load: &mut NodeLoad) -> Step {
+    let stop = if folio.pmd_order {
         // Already huge: only the page table can still be collapsed.
         ScanResult::PteMappedHugepage
     } else {
-        load.add(folio);
-        if !folio.is_lru() {
+        load.add(folio.nid);
+        if !folio.lru {
             ScanResult::PageLru
-        } else if folio.expected_ref_count() + 1 != folio.ref_count() {
+        } else if folio.expected_ref_count + 1 != folio.ref_count {
             ScanResult::PageCount
         } else {
-            count.present += folio.nr_pages();
+            count.present += folio.nr_pages;
             return Step::Next;
         }
     };
-    count.pfn = Some(folio.pfn());
+    count.pfn = Some(folio.pfn);
     Step::Stop(stop)
 }

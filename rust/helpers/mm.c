@@ -35,40 +35,43 @@
 #include "khugepaged_rs.h"
 
 /* Folios. */
-bool krs_folio_trylock(struct folio *folio) { return folio_trylock(folio); }
+bool krs_folio_trylock_get(struct folio *folio)
+{
+	if (!folio_trylock(folio))
+		return false;
+	folio_get(folio);
+	return true;
+}
+
 void krs_folio_unlock(struct folio *folio) { folio_unlock(folio); }
 void krs_folio_get(struct folio *folio) { folio_get(folio); }
 void krs_folio_put(struct folio *folio) { folio_put(folio); }
 int krs_folio_ref_count(struct folio *folio) { return folio_ref_count(folio); }
 void krs_folio_ref_sub(struct folio *folio, int nr) { folio_ref_sub(folio, nr); }
-int krs_folio_expected_ref_count(struct folio *folio) { return folio_expected_ref_count(folio); }
-bool krs_folio_try_get(struct folio *folio) { return folio_try_get(folio); }
-long krs_folio_nr_pages(struct folio *folio) { return folio_nr_pages(folio); }
 unsigned int krs_folio_order(struct folio *folio) { return folio_order(folio); }
 unsigned long krs_folio_index(struct folio *folio) { return folio->index; }
 unsigned long krs_folio_pfn(struct folio *folio) { return folio_pfn(folio); }
 bool krs_folio_test_uptodate(struct folio *folio) { return folio_test_uptodate(folio); }
-bool krs_folio_test_lru(struct folio *folio) { return folio_test_lru(folio); }
 bool krs_folio_test_dirty(struct folio *folio) { return folio_test_dirty(folio); }
 bool krs_folio_test_writeback(struct folio *folio) { return folio_test_writeback(folio); }
-bool krs_folio_mapped(struct folio *folio) { return folio_mapped(folio); }
 struct address_space *krs_folio_mapping(struct folio *folio) { return folio_mapping(folio); }
 struct page *krs_folio_page(struct folio *folio, unsigned long n) { return folio_page(folio, n); }
-unsigned long krs_folio_place(struct folio *folio, struct address_space *mapping,
-			      unsigned long *index)
+void krs_folio_locked_read(struct folio *folio, struct address_space *mapping,
+			   struct krs_folio_locked *s)
 {
-	if (folio_mapping(folio) != mapping)
-		return 0;
-	*index = folio->index;
-	return folio_nr_pages(folio);
+	s->uptodate = folio_test_uptodate(folio);
+	s->order = folio_order(folio);
+	s->in_mapping = folio_mapping(folio) == mapping;
+	s->index = folio->index;
+	s->nr_pages = folio_nr_pages(folio);
+	s->dirty = folio_test_dirty(folio);
+	s->writeback = folio_test_writeback(folio);
 }
 
-bool krs_folio_release(struct folio *folio) { return filemap_release_folio(folio, GFP_KERNEL); }
-
-int krs_folio_nid(struct folio *folio) { return folio_nid(folio); }
+unsigned int krs_nr_node_ids(void) { return min_t(unsigned int, nr_node_ids, MAX_NUMNODES); }
 
 struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node_load,
-				  unsigned int max_load, bool *zeroed)
+				  unsigned int nr, unsigned int max_load, bool *zeroed)
 {
 	/*
 	 * alloc_charge_folio(): the mode's gfp on collapse_find_target_node()'s
@@ -86,7 +89,7 @@ struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node
 	int nid;
 
 	for_each_online_node(nid)
-		if (node_load[nid] == max_load)
+		if (((unsigned int)nid < nr ? node_load[nid] : 0) == max_load)
 			node_set(nid, nmask);
 	if (node < 0 || node >= MAX_NUMNODES || !node_online(node))
 		node = numa_node_id();
@@ -210,6 +213,17 @@ unsigned long krs_copy_mc_folio(struct folio *dst, unsigned long n, struct folio
 	return i;
 }
 
+unsigned long krs_copy_mc_folios(struct folio *dst, struct folio *const *src,
+				 const unsigned long *at, unsigned long nr)
+{
+	unsigned long i;
+
+	for (i = 0; i < nr; i++)
+		if (krs_copy_mc_folio(dst, at[i], src[i]) != folio_nr_pages(src[i]))
+			break;
+	return i;
+}
+
 void krs_zero_pages(struct folio *dst, unsigned long n, unsigned long nr)
 {
 	for (; nr; n++, nr--) {
@@ -235,24 +249,72 @@ void krs_xas_set_order(struct xa_state *xas, unsigned long index, unsigned int o
 	xas_set_order(xas, index, order);
 }
 
-void *krs_xas_load(struct xa_state *xas) { return xas_load(xas); }
-void *krs_xas_next(struct xa_state *xas) { return xas_next(xas); }
+enum krs_xa_kind krs_xas_load_at(struct xa_state *xas, unsigned long index, void **entry)
+{
+	xas_set(xas, index);
+	*entry = xas_load(xas);
+	return krs_xa_kind(*entry);
+}
+
+enum krs_xa_kind krs_xas_next_kind(struct xa_state *xas, void **entry)
+{
+	*entry = xas_next(xas);
+	return krs_xa_kind(*entry);
+}
+
 void *krs_xas_next_entry(struct xa_state *xas, unsigned long max)
 {
 	return xas_next_entry(xas, max);
 }
 
-void *krs_xas_find(struct xa_state *xas, unsigned long max) { return xas_find(xas, max); }
-void *krs_xas_reload(struct xa_state *xas) { return xas_reload(xas); }
-void krs_xas_reset(struct xa_state *xas) { xas_reset(xas); }
-unsigned int krs_xas_get_order(struct xa_state *xas) { return xas_get_order(xas); }
+enum krs_scan_kind krs_xas_scan_next(struct xa_state *xas, unsigned long max, bool find,
+				     struct krs_folio_scan *s, unsigned int *order)
+{
+	void *entry = find ? xas_find(xas, max) : xas_next_entry(xas, max);
+	struct folio *folio = entry;
+
+	if (!entry)
+		return KRS_SCAN_END;
+	if (xas_retry(xas, entry))
+		return KRS_SCAN_RETRY;
+	if (xa_is_value(entry)) {
+		*order = xas_get_order(xas);
+		return KRS_SCAN_VALUE;
+	}
+	if (xa_is_internal(entry))
+		return KRS_SCAN_SKIP;
+	if (!folio_try_get(folio)) {
+		xas_reset(xas);
+		return KRS_SCAN_AGAIN;
+	}
+	if (unlikely(folio != xas_reload(xas))) {
+		folio_put(folio);
+		xas_reset(xas);
+		return KRS_SCAN_AGAIN;
+	}
+	s->order = folio_order(folio);
+	s->nid = folio_nid(folio);
+	s->lru = folio_test_lru(folio);
+	s->expected_ref_count = folio_expected_ref_count(folio);
+	s->ref_count = folio_ref_count(folio);
+	s->nr_pages = folio_nr_pages(folio);
+	s->pfn = folio_pfn(folio);
+	folio_put(folio);
+	return KRS_SCAN_FOLIO;
+}
+
 void krs_xas_store(struct xa_state *xas, void *entry) { xas_store(xas, entry); }
+bool krs_xas_store_retry(struct xa_state *xas)
+{
+	xas_store(xas, XA_RETRY_ENTRY);
+	return !xas_error(xas);
+}
+
 bool krs_xas_error(struct xa_state *xas) { return xas_error(xas) != 0; }
 void krs_xas_create_range(struct xa_state *xas) { xas_create_range(xas); }
 bool krs_xas_nomem(struct xa_state *xas) { return xas_nomem(xas, GFP_KERNEL); }
 void krs_xas_lock_irq(struct xa_state *xas) { xas_lock_irq(xas); }
 void krs_xas_unlock_irq(struct xa_state *xas) { xas_unlock_irq(xas); }
-bool krs_xa_is_value(void *entry) { return xa_is_value(entry); }
 enum krs_xa_kind krs_xa_kind(void *entry)
 {
 	if (!entry)
@@ -266,8 +328,6 @@ enum krs_xa_kind krs_xa_kind(void *entry)
 	return xa_is_sibling(entry) ? KRS_XA_SIBLING : KRS_XA_INTERNAL;
 }
 
-bool krs_xas_retry(struct xa_state *xas, void *entry) { return xas_retry(xas, entry); }
-void *krs_xa_retry_entry(void) { return XA_RETRY_ENTRY; }
 void krs_mapping_sub_nrpages(struct address_space *mapping, unsigned long nr)
 {
 	mapping->nrpages -= nr;

@@ -160,9 +160,15 @@ int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm, bool light
 	return 0;
 }
 
-void krs_folio_unmap(struct folio *folio)
+enum krs_isolate krs_folio_isolate_unmap(struct folio *folio)
 {
-	KRS_CALL(try_to_unmap)(folio, TTU_IGNORE_MLOCK | TTU_BATCH_FLUSH);
+	if (!KRS_CALL(folio_isolate_lru)(folio))
+		return KRS_ISOLATE_NOT_LRU;
+	if (!filemap_release_folio(folio, GFP_KERNEL))
+		return KRS_ISOLATE_PRIVATE;
+	if (folio_mapped(folio))
+		KRS_CALL(try_to_unmap)(folio, TTU_IGNORE_MLOCK | TTU_BATCH_FLUSH);
+	return KRS_ISOLATE_DONE;
 }
 
 bool krs_shmem_charge(struct address_space *mapping, long pages)
@@ -355,7 +361,6 @@ void krs_mmu_notifier_end(struct mmu_notifier_range *range)
 		KRS_CALL(__mmu_notifier_invalidate_range_end)(range);
 }
 
-bool krs_folio_isolate_lru(struct folio *folio) { return KRS_CALL(folio_isolate_lru)(folio); }
 void krs_folio_putback_lru(struct folio *folio) { KRS_CALL(folio_putback_lru)(folio); }
 void krs_lru_add_drain(void) { KRS_CALL(lru_add_drain)(); }
 void krs_lru_add_drain_all(void) { KRS_CALL(lru_add_drain_all)(); }

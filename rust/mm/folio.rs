@@ -73,32 +73,17 @@ impl Folio {
         self.order() == HPAGE_PMD_ORDER
     }
 
-    /// `folio_nr_pages()`.
-    pub(crate) fn nr_pages(&self) -> usize {
-        // SAFETY: A valid folio (type invariant); only reads it.
-        let nr = unsafe { bindings::krs_folio_nr_pages(self.as_raw()) };
-        usize::try_from(nr).unwrap_or(0)
-    }
-
     c_reads! { pub(crate), as_raw;
-        /// `folio_nid()`.
-        fn nid -> i32 = krs_folio_nid;
-        /// `folio_pfn()`.
-        fn pfn -> usize = krs_folio_pfn;
         /// `folio->index`.
         fn index -> usize = krs_folio_index;
         /// `folio_test_uptodate()`.
         fn is_uptodate -> bool = krs_folio_test_uptodate;
-        /// `folio_test_lru()`.
-        fn is_lru -> bool = krs_folio_test_lru;
         /// `folio_test_dirty()`.
         fn is_dirty -> bool = krs_folio_test_dirty;
         /// `folio_test_writeback()`.
         fn is_writeback -> bool = krs_folio_test_writeback;
         /// `folio_ref_count()`.
         fn ref_count -> i32 = krs_folio_ref_count;
-        /// `folio_expected_ref_count()`: the page cache's and the mappings'.
-        fn expected_ref_count -> i32 = krs_folio_expected_ref_count;
     }
 
     /// `folio_mapping(folio) == mapping`: still in that page cache.
@@ -107,44 +92,54 @@ impl Folio {
         unsafe { bindings::krs_folio_mapping(self.as_raw()) == mapping.as_raw() }
     }
 
-    /// `folio_trylock()` and a reference: the folio, locked, or `None`.
+    /// `folio_trylock()` and a reference (`folio_get()`, in the same
+    /// helper call): the folio, locked, or `None`.
     pub(crate) fn trylock(&self) -> Option<LockedFolio> {
-        // SAFETY: Valid folio (type invariant).
-        if !unsafe { bindings::krs_folio_trylock(self.as_raw()) } {
+        // SAFETY: Valid folio (type invariant); on success the helper took
+        // the lock and a reference, both handed over.
+        if !unsafe { bindings::krs_folio_trylock_get(self.as_raw()) } {
             return None;
         }
-        // INVARIANT: We just took the lock; `ARef::from` takes a reference.
-        Some(LockedFolio(ARef::from(self)))
+        // SAFETY: The reference just taken is handed over.
+        let folio = unsafe { ARef::from_raw(NonNull::from(self)) };
+        // INVARIANT: We just took the lock.
+        Some(LockedFolio(folio))
     }
 }
 
-/// A folio seen in the page cache under RCU only: nothing may be read from
-/// it until [`SpeculativeFolio::try_get`] took a reference.
-///
-/// # Invariants
-///
-/// The pointer was loaded from the page cache under the RCU read lock held
-/// for `'rcu`: its `struct folio` memory stays valid (it may be freed and
-/// reused as a folio, which `folio_try_get()` detects).
-pub(crate) struct SpeculativeFolio<'rcu>(NonNull<bindings::folio>, PhantomData<&'rcu ()>);
+/// What `collapse_scan_file()`'s checks read of a folio it found under RCU,
+/// read while a reference was held (`folio_try_get()`, the entry
+/// re-checked by `xas_reload()`) and put again: plain values, racy as the
+/// scan is (the collapse checks everything again under the locks).
+#[derive(Clone, Copy)]
+pub(crate) struct FolioScan {
+    /// `folio_order() == HPAGE_PMD_ORDER`.
+    pub(crate) pmd_order: bool,
+    /// `folio_nid()`.
+    pub(crate) nid: i32,
+    /// `folio_test_lru()`.
+    pub(crate) lru: bool,
+    /// `folio_expected_ref_count()`: the page cache's and the mappings'.
+    pub(crate) expected_ref_count: i32,
+    /// `folio_ref_count()` (our reference included).
+    pub(crate) ref_count: i32,
+    /// `folio_nr_pages()`.
+    pub(crate) nr_pages: usize,
+    /// `folio_pfn()`.
+    pub(crate) pfn: usize,
+}
 
-impl SpeculativeFolio<'_> {
-    /// # Safety
-    ///
-    /// As the type invariant, for the lifetime chosen.
-    pub(super) unsafe fn new(ptr: NonNull<bindings::folio>) -> Self {
-        Self(ptr, PhantomData)
-    }
-
-    /// `folio_try_get()`: a reference, unless the folio is being freed.
-    pub(crate) fn try_get(&self) -> Option<ARef<Folio>> {
-        // SAFETY: Under RCU the memory is valid (type invariant), and
-        // folio_try_get() fails on a folio whose count reached zero.
-        if !unsafe { bindings::krs_folio_try_get(self.0.as_ptr()) } {
-            return None;
+impl FolioScan {
+    pub(super) fn from_raw(s: &bindings::krs_folio_scan) -> Self {
+        Self {
+            pmd_order: s.order == HPAGE_PMD_ORDER,
+            nid: s.nid,
+            lru: s.lru,
+            expected_ref_count: s.expected_ref_count,
+            ref_count: s.ref_count,
+            nr_pages: s.nr_pages,
+            pfn: s.pfn,
         }
-        // SAFETY: folio_try_get() gave us the reference we hand over.
-        Some(unsafe { ARef::from_raw(self.0.cast()) })
     }
 }
 
@@ -176,12 +171,19 @@ impl LockedFolio {
         Self(unsafe { ARef::from_raw(ptr.cast()) })
     }
 
-    /// `folio_isolate_lru()`; on failure the locked folio comes back.
-    /// Only [`OldFolios::isolate`] calls it: an isolated folio lives in the
-    /// set that owns its deferred TLB flush.
-    fn isolate_lru(self, index: usize, nr: usize) -> Result<IsolatedFolio, LockedFolio> {
+    /// collapse_file()'s steps on the locked folio, in one helper call:
+    /// `folio_isolate_lru()` (on failure the locked folio comes back),
+    /// then `filemap_release_folio()` (drops private data such as buffers;
+    /// may sleep), then, if `folio_mapped()`, `try_to_unmap(folio,
+    /// TTU_IGNORE_MLOCK | TTU_BATCH_FLUSH)` (may sleep): the TLB flush is
+    /// deferred into the current task's batch. The isolated folio comes
+    /// back with whether its private data was released (when not, it was
+    /// not unmapped). Only [`OldFolios::isolate`] calls it: an isolated
+    /// folio lives in the set that owns its deferred TLB flush.
+    fn isolate_unmap(self, index: usize, nr: usize) -> Result<(IsolatedFolio, bool), LockedFolio> {
         // SAFETY: The folio is locked and referenced (type invariant).
-        if !unsafe { bindings::krs_folio_isolate_lru(self.as_raw()) } {
+        let done = unsafe { bindings::krs_folio_isolate_unmap(self.as_raw()) };
+        if done == bindings::krs_isolate_KRS_ISOLATE_NOT_LRU {
             return Err(self);
         }
         let this = ManuallyDrop::new(self);
@@ -189,7 +191,8 @@ impl LockedFolio {
         let folio = unsafe { core::ptr::read(&this.0) };
         // INVARIANT: Locked (ours), isolated (just now), and referenced;
         // `index` and `nr` read by the caller under the lock.
-        Ok(IsolatedFolio { folio, index, nr })
+        let released = done == bindings::krs_isolate_KRS_ISOLATE_DONE;
+        Ok((IsolatedFolio { folio, index, nr }, released))
     }
 }
 
@@ -264,28 +267,6 @@ impl IsolatedFolio {
         self.nr
     }
 
-    /// `filemap_release_folio()`: drops private data (buffers); false if
-    /// it cannot be dropped. May sleep.
-    pub(crate) fn release_private(&self) -> bool {
-        // SAFETY: Locked folio (type invariant).
-        unsafe { bindings::krs_folio_release(self.as_raw()) }
-    }
-
-    /// `folio_mapped()`.
-    pub(crate) fn is_mapped(&self) -> bool {
-        // SAFETY: Locked folio (type invariant).
-        unsafe { bindings::krs_folio_mapped(self.as_raw()) }
-    }
-
-    /// `try_to_unmap(folio, TTU_IGNORE_MLOCK | TTU_BATCH_FLUSH)`: the TLB
-    /// flush is deferred into the current task's batch. An `IsolatedFolio`
-    /// is only reachable inside an [`OldFolios`], which flushes that batch
-    /// before any of its folios goes back or is copied. May sleep.
-    pub(crate) fn unmap(&self) {
-        // SAFETY: Locked folio (type invariant).
-        unsafe { bindings::krs_folio_unmap(self.as_raw()) }
-    }
-
     /// Gives up the folio without the rollback, for the success path:
     /// the caller takes over the lock, the isolation and our reference.
     fn into_raw(self) -> NonNull<bindings::folio> {
@@ -358,14 +339,35 @@ pub(crate) enum IsolateError {
     OutOfPlace,
     /// `folio_isolate_lru()` failed (`SCAN_DEL_PAGE_LRU`).
     NotLru,
+    /// Isolated, but `filemap_release_folio()` failed
+    /// (`SCAN_PAGE_HAS_PRIVATE`): it is among the old folios, not unmapped.
+    HasPrivate,
 }
 
 /// Where a locked folio goes among the old folios: its index and size,
-/// read under its lock by [`OldFolios::place`], for [`OldFolios::isolate`].
+/// read under its lock by [`OldFolios::read`], for [`OldFolios::isolate`].
 pub(crate) struct Place {
     folio: NonNull<bindings::folio>,
     index: usize,
     nr: usize,
+}
+
+/// What collapse_file()'s checks read of a folio it locked, in one helper
+/// call ([`OldFolios::read`]): its state, and its place among the old
+/// folios. The lock keeps all but `dirty` and `writeback` stable, which
+/// the engine checks again once the folio is unmapped.
+pub(crate) struct LockedRead {
+    /// `folio_test_uptodate()`.
+    pub(crate) uptodate: bool,
+    /// `folio_order() == HPAGE_PMD_ORDER`.
+    pub(crate) pmd_order: bool,
+    /// `folio_test_dirty()`.
+    pub(crate) dirty: bool,
+    /// `folio_test_writeback()`.
+    pub(crate) writeback: bool,
+    /// Its place: refused unless it is in the mapping, inside the extent
+    /// and after the last folio isolated.
+    pub(crate) place: Result<Place, IsolateError>,
 }
 
 /// The old folios of an extent being collapsed, isolated so far, in index
@@ -391,31 +393,44 @@ impl<'m> OldFolios<'m> {
         }))
     }
 
-    /// The place of `folio` in the extent (`folio_mapping()`, index and
-    /// size in one call): refused unless it is in this mapping, inside the
-    /// extent and after the last folio isolated.
-    pub(crate) fn place(&self, folio: &LockedFolio) -> Result<Place, IsolateError> {
+    /// The reads of collapse_file()'s checks on `folio` (uptodate, order,
+    /// `folio_mapping()`, index, size, dirty, writeback in one call), and
+    /// its place in the extent: refused unless it is in this mapping,
+    /// inside the extent and after the last folio isolated.
+    pub(crate) fn read(&self, folio: &LockedFolio) -> LockedRead {
         let o = &self.0;
-        let mut index = 0;
-        // SAFETY: A locked folio (`LockedFolio`); only reads it.
-        let nr =
-            unsafe { bindings::krs_folio_place(folio.as_raw(), o.mapping.as_raw(), &mut index) };
-        if nr == 0 {
-            return Err(IsolateError::NotInMapping);
+        let mut s = bindings::krs_folio_locked::default();
+        // SAFETY: A locked folio (`LockedFolio`); only reads it into `s`.
+        unsafe { bindings::krs_folio_locked_read(folio.as_raw(), o.mapping.as_raw(), &mut s) };
+        let (index, nr) = (s.index, s.nr_pages);
+        let place = if !s.in_mapping {
+            Err(IsolateError::NotInMapping)
+        } else if index < o.next || index.saturating_add(nr) > o.start + HPAGE_PMD_NR {
+            Err(IsolateError::OutOfPlace)
+        } else {
+            Ok(Place {
+                folio: NonNull::from(&*folio.0).cast(),
+                index,
+                nr,
+            })
+        };
+        LockedRead {
+            uptodate: s.uptodate,
+            pmd_order: s.order == HPAGE_PMD_ORDER,
+            dirty: s.dirty,
+            writeback: s.writeback,
+            place,
         }
-        if index < o.next || index + nr > o.start + HPAGE_PMD_NR {
-            return Err(IsolateError::OutOfPlace);
-        }
-        Ok(Place {
-            folio: NonNull::from(&*folio.0).cast(),
-            index,
-            nr,
-        })
     }
 
     /// `folio_isolate_lru()` of the next folio of the extent, which joins
-    /// the old folios; refused (and unlocked) unless `place` is its place,
-    /// still after the last folio isolated.
+    /// the old folios, then `filemap_release_folio()` and, if it is
+    /// mapped, `try_to_unmap()` with the TLB flush deferred to this set
+    /// (one helper call: [`LockedFolio::isolate_unmap`]). Refused (and
+    /// unlocked) unless `place` is its place, still after the last folio
+    /// isolated; a folio whose private data could not be released stays
+    /// among the old folios, for the rollback to put back
+    /// ([`IsolateError::HasPrivate`]).
     pub(crate) fn isolate(
         &mut self,
         folio: LockedFolio,
@@ -426,15 +441,26 @@ impl<'m> OldFolios<'m> {
         if place.folio.as_ptr() != folio.as_raw() || index < o.next {
             return Err(IsolateError::OutOfPlace);
         }
-        let isolated = folio
-            .isolate_lru(index, nr)
+        // Room first: once unmapped, the folio must be in the set whose
+        // `Drop` flushes before it goes back.
+        if o.folios.len() >= o.folios.capacity() {
+            return Err(IsolateError::OutOfPlace);
+        }
+        let (isolated, released) = folio
+            .isolate_unmap(index, nr)
             .map_err(|_| IsolateError::NotLru)?;
-        o.folios
-            .push_within_capacity(isolated)
-            .map_err(|_| IsolateError::OutOfPlace)?;
+        if let Err(lost) = o.folios.push_within_capacity(isolated) {
+            // Cannot happen (room checked above); flush before it goes back.
+            flush_unmap_batch();
+            drop(lost);
+            return Err(IsolateError::OutOfPlace);
+        }
         // INVARIANT: In place (checked), of the mapping; locked, so it stays.
         o.next = index + nr;
         o.covered += nr;
+        if !released {
+            return Err(IsolateError::HasPrivate);
+        }
         o.folios.last().ok_or(IsolateError::OutOfPlace)
     }
 
@@ -545,28 +571,70 @@ unsafe fn retire(folios: &[*mut bindings::folio], shmem: bool) {
     unsafe { bindings::krs_old_folios_retire(folios.as_ptr().cast_mut(), nr, shmem) };
 }
 
-/// Entries of a [`NodeLoad`]: `MAX_NUMNODES`.
-const MAX_NUMNODES: usize = bindings::krs_limits_KRS_MAX_NUMNODES as usize;
-
 /// `collapse_control.node_load`: how many folios of the extent the scan
 /// found on each node, cleared before each scan (`collapse_scan_file()`).
-pub(crate) struct NodeLoad(KBox<[u32; MAX_NUMNODES]>);
+///
+/// Upstream's array has `MAX_NUMNODES` entries (1024 on Debian's kernels:
+/// 4 KiB, cleared by a `memset()` before each scan and walked whole by
+/// `collapse_find_target_node()`); node ids only go up to `nr_node_ids`
+/// (`folio_nid()`, `for_each_online_node()`), so this one has that many
+/// entries, and keeps the target as the counts grow and the nodes counted
+/// as a range: the clear and the target touch only those. Every other
+/// entry upstream's would have is zero, which is what its loops find there.
+///
+/// # Invariants
+///
+/// `counts` has `nr_node_ids` entries (at most `MAX_NUMNODES`); every entry
+/// outside `[lo, hi]` is zero (all of them when `lo > hi`); `target` is the
+/// first node with the most folios, `max` (0 and 0 when none was counted).
+pub(crate) struct NodeLoad {
+    counts: KVec<u32>,
+    lo: usize,
+    hi: usize,
+    target: usize,
+    max: u32,
+}
 
 impl NodeLoad {
     pub(crate) fn new() -> Result<Self> {
-        Ok(Self(KBox::zeroed(GFP_KERNEL)?))
+        // SAFETY: Reads a variable set at boot; no preconditions.
+        let nodes = unsafe { bindings::krs_nr_node_ids() } as usize;
+        let mut counts = KVec::with_capacity(nodes, GFP_KERNEL)?;
+        counts.resize(nodes, 0, GFP_KERNEL)?;
+        // INVARIANT: All zero; nothing counted.
+        Ok(Self {
+            counts,
+            lo: usize::MAX,
+            hi: 0,
+            target: 0,
+            max: 0,
+        })
     }
 
-    /// `memset(cc->node_load, 0, ...)`.
+    /// `memset(cc->node_load, 0, ...)`: the nodes counted since the last
+    /// clear are all the non-zero entries.
     pub(crate) fn clear(&mut self) {
-        self.0.fill(0);
+        if let Some(counted) = self.counts.get_mut(self.lo..=self.hi) {
+            counted.fill(0);
+        }
+        // INVARIANT: All zero again.
+        (self.lo, self.hi, self.target, self.max) = (usize::MAX, 0, 0, 0);
     }
 
-    /// `cc->node_load[folio_nid(folio)]++`.
-    pub(crate) fn add(&mut self, folio: &Folio) {
-        let nid = usize::try_from(folio.nid()).unwrap_or(usize::MAX);
-        if let Some(n) = self.0.get_mut(nid) {
-            *n = n.saturating_add(1);
+    /// `cc->node_load[folio_nid(folio)]++`, for a folio on `nid`.
+    pub(crate) fn add(&mut self, nid: i32) {
+        let nid = usize::try_from(nid).unwrap_or(usize::MAX);
+        let Some(n) = self.counts.get_mut(nid) else {
+            return;
+        };
+        *n = n.saturating_add(1);
+        let n = *n;
+        // INVARIANT: `nid` is now inside the range; the first node with
+        // the most folios is this one if it now has more than the target
+        // had, or as many with a lower id.
+        (self.lo, self.hi) = (self.lo.min(nid), self.hi.max(nid));
+        if n > self.max || (n == self.max && nid < self.target) {
+            (self.target, self.max) = (nid, n);
         }
     }
 
@@ -574,13 +642,7 @@ impl NodeLoad {
     /// (node 0 when the scan saw none), and that count, which makes
     /// `alloc_nmask` (every online node with that many).
     pub(crate) fn target(&self) -> (i32, u32) {
-        let (mut target, mut max) = (0, 0);
-        for (nid, &n) in self.0.iter().enumerate() {
-            if n > max {
-                (target, max) = (nid, n);
-            }
-        }
-        (i32::try_from(target).unwrap_or(0), max)
+        (i32::try_from(self.target).unwrap_or(0), self.max)
     }
 }
 
@@ -619,13 +681,15 @@ impl UnchargedFolio {
     pub(crate) fn alloc(gfp: AllocGfp, load: &NodeLoad) -> Option<Self> {
         let (node, max) = load.target();
         let mut zeroed = false;
-        // SAFETY: `load.0` holds KRS_MAX_NUMNODES entries, as the helper
-        // reads; it checks `node` itself; `zeroed` is written.
+        let nodes = u32::try_from(load.counts.len()).unwrap_or(0);
+        // SAFETY: `load.counts` holds `nodes` entries, all the helper reads;
+        // it checks `node` itself; `zeroed` is written.
         let folio = unsafe {
             bindings::krs_folio_alloc_pmd(
                 gfp == AllocGfp::Light,
                 node,
-                load.0.as_ptr(),
+                load.counts.as_ptr(),
+                nodes,
                 max,
                 &mut zeroed,
             )
@@ -732,32 +796,57 @@ impl NewFolio {
     /// (`SCAN_COPY_MC`) the folio comes back unchanged in state.
     pub(crate) fn copy_from(self, old: &IsolatedExtent<'_>) -> Result<CopiedFolio, NewFolio> {
         let start = old.start();
+        let mut batch = CopyBatch::new();
         let mut dst = 0usize;
         for folio in old.0.folios.iter() {
             // `Isolated`'s invariant: in the extent, in order, no overlap.
             let at = folio.index() - start;
-            self.zero_pages(dst, at - dst);
-            if !self.copy_folio(at, folio) {
+            if at != dst {
+                // A run of holes: copy what comes before it first.
+                if !self.copy_batch(&mut batch) {
+                    return Err(self);
+                }
+                self.zero_pages(dst, at - dst);
+            }
+            if batch.is_full() && !self.copy_batch(&mut batch) {
+                return Err(self);
+            }
+            if !batch.push(at, folio) {
                 return Err(self);
             }
             dst = at + folio.nr_pages();
+        }
+        if !self.copy_batch(&mut batch) {
+            return Err(self);
         }
         self.zero_pages(dst, HPAGE_PMD_NR - dst);
         // INVARIANT: Every page written.
         Ok(CopiedFolio(self))
     }
 
-    /// `copy_mc_highpage()` of every page of `src` into the pages from
-    /// `dst` on; false on a poisoned page (or if `src` does not fit).
-    fn copy_folio(&self, dst: usize, src: &IsolatedFolio) -> bool {
-        let nr = src.nr_pages();
-        if dst.checked_add(nr).is_none_or(|end| end > HPAGE_PMD_NR) {
-            return false;
+    /// `copy_mc_highpage()` of every page of each folio of `batch` into
+    /// the pages from its place on (one helper call for the batch), which
+    /// is emptied; false on a poisoned page (or if a folio does not fit).
+    fn copy_batch(&self, batch: &mut CopyBatch<'_>) -> bool {
+        let n = core::mem::take(&mut batch.n);
+        if n == 0 {
+            return true;
         }
-        // SAFETY: `[dst, dst + nr)` is in the new folio (checked; `src` is
-        // locked, so its size holds); the new folio is ours alone.
-        let copied = unsafe { bindings::krs_copy_mc_folio(self.as_raw(), dst, src.as_raw()) };
-        copied == nr
+        for i in 0..n {
+            let fits = batch.at[i]
+                .checked_add(batch.nr[i])
+                .is_some_and(|end| end <= HPAGE_PMD_NR);
+            if !fits {
+                return false;
+            }
+        }
+        // SAFETY: Each `[at, at + nr)` is in the new folio (checked above;
+        // each source is locked among the old folios `batch` borrows, so
+        // its size holds); the new folio is ours alone.
+        let copied = unsafe {
+            bindings::krs_copy_mc_folios(self.as_raw(), batch.src.as_ptr(), batch.at.as_ptr(), n)
+        };
+        copied == n
     }
 
     /// `clear_highpage()` of pages `[dst, dst + nr)` (holes), unless the
@@ -772,6 +861,48 @@ impl NewFolio {
         }
         // SAFETY: The pages are in range (checked); the new folio is ours.
         unsafe { bindings::krs_zero_pages(self.as_raw(), dst, nr) }
+    }
+}
+
+/// Old folios copied per helper call.
+const COPY_BATCH: usize = 32;
+
+/// Old folios to copy in one helper call, each with its place in the new
+/// folio and its size, borrowed from the old folios (locked and isolated:
+/// their size holds).
+struct CopyBatch<'a> {
+    src: [*mut bindings::folio; COPY_BATCH],
+    at: [usize; COPY_BATCH],
+    nr: [usize; COPY_BATCH],
+    n: usize,
+    _old: PhantomData<&'a IsolatedFolio>,
+}
+
+impl<'a> CopyBatch<'a> {
+    fn new() -> Self {
+        Self {
+            src: [core::ptr::null_mut(); COPY_BATCH],
+            at: [0; COPY_BATCH],
+            nr: [0; COPY_BATCH],
+            n: 0,
+            _old: PhantomData,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.n == COPY_BATCH
+    }
+
+    /// Adds `folio`, to be copied to page `at` on; false if full (the
+    /// caller copies a full batch first).
+    fn push(&mut self, at: usize, folio: &'a IsolatedFolio) -> bool {
+        let i = self.n;
+        if i >= COPY_BATCH {
+            return false;
+        }
+        (self.src[i], self.at[i], self.nr[i]) = (folio.as_raw(), at, folio.nr_pages());
+        self.n += 1;
+        true
     }
 }
 

@@ -76,7 +76,7 @@ pub(crate) use kernel::mm::{Mm, MmWithUser};
 const _: () =
     assert!(PAGE_SIZE == kernel::page::PAGE_SIZE && PAGE_SHIFT == kernel::page::PAGE_SHIFT);
 
-pub(crate) use folio::{Folio, LockedFolio, NewFolio, OldFolios};
+pub(crate) use folio::{LockedFolio, NewFolio, OldFolios};
 pub(crate) use page_cache::{AddressSpace, Entry, XaCursor};
 pub(crate) use vma::{FileExt, MmapRead, Tva, VmaExt};
 

@@ -16,8 +16,7 @@
 //! module's own.
 
 use super::folio::{
-    CommittedFolio, CopiedFolio, Folio, IsolatedExtent, LockedFolio, ReplacedFolios,
-    SpeculativeFolio,
+    CommittedFolio, CopiedFolio, Folio, FolioScan, IsolatedExtent, LockedFolio, ReplacedFolios,
 };
 use super::vma::IMmapVmas;
 use super::{HPAGE_PMD_NR, HPAGE_PMD_ORDER};
@@ -273,10 +272,10 @@ enum Slot {
     Pointer(NonNull<c_void>),
 }
 
-fn classify(entry: *mut c_void) -> Slot {
-    // SAFETY: Only inspects the entry's bits (one call for the xarray's
-    // predicates); never dereferenced.
-    match unsafe { bindings::krs_xa_kind(entry) } {
+/// The slot of `entry`, whose kind the xarray's predicates gave
+/// (`krs_xa_kind()`, as the helpers that load an entry return it).
+fn classify(kind: bindings::krs_xa_kind, entry: *mut c_void) -> Slot {
+    match kind {
         bindings::krs_xa_kind_KRS_XA_VALUE => Slot::Value,
         bindings::krs_xa_kind_KRS_XA_RETRY => Slot::Retry,
         bindings::krs_xa_kind_KRS_XA_SIBLING => Slot::Sibling,
@@ -333,12 +332,10 @@ impl<'c, 'a> XaLocked<'c, 'a> {
     /// `xas_set()` then `xas_load()`: the entry at `index` (a multi-index
     /// entry's canonical slot: `xas_load()` resolves siblings).
     pub(crate) fn load_at(&mut self, index: usize) -> Entry<'_> {
+        let mut entry = core::ptr::null_mut();
         // SAFETY: Under the xa_lock (type invariant), on our state.
-        let entry = unsafe {
-            bindings::krs_xas_set(self.xas(), index);
-            bindings::krs_xas_load(self.xas())
-        };
-        match classify(entry) {
+        let kind = unsafe { bindings::krs_xas_load_at(self.xas(), index, &mut entry) };
+        match classify(kind, entry) {
             Slot::Null => Entry::None,
             Slot::Value => Entry::Value,
             Slot::Retry | Slot::Sibling | Slot::OtherInternal => Entry::Internal,
@@ -418,14 +415,12 @@ impl<'c, 'a> XaLocked<'c, 'a> {
         };
         if walk {
             for _ in 0..HPAGE_PMD_NR {
+                let mut entry = core::ptr::null_mut();
                 // SAFETY: Under the xa_lock (owned by `filled`).
-                let entry = unsafe { bindings::krs_xas_next(filled.xa.xas()) };
-                if let Slot::Null = classify(entry) {
+                let kind = unsafe { bindings::krs_xas_next_kind(filled.xa.xas(), &mut entry) };
+                if let Slot::Null = classify(kind, entry) {
                     // SAFETY: Under the xa_lock, at a hole of the extent.
-                    unsafe {
-                        bindings::krs_xas_store(filled.xa.xas(), bindings::krs_xa_retry_entry())
-                    };
-                    if filled.xa.error().is_err() {
+                    if !unsafe { bindings::krs_xas_store_retry(filled.xa.xas()) } {
                         return Err(FillError::StoreFailed);
                     }
                     filled.holes += 1;
@@ -547,17 +542,15 @@ impl Drop for HolesFilled<'_, '_, '_> {
             return;
         }
         let start = self.old.start();
-        // SAFETY: Under the xa_lock (type invariant), on our state; the
-        // retry entry is a constant.
-        let retry = unsafe {
-            bindings::krs_xas_set(self.xa.xas(), start);
-            bindings::krs_xa_retry_entry()
-        };
+        // SAFETY: Under the xa_lock (type invariant), on our state.
+        unsafe { bindings::krs_xas_set(self.xa.xas(), start) };
         for _ in 0..HPAGE_PMD_NR {
+            let mut entry = core::ptr::null_mut();
             // SAFETY: Under the xa_lock; a retry entry in the extent is one
             // we stored (none is visible outside one lock hold).
             unsafe {
-                if bindings::krs_xas_next(self.xa.xas()) == retry {
+                let kind = bindings::krs_xas_next_kind(self.xa.xas(), &mut entry);
+                if kind == bindings::krs_xa_kind_KRS_XA_RETRY {
                     bindings::krs_xas_store(self.xa.xas(), core::ptr::null_mut());
                 }
             }
@@ -566,18 +559,22 @@ impl Drop for HolesFilled<'_, '_, '_> {
 }
 
 /// A page-cache entry seen locklessly.
-pub(crate) enum RcuEntry<'r> {
+pub(crate) enum RcuEntry {
     /// No entry up to the limit.
     End,
-    /// A retry or zero entry: look again (`xas_retry()` reset the cursor).
+    /// A retry or zero entry: look on (`xas_retry()` reset the cursor).
     Retry,
     /// Another internal entry (`xas_find()` skips siblings, so none is
     /// expected): skipped, never a folio.
     Skip,
     /// A value (swap) entry of `1 << order` pages.
     Value { order: u32 },
-    /// A folio, to be referenced before use.
-    Folio(SpeculativeFolio<'r>),
+    /// A folio being freed, or no longer the entry once referenced: the
+    /// cursor was reset, look again at the same index (`xas_find()`).
+    Again,
+    /// A folio: what the scan's checks read of it while it was referenced
+    /// (the reference is put again).
+    Folio(FolioScan),
 }
 
 /// A lockless cursor (`collapse_scan_file()`'s walk under RCU).
@@ -593,55 +590,27 @@ pub(crate) struct RcuCursor<'a> {
 }
 
 impl RcuCursor<'_> {
-    /// # Safety
-    ///
-    /// `entry` was just loaded by this cursor, under its RCU read lock.
-    unsafe fn entry(&mut self, entry: *mut c_void) -> RcuEntry<'_> {
-        // SAFETY: Under RCU (type invariant), on our state.
-        if !entry.is_null() && unsafe { bindings::krs_xas_retry(&mut self.xas, entry) } {
-            return RcuEntry::Retry;
+    /// One step of the walk up to `max`, in one helper call: `xas_find()`
+    /// (`find`: the first step, and after [`RcuEntry::Again`]) or
+    /// `xas_next_entry()`, then `xas_retry()`; a folio is referenced
+    /// (`folio_try_get()`), checked to still be the entry (`xas_reload()`),
+    /// read and put.
+    pub(crate) fn step(&mut self, find: bool, max: usize) -> RcuEntry {
+        let mut folio = bindings::krs_folio_scan::default();
+        let mut order = 0;
+        // SAFETY: Under RCU (type invariant), on our state: the helper
+        // only dereferences a folio it took a reference on.
+        let kind = unsafe {
+            bindings::krs_xas_scan_next(&mut self.xas, max, find, &mut folio, &mut order)
+        };
+        match kind {
+            bindings::krs_scan_kind_KRS_SCAN_RETRY => RcuEntry::Retry,
+            bindings::krs_scan_kind_KRS_SCAN_SKIP => RcuEntry::Skip,
+            bindings::krs_scan_kind_KRS_SCAN_VALUE => RcuEntry::Value { order },
+            bindings::krs_scan_kind_KRS_SCAN_AGAIN => RcuEntry::Again,
+            bindings::krs_scan_kind_KRS_SCAN_FOLIO => RcuEntry::Folio(FolioScan::from_raw(&folio)),
+            _ => RcuEntry::End,
         }
-        match classify(entry) {
-            Slot::Null => RcuEntry::End,
-            Slot::Value => {
-                // SAFETY: Reads our state (the order of the entry just loaded).
-                let order = unsafe { bindings::krs_xas_get_order(&mut self.xas) };
-                RcuEntry::Value { order }
-            }
-            Slot::Retry | Slot::Sibling | Slot::OtherInternal => RcuEntry::Skip,
-            // SAFETY: A pointer entry of the page cache is a folio, loaded
-            // under RCU, held while `self` is borrowed (type invariant; the
-            // function's contract).
-            Slot::Pointer(p) => RcuEntry::Folio(unsafe { SpeculativeFolio::new(p.cast()) }),
-        }
-    }
-
-    /// `xas_find(max)`: the first entry from the cursor on.
-    pub(crate) fn find(&mut self, max: usize) -> RcuEntry<'_> {
-        // SAFETY: Under RCU (type invariant), on our state.
-        let entry = unsafe { bindings::krs_xas_find(&mut self.xas, max) };
-        // SAFETY: Just loaded by this cursor under its RCU read lock.
-        unsafe { self.entry(entry) }
-    }
-
-    /// `xas_next_entry(max)`.
-    pub(crate) fn next_entry(&mut self, max: usize) -> RcuEntry<'_> {
-        // SAFETY: Under RCU, on our state.
-        let entry = unsafe { bindings::krs_xas_next_entry(&mut self.xas, max) };
-        // SAFETY: Just loaded by this cursor under its RCU read lock.
-        unsafe { self.entry(entry) }
-    }
-
-    /// `xas_reset()`: the next `find` walks from the current index again.
-    pub(crate) fn reset(&mut self) {
-        // SAFETY: Under RCU, on our state.
-        unsafe { bindings::krs_xas_reset(&mut self.xas) }
-    }
-
-    /// `xas_reload() == folio`: the entry is still that folio.
-    pub(crate) fn still_holds(&mut self, folio: &Folio) -> bool {
-        // SAFETY: Under RCU, on our state.
-        unsafe { bindings::krs_xas_reload(&mut self.xas) == folio.as_raw().cast() }
     }
 
     /// The index the cursor is at.

@@ -26,10 +26,11 @@ import json
 import statistics
 import sys
 
-# krs_folio_test_lru between the tracer's two clock reads: mov, shr, and,
-# ret (endbr64 runs before the entry hook; the fentry call is the hook).
-CALIB = "krs_folio_test_lru"
-CALIB_BODY = 4
+# krs_folio_test_uptodate between the tracer's two clock reads: mov, shr,
+# and, je (to the next instruction), ret (endbr64 runs before the entry
+# hook; the fentry call is the hook).
+CALIB = "krs_folio_test_uptodate"
+CALIB_BODY = 5
 PATHS = ("C", "Rust")
 
 

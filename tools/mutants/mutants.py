@@ -41,10 +41,10 @@ MUTANTS = [
     # copied into a clean huge folio and lost when the page cache drops it.
     ("no-dirty-checks", "rust/collapse/file.rs",
      ("Entry::Folio(f) if f.is_dirty() => {",
-      "if src.shmem.is_none() && (folio.is_dirty() || folio.is_writeback()) {",
+      "if src.shmem.is_none() && (read.dirty || read.writeback) {",
       "if src.shmem.is_none() && isolated.is_dirty() {"),
      ("Entry::Folio(f) if false && f.is_dirty() => {",
-      "if src.shmem.is_none() && folio.is_writeback() {",
+      "if src.shmem.is_none() && read.writeback {",
       "if false && isolated.is_dirty() {"),
      "khugepaged_rs_fs", "dirty pages collapsed into a clean folio (data lost on eviction)"),
     ("no-write-and-wait-retry", "rust/collapse/request.rs",
@@ -244,9 +244,9 @@ MUTANTS = [
      "\treturn userfaultfd_protected(vma);", "\treturn userfaultfd_wp(vma);",
      "khugepaged_rs_kver", "7.3: an RWP VMA retracted and PMD-mapped"),
     ("scan-pfn-of-any-folio", "rust/collapse/scan.rs",
-     "        count.present += folio.nr_pages();\n        return Step::Next;",
-     "        count.present += folio.nr_pages();\n        count.pfn = Some(folio.pfn());\n"
-     "        return Step::Next;",
+     "            count.present += folio.nr_pages;\n            return Step::Next;",
+     "            count.present += folio.nr_pages;\n            count.pfn = Some(folio.pfn);\n"
+     "            return Step::Next;",
      "khugepaged_rs_kver", "scan_file's pfn not the folio that stopped the scan"),
 ]
 
