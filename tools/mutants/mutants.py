@@ -6,6 +6,9 @@ console). For each mutant: edit one place, rebuild the module, run the
 selftest program that guards it in the VM, restore the file.
 
     tools/mutants/mutants.py [NAME...]     (default: all; `make mutants`)
+    tools/mutants/mutants.py --patterns    only check that every mutant's
+                                           text occurs once in its file (no
+                                           build, no VM; make check runs it)
 
 First it builds the module (against the stock tree) and the selftests,
 and refuses to start if either fails or a selftest program it needs is
@@ -48,8 +51,8 @@ MUTANTS = [
       "if false && isolated.is_dirty() {"),
      "khugepaged_rs_fs", "dirty pages collapsed into a clean folio (data lost on eviction)"),
     ("no-write-and-wait-retry", "rust/collapse/request.rs",
-     "if done.result != ScanResult::PageDirtyOrWriteback || !mapping.can_writeback() {",
-     "if true || !mapping.can_writeback() {",
+     "        || done.0.result != ScanResult::PageDirtyOrWriteback\n",
+     "        || true\n",
      "khugepaged_rs_fs", "a dirty extent not written back and retried, as MADV_COLLAPSE does"),
     ("no-readahead", "rust/collapse/file.rs",
      "src.file.sync_readahead(index, end - index);", "let _ = src.file;",
@@ -88,7 +91,7 @@ MUTANTS = [
      "true || !bindings::krs_vma_has_anon_vma(self.vma_ptr())",
      "khugepaged_rs_collapse", "MAP_PRIVATE CoW and uffd-wp tables retracted"),
     ("retract-ignores-uffd-wp", "rust/mm/vma.rs",
-     "&& !bindings::krs_userfaultfd_wp(self.vma_ptr())", "",
+     "                && !bindings::krs_userfaultfd_protected(self.vma_ptr())\n", "",
      "khugepaged_rs_race", "uffd-wp markers lost with a retracted table (seeds 003/004)"),
     ("no-refcount-check", "rust/collapse/file.rs",
      "if isolated.ref_count() != 2 + nr as i32 {", "if false && isolated.ref_count() != 2 + nr as i32 {",
@@ -151,8 +154,8 @@ MUTANTS = [
       "    *CURRENT.lock() = Some(reg);"),
      "khugepaged_rs_module", "racing notifier writers leak a registration that outlives rmmod"),
     ("fd-ignores-thp-policy", "rust/collapse/request.rs",
-     "let done = if !file.pmd_collapse_allowed() {",
-     "let done = if false && !file.pmd_collapse_allowed() {",
+     "    if !file.pmd_collapse_allowed(req.ctl.tva) {",
+     "    if false && !file.pmd_collapse_allowed(req.ctl.tva) {",
      "khugepaged_rs_collapse", "fd= builds a huge folio under shmem_enabled=deny"),
     ("remote-pid-without-cap-sys-nice", "rust/collapse/request.rs",
      "    if mm.remote_without_cap_sys_nice() {",
@@ -175,11 +178,11 @@ MUTANTS = [
      "    if mm.exiting() || mm.thp_disabled() {",
      "khugepaged_rs_collapse", "prctl(PR_SET_THP_DISABLE) refused by collapse_possible(): SCAN_VMA_CHECK"),
     ("fd-found-thp-as-collapsed", "rust/collapse/request.rs",
-     "        done = collapse_file(mm, file, pgoff);\n",
-     "        done = collapse_file(mm, file, pgoff);\n        if form == Form::File && done.result == ScanResult::PteMappedHugepage {\n            done.result = ScanResult::Succeed;\n        }\n",
+     "    // As upstream: the scan's event carries the collapse's result.\n",
+     "    if form == Form::File && done.result == ScanResult::PteMappedHugepage {\n        done.result = ScanResult::Succeed;\n    }\n    // As upstream: the scan's event carries the collapse's result.\n",
      "khugepaged_rs_race", "fd= reports SCAN_SUCCEED for a huge folio it did not build"),
     ("no-hend-clip", "rust/abi/outcome.rs",
-     "hend = hend.min(vma_end & !(HPAGE - 1));", "let _ = vma_end;",
+     "*hend = (*hend).min(align_down(vma_end));", "let _ = vma_end;",
      "khugepaged_rs_race", "madvise_collapse() clips its range to the revalidated VMA"),
     ("dry-run-holes-unseen", "rust/collapse/scan.rs",
      "                let at = xas.index();",
@@ -325,7 +328,27 @@ def version(series):
     return tuple(int(x) for x in series.split("."))
 
 
+def stale_patterns():
+    """The mutants whose original text does not occur exactly once."""
+    stale = []
+    for m in MUTANTS:
+        olds = m[2] if isinstance(m[2], tuple) else (m[2],)
+        paths = m[1] if isinstance(m[1], tuple) else (m[1],) * len(olds)
+        for p, o in zip(paths, olds):
+            n = open(os.path.join(REPO, p)).read().count(o)
+            if n != 1:
+                stale.append(f"{m[0]}: its text occurs {n} times in {p}, not once")
+    return stale
+
+
 def main(names):
+    if names == ["--patterns"]:
+        stale = stale_patterns()
+        for line in stale:
+            print(line)
+        print(f"{len(MUTANTS) - len(set(l.split(':')[0] for l in stale))} of {len(MUTANTS)} "
+              "mutants' patterns match the code")
+        return 1 if stale else 0
     unknown = sorted(set(names) - {m[0] for m in MUTANTS})
     if unknown:
         print(f"unknown mutant: {', '.join(unknown)}", file=sys.stderr)
