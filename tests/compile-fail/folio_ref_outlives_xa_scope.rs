@@ -8,7 +8,8 @@
 //! expect: E0597
 //! expect-msg: `xa` does not live long enough
 
-use crate::mm::{AddressSpace, Entry, Folio};
+use crate::mm::folio::Folio;
+use crate::mm::{AddressSpace, Entry};
 
 fn misuse(mapping: &AddressSpace, index: usize) -> usize {
     let mut cursor = mapping.cursor(index, 0);

@@ -13,7 +13,7 @@
 use crate::mm::{LockedFolio, OldFolios};
 
 fn misuse(old: &mut OldFolios<'_>, locked: LockedFolio) {
-    let Ok(place) = old.place(&locked) else {
+    let Ok(place) = old.read(&locked).place else {
         return;
     };
     if old.isolate(locked, place).is_ok() {

@@ -21,17 +21,26 @@ fn correct_use(mapping: &AddressSpace, index: usize, new: NewFolio) -> Option<us
         return None;
     }
     let locked: LockedFolio = match xa.load_at(index) {
-        Entry::Folio(folio) if folio.is_uptodate() => folio.trylock()?,
+        Entry::Folio(folio) => folio.trylock()?,
         _ => return None,
     };
     let cursor = xa.unlock();
     let mut old = OldFolios::new(mapping, index).ok()?;
-    let place = old.place(&locked).ok()?;
+    let read = old.read(&locked);
+    if !read.uptodate || read.dirty {
+        return None;
+    }
+    let place = read.place.ok()?;
     match old.isolate(locked, place) {
-        Ok(isolated) => isolated.unmap(),
-        Err(IsolateError::NotInMapping | IsolateError::OutOfPlace | IsolateError::NotLru) => {
-            return None
+        Ok(isolated) => {
+            let _ = isolated.index();
         }
+        Err(
+            IsolateError::NotInMapping
+            | IsolateError::OutOfPlace
+            | IsolateError::NotLru
+            | IsolateError::HasPrivate,
+        ) => return None,
     }
     let old = old.finish();
     let covered = old.covered();
