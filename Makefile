@@ -49,7 +49,11 @@
 #                     parsers on the host, FUZZ_SECONDS=N per target (default 60)
 #   make stress       a multi-process workload racing collapses and injection
 #                     points in a VM, every page checked against a model
-#                     (DURATION=N seconds, default 180)
+#                     (DURATION=N seconds, default 180; BACKING=shmem|tmpfs|
+#                     xfs|ext4|all or a list, default shmem); ACTORS=all|
+#                     khugepaged,compact,migrate,memcg,drop,mthp runs the
+#                     busy kernel's actors beside it (default none;
+#                     migrate boots two NUMA nodes; MEMCG_MB=N)
 #   make stress-debug the same on the debug kernel, with kmemleak and
 #                     free-pages checks after rmmod (tools/endurance/run)
 #   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING),
