@@ -753,6 +753,7 @@ int main(int argc, char **argv)
 	unsigned int seconds = 0;
 	int opt, status = 0, rc;
 	size_t len = 0;
+	pid_t cmd;
 
 	seed = time(NULL) ^ getpid();
 	while ((opt = getopt(argc, argv, "+a:d:n:m:s:")) != -1) {
@@ -810,8 +811,9 @@ int main(int argc, char **argv)
 		if (skipped[a])
 			printf("# actors: %s not run: %s\n", actor_names[a], skipped[a]);
 
-	sh->cmd = fork();
-	if (sh->cmd == 0) {
+	/* Stored by the parent only: the child's 0 must not land in @sh. */
+	cmd = fork();
+	if (cmd == 0) {
 		char self[32];
 
 		snprintf(self, sizeof(self), "%d", getpid());
@@ -823,8 +825,9 @@ int main(int argc, char **argv)
 		perror(argv[optind]);
 		_exit(127);
 	}
-	if (sh->cmd < 0)
+	if (cmd < 0)
 		return 1;
+	__atomic_store_n(&sh->cmd, cmd, __ATOMIC_SEQ_CST);
 	for (int a = 0; a < NR_ACTORS; a++) {
 		if (!on[a])
 			continue;
@@ -834,7 +837,7 @@ int main(int argc, char **argv)
 			_exit(loops[a]());
 		}
 	}
-	waitpid(sh->cmd, &status, 0);
+	waitpid(cmd, &status, 0);
 	__atomic_store_n(&sh->stop, 1, __ATOMIC_SEQ_CST);
 	for (int a = 0; a < NR_ACTORS; a++)
 		if (pids[a] > 0)
