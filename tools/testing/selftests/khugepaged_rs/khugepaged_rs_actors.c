@@ -49,6 +49,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/mempolicy.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,7 +70,6 @@
 #define CG "/sys/fs/cgroup"
 #define CG_DIR CG "/krs-busy"
 #define TMPFS_DIR "/mnt/tmpfs"
-#define MPOL_MF_MOVE_ALL (1 << 2)
 #define MAX_NODES 8
 #define MOVE_BATCH 256
 #define STATBUF 16384
@@ -85,7 +85,7 @@ enum counter {
 	C_ACTIONS, C_ERRORS,
 	/* migrate */
 	C_MIGRATE_CALLS, C_MIGRATE_NOT_MOVED, C_MOVE_CALLS, C_MOVE_PAGES, C_MOVE_MOVED,
-	C_MOVE_EBUSY, C_MOVE_ENOENT, C_MOVE_EFAULT, C_MOVE_OTHER, C_NO_PROCESS,
+	C_MOVE_ELSEWHERE, C_MOVE_EBUSY, C_MOVE_ENOENT, C_MOVE_EFAULT, C_MOVE_OTHER, C_NO_PROCESS,
 	/* compact */
 	C_COMPACT_ALL, C_COMPACT_NODE,
 	/* memcg */
@@ -101,7 +101,8 @@ static const char *const counter_names[NR_COUNTERS] = {
 	"actions", "unexpected errors",
 	"migrate_pages calls", "migrate_pages pages not moved", "move_pages calls",
 	"move_pages pages asked", "move_pages pages now on the target",
-	"move_pages -EBUSY", "move_pages -ENOENT", "move_pages -EFAULT", "move_pages other",
+	"move_pages pages left on another node", "move_pages -EBUSY", "move_pages -ENOENT",
+	"move_pages -EFAULT", "move_pages other errno",
 	"no process of CMD to act on",
 	"compact_memory writes", "node compact writes",
 	"memory.reclaim writes", "memory.reclaim EAGAIN",
@@ -325,14 +326,17 @@ static int migrate_loop(void)
 			ADD(A_MIGRATE, C_NO_PROCESS, 1);
 		} else if (below(3) == 0) {
 			/* Every page of @pid from each other node to @to. */
-			unsigned long from = ((1UL << nr_nodes) - 1) & ~(1UL << to), dest = 1UL << to;
-			long r = syscall(SYS_migrate_pages, pid, MAX_NODES + 1, &from, &dest);
+			unsigned long dest = 1UL << to, from;
+			long r;
 
+			from = ((1UL << nr_nodes) - 1) & ~dest;
+			r = syscall(SYS_migrate_pages, pid, MAX_NODES + 1, &from, &dest);
 			ADD(A_MIGRATE, C_MIGRATE_CALLS, 1);
 			if (r > 0)
 				ADD(A_MIGRATE, C_MIGRATE_NOT_MOVED, r);
 			else if (r < 0 && errno != ESRCH)
-				actor_error(A_MIGRATE, "migrate_pages(%d): %s", pid, strerror(errno));
+				actor_error(A_MIGRATE, "migrate_pages(%d): %s", pid,
+					    strerror(errno));
 		} else {
 			size_t n = pick_pages(pid, pages, 1 + below(MOVE_BATCH));
 			long r;
@@ -356,6 +360,8 @@ static int migrate_loop(void)
 			for (size_t i = 0; i < n; i++) {
 				if (status[i] == nodes[i])
 					ADD(A_MIGRATE, C_MOVE_MOVED, 1);
+				else if (status[i] >= 0)
+					ADD(A_MIGRATE, C_MOVE_ELSEWHERE, 1);
 				else if (status[i] == -EBUSY)
 					ADD(A_MIGRATE, C_MOVE_EBUSY, 1);
 				else if (status[i] == -ENOENT)
@@ -712,11 +718,12 @@ static void report(const bool *on, const char *const *skipped)
 
 /* ---- main ------------------------------------------------------------------- */
 
-static void usage(const char *prog)
+static void print_usage(const char *prog)
 {
-	fprintf(stderr,
-		"usage: %s [-a all|none|ACTOR,...] [-d SECONDS] [-n COUNT] [-m MEMCG_MB] [-s SEED] -- CMD [ARGS...]\n"
-		"actors: khugepaged compact migrate memcg drop mthp\n", prog);
+	fprintf(stderr, "%s %s [-a all|none|ACTOR,...] [-d SECONDS] [-n COUNT] [-m MEMCG_MB]",
+		"usage:", prog);
+	fprintf(stderr, " [-s SEED] -- CMD [ARGS...]\nactors: %s\n",
+		"khugepaged compact migrate memcg drop mthp");
 	exit(2);
 }
 
@@ -760,7 +767,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'a':
 			if (!parse_actors(optarg, on))
-				usage(argv[0]);
+				print_usage(argv[0]);
 			break;
 		case 'd':
 			seconds = strtoul(optarg, NULL, 0);
@@ -775,11 +782,11 @@ int main(int argc, char **argv)
 			seed = strtoull(optarg, NULL, 0);
 			break;
 		default:
-			usage(argv[0]);
+			print_usage(argv[0]);
 		}
 	}
 	if (optind >= argc || !memcg_mb)
-		usage(argv[0]);
+		print_usage(argv[0]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
