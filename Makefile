@@ -53,7 +53,8 @@
 #                     xfs|ext4|all or a list, default shmem); ACTORS=all|
 #                     khugepaged,compact,migrate,memcg,drop,mthp runs the
 #                     busy kernel's actors beside it (default none;
-#                     migrate boots two NUMA nodes; MEMCG_MB=N)
+#                     migrate boots two NUMA nodes; MEMCG_MB=N); INJECT=0
+#                     arms no injection point
 #   make stress-debug the same on the debug kernel, with kmemleak and
 #                     free-pages checks after rmmod (tools/endurance/run)
 #   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING),

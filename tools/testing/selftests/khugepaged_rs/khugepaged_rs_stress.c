@@ -5,7 +5,10 @@
  * checked against a model of what it must hold. Not a kselftest (it runs for
  * minutes): `make stress` (tools/stress/run) builds it and runs it in the VM.
  *
- *   khugepaged_rs_stress [-d SECONDS] [-w WORKERS] [-s SEED] [-b BACKINGS]
+ *   khugepaged_rs_stress [-d SECONDS] [-w WORKERS] [-s SEED] [-b BACKINGS] [-I]
+ *
+ * -I: no injection (the main process arms nothing), so that every rollback
+ * counted is a race the workers or the kernel made (the busy kernel's actors).
  *
  * BACKINGS (default shmem): a comma-separated list of shmem (memfds), tmpfs
  * (files on a tmpfs mounted at /mnt/tmpfs, e.g. huge=within_size by
@@ -1181,7 +1184,7 @@ static void print_summary(unsigned int seconds, const char *stats0, const char *
 
 static void print_usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s [-d SECONDS] [-w WORKERS] [-s SEED] [-b BACKING[,...]|all]\n",
+	fprintf(stderr, "usage: %s [-d SECONDS] [-w WORKERS] [-s SEED] [-b BACKING[,...]|all] [-I]\n",
 		argv0);
 	exit(2);
 }
@@ -1196,10 +1199,10 @@ int main(int argc, char **argv)
 	int opt, ret, failed_children = 0;
 	const char *actors = getenv("KRS_ACTORS");
 	char backings[128];
-	bool mthp, mthp_required;
+	bool mthp, mthp_required, inject = true;
 
 	parse_backings("shmem", backings, sizeof(backings));
-	while ((opt = getopt(argc, argv, "d:w:s:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:w:s:b:I")) != -1) {
 		switch (opt) {
 		case 'd':
 			seconds = strtoul(optarg, NULL, 0);
@@ -1213,6 +1216,9 @@ int main(int argc, char **argv)
 		case 'b':
 			if (!parse_backings(optarg, backings, sizeof(backings)))
 				print_usage(argv[0]);
+			break;
+		case 'I':
+			inject = false;
 			break;
 		default:
 			print_usage(argv[0]);
@@ -1258,6 +1264,8 @@ int main(int argc, char **argv)
 			(!actors || (!strstr(actors, "mthp") && !strstr(actors, "khugepaged")));
 	if (actors)
 		printf("# busy kernel: actors %s\n", actors);
+	if (!inject)
+		printf("# no injection (-I): every rollback is a race of the run's own\n");
 	pmd_may_vanish = actors && (strstr(actors, "migrate") || strstr(actors, "compact") ||
 				    strstr(actors, "memcg"));
 	if (krs_inject("clear") || krs_stats_read(stats0, sizeof(stats0)) < 0) {
@@ -1291,7 +1299,8 @@ int main(int argc, char **argv)
 	last_report = start;
 	while (krs_now_ms() - start < seconds * 1000ULL &&
 	       !__atomic_load_n(&sh->failed, __ATOMIC_SEQ_CST)) {
-		inject_once();
+		if (inject)
+			inject_once();
 		krs_sleep_ms(50 + below(200));
 		if (krs_now_ms() - last_report >= 30000) {
 			uint64_t ops = 0, writes = 0, ok = 0;
@@ -1357,8 +1366,8 @@ int main(int argc, char **argv)
 	}
 	if (sh->failed || failed_children || sh->bad_pages) {
 		printf("# FAILED: %s\n", sh->first_error[0] ? sh->first_error : "a process failed");
-		printf("# replay: khugepaged_rs_stress -d %u -w %u -s %#llx -b %s\n", seconds,
-		       nworkers, (unsigned long long)seed, backings);
+		printf("# replay: khugepaged_rs_stress -d %u -w %u -s %#llx -b %s%s\n", seconds,
+		       nworkers, (unsigned long long)seed, backings, inject ? "" : " -I");
 		return 1;
 	}
 	printf("# PASSED: no lost or corrupted page, no unexpected error\n");
