@@ -114,6 +114,7 @@ struct shared {
 	int stop;
 	pid_t cmd;
 	uint64_t c[NR_ACTORS][NR_COUNTERS];
+	uint64_t move_errno[134];	/* move_pages' per-page status, the other errnos */
 	char first_error[512];
 };
 
@@ -312,6 +313,13 @@ static size_t pick_pages(pid_t pid, void **pages, size_t max)
 	return npages;
 }
 
+static void count_move_errno(int err)
+{
+	ADD(A_MIGRATE, C_MOVE_OTHER, 1);
+	if (err > 0 && err < (int)ARRAY_SIZE(sh->move_errno))
+		__atomic_add_fetch(&sh->move_errno[err], 1, __ATOMIC_RELAXED);
+}
+
 static int migrate_loop(void)
 {
 	static void *pages[MOVE_BATCH];
@@ -369,7 +377,7 @@ static int migrate_loop(void)
 				else if (status[i] == -EFAULT)
 					ADD(A_MIGRATE, C_MOVE_EFAULT, 1);
 				else
-					ADD(A_MIGRATE, C_MOVE_OTHER, 1);
+					count_move_errno(-status[i]);
 			}
 		}
 next:
@@ -679,6 +687,12 @@ static void report(const bool *on, const char *const *skipped)
 			print_vmstat(compact_vm, ARRAY_SIZE(compact_vm));
 			break;
 		case A_MIGRATE:
+			printf("#     move_pages other errnos:");
+			for (size_t e = 1; e < ARRAY_SIZE(sh->move_errno); e++)
+				if (sh->move_errno[e])
+					printf(" -%s %llu", strerrorname_np(e) ?: "?",
+					       (unsigned long long)sh->move_errno[e]);
+			printf("\n");
 			print_vmstat(migrate_vm, ARRAY_SIZE(migrate_vm));
 			break;
 		case A_MEMCG:
