@@ -313,6 +313,15 @@ static size_t pick_pages(pid_t pid, void **pages, size_t max)
 	return npages;
 }
 
+/*
+ * The process picked has exited (ESRCH), or is exiting: its mm gone,
+ * get_task_mm() finds none and both syscalls say EINVAL.
+ */
+static bool gone(int err)
+{
+	return err == ESRCH || err == EINVAL;
+}
+
 static void count_move_errno(int err)
 {
 	ADD(A_MIGRATE, C_MOVE_OTHER, 1);
@@ -342,7 +351,7 @@ static int migrate_loop(void)
 			ADD(A_MIGRATE, C_MIGRATE_CALLS, 1);
 			if (r > 0)
 				ADD(A_MIGRATE, C_MIGRATE_NOT_MOVED, r);
-			else if (r < 0 && errno != ESRCH)
+			else if (r < 0 && !gone(errno))
 				actor_error(A_MIGRATE, "migrate_pages(%d): %s", pid,
 					    strerror(errno));
 		} else {
@@ -359,8 +368,8 @@ static int migrate_loop(void)
 			ADD(A_MIGRATE, C_MOVE_CALLS, 1);
 			ADD(A_MIGRATE, C_MOVE_PAGES, n);
 			if (r < 0) {
-				/* The process exited, or its mapping went (moved, unmapped). */
-				if (errno != ESRCH && errno != ENOENT && errno != EFAULT)
+				/* Or its mapping went (moved, unmapped). */
+				if (!gone(errno) && errno != ENOENT && errno != EFAULT)
 					actor_error(A_MIGRATE, "move_pages(%d, %zu pages): %s", pid,
 						    n, strerror(errno));
 				goto next;
