@@ -49,6 +49,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/mempolicy.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -85,7 +86,8 @@ enum counter {
 	C_ACTIONS, C_ERRORS,
 	/* migrate */
 	C_MIGRATE_CALLS, C_MIGRATE_NOT_MOVED, C_MOVE_CALLS, C_MOVE_PAGES, C_MOVE_MOVED,
-	C_MOVE_ELSEWHERE, C_MOVE_EBUSY, C_MOVE_ENOENT, C_MOVE_EFAULT, C_MOVE_OTHER, C_NO_PROCESS,
+	C_MOVE_ELSEWHERE, C_MOVE_EBUSY, C_MOVE_ENOENT, C_MOVE_EFAULT, C_MOVE_OTHER,
+	C_MOVE_NO_STATUS, C_NO_PROCESS,
 	/* compact */
 	C_COMPACT_ALL, C_COMPACT_NODE,
 	/* memcg */
@@ -102,7 +104,7 @@ static const char *const counter_names[NR_COUNTERS] = {
 	"migrate_pages calls", "migrate_pages pages not moved", "move_pages calls",
 	"move_pages pages asked", "move_pages pages now on the target",
 	"move_pages pages left on another node", "move_pages -EBUSY", "move_pages -ENOENT",
-	"move_pages -EFAULT", "move_pages other errno",
+	"move_pages -EFAULT", "move_pages other errno", "move_pages status not written",
 	"no process of CMD to act on",
 	"compact_memory writes", "node compact writes",
 	"memory.reclaim writes", "memory.reclaim EAGAIN",
@@ -322,11 +324,16 @@ static bool gone(int err)
 	return err == ESRCH || err == EINVAL;
 }
 
-static void count_move_errno(int err)
+/* A move_pages() status that is neither a node nor an errno counted apart. */
+static void count_move_status(int st)
 {
+	if (st == INT_MIN) {
+		ADD(A_MIGRATE, C_MOVE_NO_STATUS, 1);
+		return;
+	}
 	ADD(A_MIGRATE, C_MOVE_OTHER, 1);
-	if (err > 0 && err < (int)ARRAY_SIZE(sh->move_errno))
-		__atomic_add_fetch(&sh->move_errno[err], 1, __ATOMIC_RELAXED);
+	if (st < 0 && -st < (int)ARRAY_SIZE(sh->move_errno))
+		__atomic_add_fetch(&sh->move_errno[-st], 1, __ATOMIC_RELAXED);
 }
 
 static int migrate_loop(void)
@@ -360,7 +367,7 @@ static int migrate_loop(void)
 
 			for (size_t i = 0; i < n; i++) {
 				nodes[i] = below(4) ? to : (int)below(nr_nodes);
-				status[i] = -1;
+				status[i] = INT_MIN;	/* not written by the kernel */
 			}
 			if (!n)
 				goto next;
@@ -386,7 +393,7 @@ static int migrate_loop(void)
 				else if (status[i] == -EFAULT)
 					ADD(A_MIGRATE, C_MOVE_EFAULT, 1);
 				else
-					count_move_errno(-status[i]);
+					count_move_status(status[i]);
 			}
 		}
 next:

@@ -1184,8 +1184,8 @@ static void print_summary(unsigned int seconds, const char *stats0, const char *
 
 static void print_usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s [-d SECONDS] [-w WORKERS] [-s SEED] [-b BACKING[,...]|all] [-I]\n",
-		argv0);
+	fprintf(stderr, "usage: %s [-d SECONDS] [-w WORKERS] [-s SEED] %s\n", argv0,
+		"[-b BACKING[,...]|all] [-I]");
 	exit(2);
 }
 
