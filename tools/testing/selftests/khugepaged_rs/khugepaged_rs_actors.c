@@ -369,6 +369,11 @@ static int migrate_loop(void)
 				nodes[i] = below(4) ? to : (int)below(nr_nodes);
 				status[i] = INT_MIN;	/* not written by the kernel */
 			}
+			/*
+			 * A positive return: the call gave up after a batch that
+			 * did not all move, and counts the pages it did not try
+			 * too, whose status it leaves unwritten.
+			 */
 			if (!n)
 				goto next;
 			r = syscall(SYS_move_pages, pid, n, pages, nodes, status, MPOL_MF_MOVE_ALL);
@@ -703,12 +708,11 @@ static void report(const bool *on, const char *const *skipped)
 			print_vmstat(compact_vm, ARRAY_SIZE(compact_vm));
 			break;
 		case A_MIGRATE:
-			printf("#     move_pages other errnos:");
 			for (size_t e = 1; e < ARRAY_SIZE(sh->move_errno); e++)
 				if (sh->move_errno[e])
-					printf(" -%s %llu", strerrorname_np(e) ?: "?",
+					printf("#     move_pages status -%s: %llu\n",
+					       strerrorname_np(e) ?: "?",
 					       (unsigned long long)sh->move_errno[e]);
-			printf("\n");
 			print_vmstat(migrate_vm, ARRAY_SIZE(migrate_vm));
 			break;
 		case A_MEMCG:
