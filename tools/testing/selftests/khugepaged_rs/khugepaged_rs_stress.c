@@ -1258,9 +1258,10 @@ int main(int argc, char **argv)
 	/*
 	 * The mTHP files' folios are required only when the knobs are the run's
 	 * own: an actor (khugepaged_rs_actors) may set them, or allow PMD
-	 * folios at fault, and memfds only count.
+	 * folios at fault; and only memfds have them (the knobs govern
+	 * anonymous shmem; a tmpfs mount has its huge= option).
 	 */
-	mthp_required = !sh->by_backing_workers[BK_TMPFS] && sh->by_backing_workers[BK_SHMEM] &&
+	mthp_required = sh->by_backing_workers[BK_SHMEM] &&
 			(!actors || (!strstr(actors, "mthp") && !strstr(actors, "khugepaged")));
 	if (actors)
 		printf("# busy kernel: actors %s\n", actors);
