@@ -49,8 +49,9 @@
  * by type, collapse writes by errno, extents by result, injections, pages
  * verified, the module's stats (deltas), and the per-size shmem_alloc
  * counters' rise (the mTHP files' folios; required only when no actor of
- * khugepaged_rs_actors, $KRS_ACTORS, may change them). Exit status 0 only with no lost or
- * corrupted page and no unexpected error; the VM runner catches splats.
+ * khugepaged_rs_actors, $KRS_ACTORS, may change them). Exit status 0 only
+ * with no lost or corrupted page and no unexpected error; the VM runner
+ * catches splats.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -68,7 +69,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
