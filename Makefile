@@ -24,16 +24,20 @@
 #   make setup        toolchain root + stock kernel + prepared tree (cached)
 #   make check        everything: build, clippy, rustfmt, docs and C style,
 #                     host tests, kselftests in a VM through the kernel's
-#                     run_kselftest.sh; ends with "N passed, N failed"
+#                     run_kselftest.sh, then a smoke pass of every target
+#                     of this list (tools/smoke, SMOKE=0 skips it); ends
+#                     with "N passed, N failed"
 #   make check-all    make check for every supported kernel, one after the
-#                     other; ends with the sum, "N passed, N failed"
+#                     other (the smoke pass in the first only; SMOKE=all:
+#                     in each); ends with the sum, "N passed, N failed"
 #   make drift        the upstream functions the module mirrors whose body
 #                     changed in KVER's source (or SRC=/path/to/linux)
 #                     since BASE (default: the newest verified kernel
 #                     older than KVER; tools/drift/fingerprints);
 #                     RECORD=1 records KVER's fingerprints as verified
 #   make check-debug  the kselftests on the debug kernel (KASAN, lockdep,
-#                     DEBUG_VM; built once, about an hour cold)
+#                     DEBUG_VM; built once, about an hour cold), then the
+#                     debug targets' smoke pass
 #   make demo         boot the stock kernel, load the module, show what it does
 #   make bench        time the module's collapse against MADV_COLLAPSE in a VM,
 #                     wall clock and deterministic (-icount) boots (SAMPLES=N,
@@ -41,10 +45,13 @@
 #                     ONLY=keys); table, JSON and plot in build/bench/
 #   make vm           a shell in the test VM, module and selftests in /krs
 #   make mutants      remove each protection in turn; a selftest must fail
+#                     (MUTANTS="name ..." for some)
 #   make soak         the differential tester for SEEDS=N seeds (default 2000)
 #                     from START=S (default 1) on BACKING=shmem|xfs|ext4|all
 #                     (default shmem; all: the three, one after the other,
-#                     in one VM)
+#                     in one VM) on CPUS=1|2 CPUs (default 1; 2: each seed
+#                     builds its twins on one and collapses from one,
+#                     picked by the seed)
 #   make fuzz         cargo fuzz (libFuzzer, ASan) of the debugfs command
 #                     parsers on the host, FUZZ_SECONDS=N per target (default 60)
 #   make stress       a multi-process workload racing collapses and injection
@@ -54,14 +61,15 @@
 #                     khugepaged,compact,migrate,memcg,drop,mthp runs the
 #                     busy kernel's actors beside it (default none;
 #                     migrate boots two NUMA nodes; MEMCG_MB=N); INJECT=0
-#                     arms no injection point
+#                     arms no injection point; ARGS="..." go to the
+#                     program, e.g. ARGS="-w 8 -s SEED"
 #   make stress-debug the same on the debug kernel, with kmemleak and
 #                     free-pages checks after rmmod (tools/endurance/run)
-#   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING),
+#   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING, CPUS),
 #                     with the same checks
 #   make faults       collapses with the kernel's allocations failed under
 #                     the module (fault injection, debug kernel), data and
-#                     rollbacks checked, leak checks
+#                     rollbacks checked, leak checks (ARGS="--rounds N ...")
 #   make selftests    build the kselftests only
 #   make hosttest     run the host-side (cargo) tests only
 #   make compile-fail the compile-fail tests: each tests/compile-fail/*.rs,
@@ -140,17 +148,18 @@ compile-fail:
 
 # The script builds the module and the selftests first itself.
 mutants:
-	@python3 tools/mutants/mutants.py
+	@python3 tools/mutants/mutants.py $(MUTANTS)
 
 fuzz:
 	@tools/fuzz/run
 
 stress: stock-module
-	@tools/stress/run
+	@tools/stress/run $(ARGS)
 
 SEEDS ?= 2000
 START ?= 1
 BACKING ?= shmem
+CPUS ?= 1
 SOAK_BACKINGS = $(if $(filter all,$(BACKING)),shmem xfs ext4,$(BACKING))
 # Regular files run at about 1.3 seeds/s under TCG on an idle host, shmem at
 # 2 to 5; a loaded host (another VM beside it) halves that: 4 s a seed and
@@ -159,16 +168,16 @@ soak: stock-module selftests
 	@tools/vm/run --timeout $$(( $(words $(SOAK_BACKINGS)) * (4 * $(SEEDS) + 600) )) -- \
 		sh -c 'rc=0; for b in $(SOAK_BACKINGS); do \
 			selftests/khugepaged_rs_diff --backing $$b --start $(START) --seeds $(SEEDS) \
-				|| rc=1; done; exit $$rc'
+				--cpus $(CPUS) || rc=1; done; exit $$rc'
 
 stress-debug:
-	@tools/endurance/run stress
+	@tools/endurance/run stress $(ARGS)
 
 soak-debug:
-	@SEEDS=$(SEEDS) START=$(START) BACKING=$(BACKING) tools/endurance/run soak
+	@SEEDS=$(SEEDS) START=$(START) BACKING=$(BACKING) CPUS=$(CPUS) tools/endurance/run soak
 
 faults:
-	@tools/endurance/run faults
+	@tools/endurance/run faults $(ARGS)
 
 clean:
 	@tools/build/module clean

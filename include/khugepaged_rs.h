@@ -159,6 +159,8 @@ struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node
 				  unsigned int max_load, bool *zeroed);
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm, bool light);
 void krs_count_collapse_alloc_failed(void);
+/* count_mthp_stat(HPAGE_PMD_ORDER, MTHP_STAT_COLLAPSE_ALLOC[_FAILED]). */
+void krs_count_mthp_collapse_alloc(bool allocated);
 /* Prepare a new folio for @mapping at @index (locked, swapbacked if shmem). */
 void krs_new_folio_init(struct folio *folio, struct address_space *mapping,
 			unsigned long index, bool shmem);

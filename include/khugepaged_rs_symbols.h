@@ -53,6 +53,10 @@ KRS_SYMBOL(find_get_task_by_vpid)
 /* mapping_set_update(): the page cache's shadow-node accounting. */
 KRS_SYMBOL(workingset_update_node)
 KRS_DATA_SYMBOL(shadow_nodes)
+#if defined(CONFIG_TRANSPARENT_HUGEPAGE) && defined(CONFIG_SYSFS)
+/* count_mthp_stat(): the per-size stats of hugepages-<size>kB/stats/. */
+KRS_DATA_SYMBOL(mthp_stats)
+#endif
 /* thp_disabled_by_hw(), khugepaged_defrag(), hugepage_global_always() read it. */
 KRS_DATA_SYMBOL(transparent_hugepage_flags)
 /* khugepaged's knobs, for mode=khugepaged (the last static in mm/khugepaged.c). */

@@ -12,7 +12,7 @@ use super::install::{try_collapse_pte_mapped_thp, PmdOutcome};
 use super::scan::scan_file;
 use crate::abi::command::{self, Mode, Target};
 use crate::abi::inject_cmd::Point;
-use crate::abi::outcome::{self, Segment, Tried};
+use crate::abi::outcome::{Found, MadviseWalk, Tried};
 use crate::abi::result::ScanResult;
 use crate::ffi::trace::{self, CollapseEvent};
 use crate::inject;
@@ -81,7 +81,10 @@ fn execute(input: &[u8], extents: &mut KVec<Extent>) -> Result {
         }
         Target::File { fd, offset, len } => {
             let file = target_file(fd)?;
-            collapse_fd(&file, size(offset)?, size(offset + len)?, &mut req, extents)
+            let (start, end) = (size(offset)?, size(offset + len)?);
+            // It stands for MADV_COLLAPSE of a mapping of the file: in the
+            // same block plug.
+            crate::mm::with_blk_plug(|| collapse_fd(&file, start, end, &mut req, extents))
         }
     }
 }
@@ -131,7 +134,9 @@ const fn align_down(x: usize) -> usize {
 /// extent is tried and reported, also past a VMA that fails (where
 /// madvise(2) would stop), unless a failure outside MADV_COLLAPSE's
 /// whitelist stops the walk as it stops `madvise_collapse()`. The errno is
-/// what madvise(2) would return for the range ([`outcome::request_errno`]).
+/// what madvise(2) would return for the range: [`MadviseWalk`] follows
+/// `madvise_walk_vmas()`, which looks the next VMA up (under the mmap
+/// lock the next extent takes) each time a VMA is done.
 fn collapse_mm(
     mm: &MmWithUser,
     start: usize,
@@ -139,82 +144,51 @@ fn collapse_mm(
     req: &mut Request,
     extents: &mut KVec<Extent>,
 ) -> Result {
-    let segments = vma_segments(mm, start, end, req.ctl.tva)?;
-    crate::mm::lru_add_drain_all();
-    let mut tried = KVec::new();
+    let mut walk = MadviseWalk::new(start, end, req.ctl.mode);
     let mut entered = None;
     let mut addr = align_up(start);
     while addr < align_down(end) {
-        let (pgoff, outcome, vma_end) = collapse_extent(mm, addr, req, &mut entered);
+        let (pgoff, outcome, vma_end) = collapse_extent(mm, addr, req, &mut entered, &mut walk);
         push(extents, addr, pgoff, outcome)?;
         let r = outcome.result;
-        tried.push(
-            Tried {
-                addr,
-                result: r,
-                vma_end,
-            },
-            GFP_KERNEL,
-        )?;
-        let per_vma = matches!(
-            r,
-            ScanResult::VmaNull | ScanResult::AddressRange | ScanResult::VmaCheck
-        );
-        if !r.continues_in(req.ctl.mode) && !per_vma {
+        walk.tried(Tried {
+            addr,
+            result: r,
+            vma_end,
+        });
+        // The checks before the collapse failed (no VMA, one that does not
+        // cover the extent, an ineligible one): the module walks on to the
+        // next extent. Once they passed, a failure stops the walk as it
+        // stops madvise_collapse(), SCAN_VMA_CHECK of the PMD installation
+        // (the VMA changed while the mmap lock was dropped) too.
+        let before_collapse = vma_end.is_none()
+            && matches!(
+                r,
+                ScanResult::VmaNull | ScanResult::AddressRange | ScanResult::VmaCheck
+            );
+        if !r.continues_in(req.ctl.mode) && !before_collapse {
             break;
         }
         addr += HPAGE_PMD_SIZE;
         crate::mm::cond_resched();
     }
-    outcome::request_errno(&segments, &tried, req.ctl.mode).map_err(errno_error)
+    walk.stop();
+    if walk.lookup().is_some() {
+        follow(&MmapRead::lock(mm), &mut walk, req.ctl.tva);
+    }
+    walk.errno().map_err(errno_error)
 }
 
-/// The layout of `[start, end)` as madvise(2) would walk it, reduced to
-/// what decides its errno: the VMAs holding a whole extent, the first
-/// ineligible VMA (the walk ends there), and whether anything is unmapped.
-fn vma_segments(mm: &MmWithUser, start: usize, end: usize, tva: Tva) -> Result<KVec<Segment>> {
-    let mut segments = KVec::new();
-    let lock = MmapRead::lock(mm);
-    let mut gap = false;
-    let mut addr = start;
-    while addr < end {
-        let vma = match lock.find_vma(addr) {
-            Some(v) if v.vm_start() < end => v,
-            _ => {
-                gap = true;
-                break;
-            }
-        };
-        gap |= vma.vm_start() > addr;
-        let (s, e) = (addr.max(vma.vm_start()), end.min(vma.vm_end()));
-        if let Err(r) = vma_eligible(vma, tva) {
-            segments.push(
-                Segment::Vma {
-                    start: s,
-                    end: e,
-                    ineligible: Some(r),
-                },
-                GFP_KERNEL,
-            )?;
-            break;
-        }
-        if align_up(s) < align_down(e) {
-            segments.push(
-                Segment::Vma {
-                    start: s,
-                    end: e,
-                    ineligible: None,
-                },
-                GFP_KERNEL,
-            )?;
-        }
-        addr = e;
+/// `madvise_walk_vmas()`'s lookups, as many as it makes now: the VMA it
+/// finds, and whether `madvise_collapse()` would refuse it.
+fn follow(lock: &MmapRead<'_>, walk: &mut MadviseWalk, tva: Tva) {
+    while let Some(at) = walk.lookup() {
+        walk.found(lock.find_vma(at).map(|v| Found {
+            start: v.vm_start(),
+            end: v.vm_end(),
+            eligible: vma_eligible(v, tva).is_ok(),
+        }));
     }
-    drop(lock);
-    if gap {
-        segments.push(Segment::Gap, GFP_KERNEL)?;
-    }
-    Ok(segments)
 }
 
 fn push(extents: &mut KVec<Extent>, start: usize, pgoff: usize, o: Outcome) -> Result {
@@ -233,14 +207,16 @@ fn push(extents: &mut KVec<Extent>, start: usize, pgoff: usize, o: Outcome) -> R
 /// extent at `addr`. The mmap lock is taken for the VMA checks, dropped for
 /// the page-cache work, and re-taken (and everything re-checked, seed 001)
 /// for the PMD installation. Also returns the end of the VMA the checks
-/// passed on (madvise_collapse() clips its range to it).
-pub(crate) fn collapse_extent(
+/// passed on (madvise_collapse() clips its range to it). `walk`'s lookups
+/// are answered first, under the same lock.
+fn collapse_extent(
     mm: &MmWithUser,
     addr: usize,
     req: &mut Request,
     entered: &mut Option<usize>,
+    walk: &mut MadviseWalk,
 ) -> (usize, Outcome, Option<usize>) {
-    let (file, pgoff, vma_end) = match vma_file(mm, addr, req.ctl.tva, entered) {
+    let (file, pgoff, vma_end) = match vma_file(mm, addr, req.ctl.tva, entered, walk) {
         Ok(found) => found,
         Err((pgoff, r)) => return (pgoff, Outcome::failed(r), None),
     };
@@ -294,14 +270,17 @@ pub(crate) fn collapse_vma_extent(
 
 /// Under the mmap lock: the checks of the extent at `addr`, and the VMA's
 /// file (our own reference: it outlives the lock), its page offset and the
-/// VMA's end; or the page offset (0 if unknown) and why not.
+/// VMA's end; or the page offset (0 if unknown) and why not. First, as
+/// madvise(2) does with the lock it takes the VMA with, `walk`'s lookups.
 fn vma_file(
     mm: &MmWithUser,
     addr: usize,
     tva: Tva,
     entered: &mut Option<usize>,
+    walk: &mut MadviseWalk,
 ) -> Result<(ARef<File>, usize, usize), (usize, ScanResult)> {
     let lock = MmapRead::lock(mm);
+    follow(&lock, walk, tva);
     let vma = revalidate(&lock, addr, tva, entered).map_err(|r| (0, r))?;
     let pgoff = vma.pgoff_of(addr);
     match vma.vm_file() {
@@ -460,7 +439,8 @@ fn pmd_mapped(mm: &MmWithUser, addr: usize) -> bool {
 /// The first extent tried inside a VMA is where madvise(2) enters
 /// `madvise_collapse()` for that VMA: its check is `collapse_possible()`
 /// (`SCAN_VMA_CHECK`, which covers prctl(PR_SET_THP_DISABLE) and
-/// VM_NOHUGEPAGE), with no revalidation. Every later extent comes after the
+/// VM_NOHUGEPAGE), with no revalidation; then every CPU's LRU batches are
+/// drained, as there. Every later extent comes after the
 /// mmap lock was dropped: it gets `hugepage_vma_revalidate()`'s checks, in
 /// its order (`SCAN_ANY_PROCESS` for an exiting or THP-disabled mm,
 /// `SCAN_VMA_NULL` when no VMA ends above `addr`, `SCAN_ADDRESS_RANGE` when
@@ -487,6 +467,10 @@ fn revalidate<'a>(
     if entry {
         vma_eligible(vma, tva)?;
         *entered = Some(vma.vm_start());
+        // madvise_collapse() drains every CPU's LRU batches once per VMA,
+        // with the mmap lock held, before its first extent: folios faulted
+        // in on another CPU since the last VMA are on the LRU for the scan.
+        crate::mm::lru_add_drain_all();
     }
     if !vma.suitable_for_pmd(addr) {
         return Err(ScanResult::AddressRange);

@@ -92,14 +92,23 @@ struct folio *krs_folio_alloc_pmd(bool light, int node, const unsigned int *node
 		node = numa_node_id();
 	folio = __folio_alloc(gfp | (zero ? __GFP_ZERO : 0), HPAGE_PMD_ORDER, node, &nmask);
 
-	/* vmstat events only: the per-order mthp_stats are not exported. */
+	/*
+	 * alloc_charge_folio() (7.3: count_collapse_event()): the vm event,
+	 * then the per-size stat, before the memcg charge.
+	 */
 	count_vm_event(folio ? THP_COLLAPSE_ALLOC : THP_COLLAPSE_ALLOC_FAILED);
+	krs_count_mthp_collapse_alloc(folio);
 	*zeroed = folio && zero;
 	return folio;
 }
 
 /* The alloc fail point fails as __folio_alloc() would: counted the same. */
-void krs_count_collapse_alloc_failed(void) { count_vm_event(THP_COLLAPSE_ALLOC_FAILED); }
+void krs_count_collapse_alloc_failed(void)
+{
+	count_vm_event(THP_COLLAPSE_ALLOC_FAILED);
+	krs_count_mthp_collapse_alloc(false);
+}
+
 void krs_count_scan_exceed_none(void) { count_vm_event(THP_SCAN_EXCEED_NONE_PTE); }
 void krs_count_scan_exceed_swap(void) { count_vm_event(THP_SCAN_EXCEED_SWAP_PTE); }
 

@@ -116,6 +116,28 @@ void krs_khugepaged_knobs(struct krs_khugepaged_knobs *knobs)
 	knobs->alloc_sleep_millisecs = READ_ONCE(KRS_DATA(khugepaged_alloc_sleep_millisecs));
 }
 
+void krs_count_mthp_collapse_alloc(bool allocated)
+{
+	/*
+	 * count_mthp_stat(), include/linux/huge_mm.h: mthp_stats is not
+	 * exported. Without sysfs there are no such stats (a no-op there too).
+	 */
+#if defined(CONFIG_TRANSPARENT_HUGEPAGE) && defined(CONFIG_SYSFS)
+	/*
+	 * A per-CPU variable's address is in the per-CPU address space
+	 * (__seg_gs on x86): converted through an integer, as per_cpu_ptr()
+	 * converts, to the type of &mthp_stats (checked).
+	 */
+	struct mthp_stat __percpu *stats =
+		(struct mthp_stat __percpu *)(unsigned long)krs_addr[KRS_SYM_mthp_stats];
+
+	BUILD_BUG_ON(!__same_type(stats, &mthp_stats));
+
+	this_cpu_inc(stats->stats[HPAGE_PMD_ORDER]
+		     [allocated ? MTHP_STAT_COLLAPSE_ALLOC : MTHP_STAT_COLLAPSE_ALLOC_FAILED]);
+#endif
+}
+
 int krs_folio_memcg_charge(struct folio *folio, struct mm_struct *mm, bool light)
 {
 	int ret;

@@ -138,7 +138,8 @@ pub(crate) fn lru_add_drain_all() {
     // It sleeps, so it must not be called under a spinlock: a convention
     // (as in the kernel crate, might_sleep() rules are not carried by
     // types; the debug kernel's might_sleep() checks them at run time), kept
-    // by its two callers, which run before any lock of a request is taken.
+    // by its callers: no spinlock held, at most the mmap lock (read), as
+    // madvise_collapse() holds it when it drains.
     // SAFETY: No memory-safety precondition.
     unsafe { bindings::krs_lru_add_drain_all() }
 }

@@ -1406,6 +1406,90 @@ TEST_F(collapse, memcg_collapse_event)
 	rmdir(cg);
 }
 
+#define MTHP_STATS "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/"
+
+/*
+ * The counters a file collapse moves (7.2's alloc_charge_folio(),
+ * collapse_file()): /proc/vmstat events and node counters, and the
+ * per-size stats of hugepages-2048kB.
+ */
+static const char *const collapse_counters[] = {
+	"thp_collapse_alloc", "thp_collapse_alloc_failed", "nr_shmem_hugepages",
+	"nr_file_hugepages", "nr_shmem_pmdmapped", "thp_file_mapped",
+	MTHP_STATS "collapse_alloc", MTHP_STATS "collapse_alloc_failed",
+	MTHP_STATS "collapse_exceed_none_pte", MTHP_STATS "collapse_exceed_swap_pte",
+};
+
+#define NR_COUNTERS ARRAY_SIZE(collapse_counters)
+
+/* A /proc/vmstat line, or a per-size stat file (a path); -1 if absent. */
+static long counter(const char *name)
+{
+	char buf[16384], key[64], *line;
+
+	if (name[0] == '/') {
+		if (krs_read_file(name, buf, sizeof(buf)) <= 0)
+			return -1;
+		return strtol(buf, NULL, 10);
+	}
+	if (krs_read_file("/proc/vmstat", buf, sizeof(buf)) <= 0)
+		return -1;
+	snprintf(key, sizeof(key), "\n%s ", name);
+	line = strstr(buf, key);
+	return line ? strtol(line + strlen(key), NULL, 10) : -1;
+}
+
+static void read_counters(long *v)
+{
+	krs_vm_stat_refresh();
+	for (size_t i = 0; i < NR_COUNTERS; i++)
+		v[i] = counter(collapse_counters[i]);
+}
+
+/*
+ * 17b. Every counter MADV_COLLAPSE moves, the module moves by as much: one
+ * twin collapsed by MADV_COLLAPSE, the other by the module. (A failed
+ * allocation's counters: the module's side in fail.alloc of
+ * khugepaged_rs_race; MADV_COLLAPSE's would need memory exhausted.)
+ */
+TEST_F(collapse, counters_match_madv_collapse)
+{
+	int fd[2] = { krs_memfd("krs_cnt_c", LEN), krs_memfd("krs_cnt_rust", LEN) };
+	long v0[NR_COUNTERS], v1[NR_COUNTERS], v2[NR_COUNTERS];
+	char *p[2];
+	ssize_t ret;
+
+	for (int i = 0; i < 2; i++) {
+		ASSERT_LE(0, fd[i]);
+		p[i] = krs_map_aligned(LEN, RW, MAP_SHARED, fd[i], 0);
+		ASSERT_NE(MAP_FAILED, p[i]);
+		fill(p[i], 26, 2);
+	}
+	if (access(MTHP_STATS "collapse_alloc", R_OK))
+		SKIP(return, "no %scollapse_alloc", MTHP_STATS);
+	read_counters(v0);
+	ASSERT_EQ(0, madvise(p[0], LEN, MADV_COLLAPSE))
+		TH_LOG("MADV_COLLAPSE: %s", strerror(errno));
+	read_counters(v1);
+	ret = do_collapse(_metadata, self, "addr=%lx len=2M", (unsigned long)p[1]);
+	EXPECT_DONE(ret);
+	read_counters(v2);
+	for (size_t i = 0; i < NR_COUNTERS; i++) {
+		if (v0[i] < 0)
+			continue;
+		EXPECT_EQ(v1[i] - v0[i], v2[i] - v1[i])
+			TH_LOG("%s: MADV_COLLAPSE moved it by %ld, the module by %ld",
+			       collapse_counters[i], v1[i] - v0[i], v2[i] - v1[i]);
+	}
+	EXPECT_EQ(1, v1[0] - v0[0]) TH_LOG("thp_collapse_alloc");
+	for (int i = 0; i < 2; i++) {
+		EXPECT_EQ(2048, smaps(p[i], "ShmemPmdMapped"));
+		EXPECT_EQ(0, bad_page(p[i], 26, 2));
+		munmap(p[i], LEN);
+		close(fd[i]);
+	}
+}
+
 #define TRACING "/sys/kernel/tracing"
 
 /* Read an event's format file into @buf; bytes or -errno. */

@@ -29,6 +29,7 @@
  *
  *   khugepaged_rs_diff [--seeds N] [--start S] [--seed N] [--batch N] [-v]
  *                      [--strict] [--allow-gap] [--backing shmem|xfs|ext4]
+ *                      [--cpus N]
  *
  *   --backing B  the twins' files: shmem (memfds), xfs or ext4 (two files
  *                on /mnt/xfs or /mnt/ext4; skipped if it is not mounted);
@@ -47,6 +48,14 @@
  *                tester (a recipe that does not build the same twins
  *                twice, or a comparison that sees timing), not of the module
  *   --allow-gap  do not count the "gap" class (below) as a divergence
+ *   --cpus N     run on CPUs 0..N-1 (default $KRS_DIFF_CPUS, else 1): each
+ *                seed builds both twins on one CPU and sends both requests
+ *                from one CPU, each picked by the seed, so a request can
+ *                find its small folios in another CPU's LRU batch (the
+ *                collapse must drain them, lru_add_drain_all() per VMA, as
+ *                madvise_collapse() does). Within a seed both twins see
+ *                the same CPUs, and MADV_PAGEOUT runs where the pages were
+ *                faulted (it drains the local batch only).
  *
  * On a regular-file backing, a seed that diverged (data excepted) is run
  * again, up to five times with --oracle and then up to three times as it
@@ -87,6 +96,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,6 +132,27 @@
 static bool verbose, strict;
 /* --oracle: both twins by MADV_COLLAPSE (any difference is the recipe's). */
 static bool oracle_twice;
+/* --cpus: the CPUs the seeds run on (0..ncpus-1). */
+static unsigned int ncpus = 1;
+
+static void run_on(unsigned int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		ksft_exit_fail_msg("sched_setaffinity(CPU %u): %s\n", cpu, strerror(errno));
+}
+
+/* The CPU a seed's step runs on (@salt: which step), from the seed alone. */
+static unsigned int seed_cpu(uint64_t seed, uint64_t salt)
+{
+	struct krs_rng r = { seed ^ salt };
+
+	return ncpus > 1 ? (unsigned int)krs_below(&r, ncpus) : 0;
+}
+
 static uint64_t cur_seed;
 
 /* The twins' files: memfds, or regular files in a directory of a mount. */
@@ -1747,6 +1778,8 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	data_diverged = false;
 	alarm(SEED_TIMEOUT);
 	memset(tw, 0, sizeof(tw));
+	/* --cpus: where the twins are built (below: where the requests run). */
+	run_on(seed_cpu(seed, 0xc905));
 	for (int i = 0; i < 2; i++) {
 		tw[i].id = i;
 		tw[i].fd = -1;
@@ -1783,6 +1816,10 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	kind = request_kind(&tw[0], &q, &gap, &whole);
 	for (int k = 0; k < tw[0].nmaps; k++)
 		uffd_missing |= tw[0].maps[k].uslot >= 0 && (tw[0].maps[k].umode & UF_MISSING);
+	run_on(seed_cpu(seed, 0x4e57));
+	if (verbose && !rechecking && ncpus > 1)
+		printf("#   CPUs: built on %u, requests from %u\n", seed_cpu(seed, 0xc905),
+		       seed_cpu(seed, 0x4e57));
 	for (int i = 0; i < 2; i++) {
 		unsigned long addr = (unsigned long)tw[i].maps[q.map].addr + q.first * PAGE;
 		size_t len = q.npages * PAGE;
@@ -1935,7 +1972,7 @@ static uint64_t env_u64(const char *name, uint64_t def)
 static void print_usage(void)
 {
 	printf("usage: %s [--seeds N] [--start S] [--seed N] [--batch N] [-v] [--strict]\n"
-	       "       [--allow-gap] [--oracle] [--backing shmem|xfs|ext4]\n", prog);
+	       "       [--allow-gap] [--oracle] [--backing shmem|xfs|ext4] [--cpus N]\n", prog);
 }
 
 static const struct backing *find_backing(const char *name)
@@ -1968,10 +2005,10 @@ int main(int argc, char **argv)
 	uint64_t batch = 50, counts[5] = { 0 };
 	const char *bname = getenv("KRS_DIFF_BACKING"), *what;
 	struct timespec t0, t1;
-	cpu_set_t cpus;
 	double secs;
 	int cfd, ret;
 
+	ncpus = env_u64("KRS_DIFF_CPUS", 1);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -1999,6 +2036,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--backing") && v) {
 			bname = v;
 			i++;
+		} else if (!strcmp(a, "--cpus") && v) {
+			ncpus = strtoul(v, NULL, 0);
+			i++;
 		} else {
 			print_usage();
 			return !strcmp(a, "-h") || !strcmp(a, "--help") ? 0 : KSFT_FAIL;
@@ -2025,10 +2065,13 @@ int main(int argc, char **argv)
 	cfd = krs_collapse_open();
 	if (cfd < 0)
 		ksft_exit_fail_msg("open %s: %s\n", KRS_COLLAPSE, strerror(-cfd));
-	/* One CPU: MADV_PAGEOUT sees the pages of the local LRU batch only. */
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	sched_setaffinity(0, sizeof(cpus), &cpus);
+	/*
+	 * One CPU unless --cpus: MADV_PAGEOUT sees the pages of the local LRU
+	 * batch only; run_seed_once() moves between CPUs 0..ncpus-1.
+	 */
+	if (!ncpus || ncpus > (unsigned int)get_nprocs())
+		ksft_exit_fail_msg("--cpus %u: this machine has %d CPUs\n", ncpus, get_nprocs());
+	run_on(0);
 	smaps_buf = malloc(SMAPS_SIZE);
 	for (int i = 0; i < MAX_USLOTS; i++)
 		uslots[i].fd = -1;

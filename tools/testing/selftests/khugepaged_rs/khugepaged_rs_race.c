@@ -125,6 +125,16 @@ static long vmstat_read(const char *name)
 	return line ? strtol(line + strlen(key), NULL, 10) : -1;
 }
 
+#define MTHP_STATS "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/"
+
+/* A per-size stat file's value; -1 if absent. */
+static long mthp_read(const char *path)
+{
+	char buf[64];
+
+	return krs_read_file(path, buf, sizeof(buf)) > 0 ? strtol(buf, NULL, 10) : -1;
+}
+
 static unsigned long file_ino(int fd)
 {
 	struct stat st;
@@ -182,6 +192,22 @@ static void finish(struct __test_metadata *_metadata, struct krs_bg_collapse *c,
 	ASSERT_EQ(0, krs_bg_collapse_join(c, WAIT_MS))
 		TH_LOG("'%s' still running %d ms after the release", c->cmd, WAIT_MS);
 	parse_outcome(_metadata, c, o);
+}
+
+/*
+ * Release every pause, wait for the collapse of @c and parse its report,
+ * which must hold @nr extents, into @ext.
+ */
+static void finish_extents(struct __test_metadata *_metadata, struct krs_bg_collapse *c,
+			   struct krs_extent *ext, int nr)
+{
+	long status = 0;
+
+	ASSERT_EQ(0, krs_inject("release"));
+	ASSERT_EQ(0, krs_bg_collapse_join(c, WAIT_MS))
+		TH_LOG("'%s' still running %d ms after the release", c->cmd, WAIT_MS);
+	ASSERT_EQ(nr, krs_report_parse(c->report, ext, MAX_EXTENTS, &status))
+		TH_LOG("report:\n%s", c->report);
 }
 
 /* @point was released by us, never by its timeout; it fired @hits times. */
@@ -1485,19 +1511,20 @@ FIXTURE_VARIANT(fail) {
 	const char *result;
 	int err;
 	const char *vmstat;	/* a /proc/vmstat event counted once, as upstream */
+	const char *mthp;	/* and the per-size stat of hugepages-2048kB */
 	bool counted;		/* a collapse under way: rollback_<result> + 1 */
 	bool unmapped;		/* reached after the scan unmapped the old pages */
 };
 
 FIXTURE_VARIANT_ADD(fail, alloc) {
 	.point = "alloc", .result = "SCAN_ALLOC_HUGE_PAGE_FAIL", .err = ENOMEM,
-	.vmstat = "thp_collapse_alloc_failed",
+	.vmstat = "thp_collapse_alloc_failed", .mthp = "collapse_alloc_failed",
 };
 
 /* alloc_charge_folio() counts the allocation before the charge fails. */
 FIXTURE_VARIANT_ADD(fail, charge) {
 	.point = "charge", .result = "SCAN_CGROUP_CHARGE_FAIL", .err = EBUSY,
-	.vmstat = "thp_collapse_alloc",
+	.vmstat = "thp_collapse_alloc", .mthp = "collapse_alloc",
 };
 
 FIXTURE_VARIANT_ADD(fail, xas_nomem) {
@@ -1535,8 +1562,8 @@ TEST_F(fail, once)
 	const size_t step = 2, present = NPAGES / step;
 	struct krs_bg_collapse c = { 0 };
 	struct krs_inject_state st;
-	long blocks, rss, shmem, events;
-	char name[64];
+	long blocks, rss, shmem, events, mthp = 0;
+	char name[128];
 	struct outcome o;
 	char *p;
 	int fd;
@@ -1553,6 +1580,9 @@ TEST_F(fail, once)
 	shmem = krs_meminfo_kb("Shmem");
 	snap_stats(_metadata, self->stats0);
 	events = variant->vmstat ? vmstat_read(variant->vmstat) : 0;
+	snprintf(name, sizeof(name), MTHP_STATS "%s", variant->mthp ? variant->mthp : "");
+	if (variant->mthp)
+		mthp = mthp_read(name);
 
 	ASSERT_EQ(0, krs_inject("fail=%s ino=%lu", variant->point, file_ino(fd)));
 	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=2M", (unsigned long)p));
@@ -1565,6 +1595,8 @@ TEST_F(fail, once)
 	EXPECT_STREQ(variant->result, o.result);
 	if (variant->vmstat)
 		EXPECT_EQ(events + 1, vmstat_read(variant->vmstat)) TH_LOG("%s", variant->vmstat);
+	if (variant->mthp && mthp >= 0)
+		EXPECT_EQ(mthp + 1, mthp_read(name)) TH_LOG("%s", name);
 
 	snap_stats(_metadata, self->stats1);
 	EXPECT_EQ(0, stat_delta(_metadata, self->stats0, self->stats1, "extents_collapsed"));
@@ -1782,6 +1814,16 @@ static int write_file(const char *dir, const char *file, const char *s)
 	return n == (ssize_t)strlen(s) ? 0 : -errno;
 }
 
+/* Run the calling thread on @cpu only; 0 or errno. */
+static int pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? errno : 0;
+}
+
 /* A thread on CPU 1 reading one page of the mapping until told to stop. */
 struct spinner {
 	const char *p;		/* read with relaxed atomic loads: from memory every time */
@@ -1793,12 +1835,8 @@ struct spinner {
 static void *spin_fn(void *arg)
 {
 	struct spinner *s = arg;
-	cpu_set_t set;
 
-	CPU_ZERO(&set);
-	CPU_SET(1, &set);
-	__atomic_store_n(&s->on_cpu, !sched_setaffinity(0, sizeof(set), &set) ? 1 : -1,
-			 __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->on_cpu, !pin_to_cpu(1) ? 1 : -1, __ATOMIC_SEQ_CST);
 	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED))
 		(void)__atomic_load_n(s->p, __ATOMIC_RELAXED);
 	return NULL;
@@ -1992,8 +2030,7 @@ TEST_F(stale, vma_shrinks_during_the_walk)
 {
 	struct krs_bg_collapse c = { 0 };
 	struct krs_extent ext[MAX_EXTENTS];
-	long status = 0;
-	int fd, nr;
+	int fd;
 	char *p;
 
 	fd = krs_memfd("krs_race_stale_vma", 4 * LEN);
@@ -2007,10 +2044,7 @@ TEST_F(stale, vma_shrinks_during_the_walk)
 	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=8M", (unsigned long)p));
 	wait_paused(_metadata, &c, "before_install", 1);
 	ASSERT_EQ(0, munmap(p + 2 * LEN, 2 * LEN));
-	ASSERT_EQ(0, krs_inject("release"));
-	ASSERT_EQ(0, krs_bg_collapse_join(&c, WAIT_MS));
-	nr = krs_report_parse(c.report, ext, MAX_EXTENTS, &status);
-	ASSERT_EQ(4, nr) TH_LOG("report:\n%s", c.report);
+	finish_extents(_metadata, &c, ext, 4);
 	EXPECT_EQ((ssize_t)strlen(c.cmd), c.ret) TH_LOG("report:\n%s", c.report);
 	EXPECT_STREQ("SCAN_SUCCEED", ext[0].result);
 	EXPECT_STREQ("SCAN_SUCCEED", ext[1].result);
@@ -2019,6 +2053,195 @@ TEST_F(stale, vma_shrinks_during_the_walk)
 	EXPECT_EQ(0, bad_page(p + LEN, 95, 1));
 	munmap(p, 2 * LEN);
 	close(fd);
+}
+
+/*
+ * 11-13. madvise_walk_vmas() looks the next VMA up each time one is done,
+ * with the mmap lock taken again: the layout it sees is the one of that
+ * moment. Three files mapped side by side over [0, 6M) of the request (file
+ * 0 at [0, 2M), file 1 at [2M, 6M) or [2M, 4M), file 2 at [4M, 6M)), the
+ * collapse paused before the first PMD installation, and the layout changed
+ * in the pause:
+ * - the next VMA unmapped: find_vma() finds nothing in the range: ENOMEM;
+ * - the next VMA shrunk from its front by 1 MiB: a gap, then a VMA whose
+ *   one whole extent collapses: ENOMEM (the gap);
+ * - the gap at [2M, 4M) filled by a mapping: no gap any more, every
+ *   extent collapses: 0.
+ */
+enum walk_change { UNMAP_NEXT, SHRINK_NEXT, FILL_GAP };
+
+static void walk_change(struct __test_metadata *_metadata, enum walk_change change, int want)
+{
+	struct krs_bg_collapse c = { 0 };
+	struct krs_extent ext[MAX_EXTENTS];
+	int fd[3];
+	char *p, *q;
+
+	for (int i = 0; i < 3; i++) {
+		fd[i] = krs_memfd("krs_race_walk", 2 * LEN);
+		ASSERT_LE(0, fd[i]);
+		q = mmap(NULL, 2 * LEN, RW, MAP_SHARED, fd[i], 0);
+		ASSERT_NE(MAP_FAILED, q);
+		fill(q, 100 + i, 1);
+		fill(q + LEN, 103 + i, 1);
+		munmap(q, 2 * LEN);
+	}
+	p = krs_map_aligned(3 * LEN, RW, MAP_SHARED, fd[0], 0);
+	ASSERT_NE(MAP_FAILED, p);
+	if (change == FILL_GAP) {
+		ASSERT_EQ(0, munmap(p + LEN, LEN));
+		ASSERT_NE(MAP_FAILED, mmap(p + 2 * LEN, LEN, RW, MAP_SHARED | MAP_FIXED, fd[2], 0));
+	} else {
+		ASSERT_NE(MAP_FAILED, mmap(p + LEN, 2 * LEN, RW, MAP_SHARED | MAP_FIXED, fd[1], 0));
+	}
+
+	ASSERT_EQ(0, krs_inject("pause=before_install pid=%d", getpid()));
+	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=6M", (unsigned long)p));
+	wait_paused(_metadata, &c, "before_install", 1);
+	switch (change) {
+	case UNMAP_NEXT:
+		ASSERT_EQ(0, munmap(p + LEN, 2 * LEN));
+		break;
+	case SHRINK_NEXT:
+		ASSERT_EQ(0, munmap(p + LEN, LEN / 2));
+		break;
+	case FILL_GAP:
+		ASSERT_EQ(p + LEN, mmap(p + LEN, LEN, RW, MAP_SHARED | MAP_FIXED_NOREPLACE,
+					fd[1], 0));
+		break;
+	}
+	finish_extents(_metadata, &c, ext, 3);
+	EXPECT_STREQ("SCAN_SUCCEED", ext[0].result);
+	EXPECT_EQ(want ? -want : (ssize_t)strlen(c.cmd), c.ret)
+		TH_LOG("want %s; report:\n%s", want ? strerror(want) : "success", c.report);
+	if (change != UNMAP_NEXT)
+		EXPECT_STREQ("SCAN_SUCCEED", ext[2].result) TH_LOG("report:\n%s", c.report);
+	EXPECT_EQ(0, bad_page(p, 100, 1));
+	munmap(p, 3 * LEN);
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+}
+
+TEST_F(stale, next_vma_unmapped_during_the_walk)
+{
+	walk_change(_metadata, UNMAP_NEXT, ENOMEM);
+}
+
+TEST_F(stale, next_vma_shrunk_from_its_front_during_the_walk)
+{
+	walk_change(_metadata, SHRINK_NEXT, ENOMEM);
+}
+
+TEST_F(stale, gap_filled_during_the_walk)
+{
+	walk_change(_metadata, FILL_GAP, 0);
+}
+
+/*
+ * 14. A failure of the PMD installation that madvise_collapse() does not
+ * whitelist stops its walk, SCAN_VMA_CHECK too: MADV_NOHUGEPAGE on the
+ * first extent during the pause splits the VMA, the installation refuses
+ * the extent, and the second extent (a VMA of its own now, eligible) is
+ * not tried: EINVAL, one extent reported, the second left as it was.
+ */
+TEST_F(stale, install_vma_check_stops_the_walk)
+{
+	struct krs_bg_collapse c = { 0 };
+	struct krs_extent ext[MAX_EXTENTS];
+	int fd;
+	char *p;
+
+	fd = krs_memfd("krs_race_stale_nohuge", 2 * LEN);
+	ASSERT_LE(0, fd);
+	p = krs_map_aligned(2 * LEN, RW, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill(p, 111, 1);
+	fill(p + LEN, 112, 1);
+
+	ASSERT_EQ(0, krs_inject("pause=before_install pid=%d", getpid()));
+	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=4M", (unsigned long)p));
+	wait_paused(_metadata, &c, "before_install", 1);
+	ASSERT_EQ(0, madvise(p, LEN, MADV_NOHUGEPAGE));
+	finish_extents(_metadata, &c, ext, 1);
+	EXPECT_EQ(-EINVAL, c.ret) TH_LOG("report:\n%s", c.report);
+	EXPECT_STREQ("SCAN_VMA_CHECK", ext[0].result);
+	EXPECT_EQ(0, smaps(p + LEN, "ShmemPmdMapped"));
+	EXPECT_EQ(0, bad_page(p, 111, 1));
+	EXPECT_EQ(0, bad_page(p + LEN, 112, 1));
+	munmap(p, 2 * LEN);
+	close(fd);
+}
+
+/* A thread pinned to @cpu writing every page of the 2 MiB at @p. */
+struct cpu_writer {
+	char *p;
+	int cpu;
+	int err;
+};
+
+static void *cpu_writer_fn(void *arg)
+{
+	struct cpu_writer *w = arg;
+
+	w->err = pin_to_cpu(w->cpu);
+	if (!w->err)
+		fill(w->p, 110, 1);
+	return NULL;
+}
+
+/*
+ * 15. madvise_collapse() drains every CPU's LRU batches (lru_add_drain_all())
+ * once per VMA, before its first extent. Two files side by side; the
+ * collapse (on CPU 0) is paused at the first VMA's PMD installation while
+ * a thread on CPU 1 faults in the second VMA's pages: the last of them sit
+ * in CPU 1's LRU batch, off the LRU, with a reference each. Drained at the
+ * second VMA, as upstream drains, they collapse; drained once per request
+ * (before the pause), the scan finds them off the LRU (SCAN_PAGE_LRU or
+ * SCAN_PAGE_COUNT: EAGAIN). Needs two CPUs.
+ */
+TEST_F(stale, lru_drained_per_vma)
+{
+	struct krs_bg_collapse c = { 0 };
+	struct krs_extent ext[MAX_EXTENTS];
+	struct cpu_writer w = { 0 };
+	pthread_t thread;
+	cpu_set_t set;
+	int fd[2];
+	char *p;
+
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) || !CPU_ISSET(0, &set) ||
+	    !CPU_ISSET(1, &set))
+		SKIP(return, "needs CPUs 0 and 1");
+	/* The harness runs each test in a child of its own: no need to undo. */
+	for (int i = 0; i < 2; i++) {
+		fd[i] = krs_memfd("krs_race_drain", LEN);
+		ASSERT_LE(0, fd[i]);
+	}
+	p = krs_map_aligned(2 * LEN, RW, MAP_SHARED, fd[0], 0);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_NE(MAP_FAILED, mmap(p + LEN, LEN, RW, MAP_SHARED | MAP_FIXED, fd[1], 0));
+	ASSERT_EQ(0, pin_to_cpu(0));
+	fill(p, 109, 1);
+
+	ASSERT_EQ(0, krs_inject("pause=before_install pid=%d", getpid()));
+	ASSERT_EQ(0, krs_bg_collapse_start(&c, "addr=%lx len=4M", (unsigned long)p));
+	wait_paused(_metadata, &c, "before_install", 1);
+	w.p = p + LEN;
+	w.cpu = 1;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, cpu_writer_fn, &w));
+	pthread_join(thread, NULL);
+	ASSERT_EQ(0, w.err) TH_LOG("pinning to CPU 1: %s", strerror(w.err));
+	finish_extents(_metadata, &c, ext, 2);
+	EXPECT_EQ((ssize_t)strlen(c.cmd), c.ret) TH_LOG("report:\n%s", c.report);
+	EXPECT_STREQ("SCAN_SUCCEED", ext[0].result);
+	EXPECT_STREQ("SCAN_SUCCEED", ext[1].result);
+	EXPECT_EQ(4096, smaps(p, "ShmemPmdMapped") + smaps(p + LEN, "ShmemPmdMapped"));
+	EXPECT_EQ(0, bad_page(p, 109, 1));
+	EXPECT_EQ(0, bad_page(p + LEN, 110, 1));
+	munmap(p, 2 * LEN);
+	close(fd[0]);
+	close(fd[1]);
 }
 
 TEST_HARNESS_MAIN
