@@ -56,8 +56,13 @@
 #                     parsers on the host, FUZZ_SECONDS=N per target (default 60)
 #   make stress       a multi-process workload racing collapses and injection
 #                     points in a VM, every page checked against a model
-#                     (DURATION=N seconds, default 180; ARGS="..." go to
-#                     the program, e.g. ARGS="-w 8 -s SEED")
+#                     (DURATION=N seconds, default 180; BACKING=shmem|tmpfs|
+#                     xfs|ext4|all or a list, default shmem); ACTORS=all|
+#                     khugepaged,compact,migrate,memcg,drop,mthp runs the
+#                     busy kernel's actors beside it (default none;
+#                     migrate boots two NUMA nodes; MEMCG_MB=N); INJECT=0
+#                     arms no injection point; ARGS="..." go to the
+#                     program, e.g. ARGS="-w 8 -s SEED"
 #   make stress-debug the same on the debug kernel, with kmemleak and
 #                     free-pages checks after rmmod (tools/endurance/run)
 #   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING, CPUS),

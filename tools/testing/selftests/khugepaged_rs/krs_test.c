@@ -1072,6 +1072,21 @@ int krs_inject_wait_paused(const char *point, unsigned int hits, int timeout_ms,
 	}
 }
 
+uint64_t krs_now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000ULL + t.tv_nsec / 1000000;
+}
+
+void krs_sleep_ms(unsigned int ms)
+{
+	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&t, NULL);
+}
+
 void krs_vm_stat_refresh(void)
 {
 	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);

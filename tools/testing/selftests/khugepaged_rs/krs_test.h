@@ -292,6 +292,10 @@ int krs_inject_wait_paused(const char *point, unsigned int hits, int timeout_ms,
 			   const int *done);
 
 /* Fold the per-CPU vm counters (/proc/sys/vm/stat_refresh), best effort. */
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t krs_now_ms(void);
+/* Sleep @ms milliseconds (a signal may cut it short). */
+void krs_sleep_ms(unsigned int ms);
 void krs_vm_stat_refresh(void);
 /* /proc/meminfo field @field in kB; -1 if absent. */
 long krs_meminfo_kb(const char *field);
