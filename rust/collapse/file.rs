@@ -395,7 +395,7 @@ fn check_and_isolate(
     old: &mut OldFolios<'_>,
 ) -> Result<usize, ScanResult> {
     // One read of what the checks below look at; the folio is locked.
-    let read = old.read(&folio);
+    let read = old.read(folio);
     if !read.uptodate {
         return Err(ScanResult::Fail);
     }
@@ -411,8 +411,8 @@ fn check_and_isolate(
         return Err(ScanResult::PageDirtyOrWriteback);
     }
     // Isolated, private data released, unmapped (a folio whose private
-    // data stays is refused, and put back by `old`).
-    let isolated = old.isolate(folio, place).map_err(refusal)?;
+    // data stays is refused, and put back at once).
+    let isolated = old.isolate(place).map_err(refusal)?;
     Ok(isolated.nr_pages())
 }
 

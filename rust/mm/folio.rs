@@ -340,14 +340,20 @@ pub(crate) enum IsolateError {
     /// `folio_isolate_lru()` failed (`SCAN_DEL_PAGE_LRU`).
     NotLru,
     /// Isolated, but `filemap_release_folio()` failed
-    /// (`SCAN_PAGE_HAS_PRIVATE`): it is among the old folios, not unmapped.
+    /// (`SCAN_PAGE_HAS_PRIVATE`): put back at once, never unmapped, as
+    /// upstream's `folio_putback_lru()` before `out_unlock`.
     HasPrivate,
 }
 
-/// Where a locked folio goes among the old folios: its index and size,
-/// read under its lock by [`OldFolios::read`], for [`OldFolios::isolate`].
+/// Where a locked folio goes among the old folios: the folio itself (its
+/// lock held, so it stays in the mapping at that index), its index and
+/// size read under that lock by [`OldFolios::read`], and the set it was
+/// read for (its mapping and extent), for [`OldFolios::isolate`], which
+/// refuses a place read for another set. Dropping it unlocks the folio.
 pub(crate) struct Place {
-    folio: NonNull<bindings::folio>,
+    folio: LockedFolio,
+    mapping: NonNull<AddressSpace>,
+    start: usize,
     index: usize,
     nr: usize,
 }
@@ -395,9 +401,10 @@ impl<'m> OldFolios<'m> {
 
     /// The reads of collapse_file()'s checks on `folio` (uptodate, order,
     /// `folio_mapping()`, index, size, dirty, writeback in one call), and
-    /// its place in the extent: refused unless it is in this mapping,
-    /// inside the extent and after the last folio isolated.
-    pub(crate) fn read(&self, folio: &LockedFolio) -> LockedRead {
+    /// its place in the extent, which holds the folio (and its lock) from
+    /// here: refused (the folio unlocked and put) unless it is in this
+    /// mapping, inside the extent and after the last folio isolated.
+    pub(crate) fn read(&self, folio: LockedFolio) -> LockedRead {
         let o = &self.0;
         let mut s = bindings::krs_folio_locked::default();
         // SAFETY: A locked folio (`LockedFolio`); only reads it into `s`.
@@ -409,7 +416,9 @@ impl<'m> OldFolios<'m> {
             Err(IsolateError::OutOfPlace)
         } else {
             Ok(Place {
-                folio: NonNull::from(&*folio.0).cast(),
+                folio,
+                mapping: NonNull::from(o.mapping),
+                start: o.start,
                 index,
                 nr,
             })
@@ -427,18 +436,23 @@ impl<'m> OldFolios<'m> {
     /// the old folios, then `filemap_release_folio()` and, if it is
     /// mapped, `try_to_unmap()` with the TLB flush deferred to this set
     /// (one helper call: [`LockedFolio::isolate_unmap`]). Refused (and
-    /// unlocked) unless `place` is its place, still after the last folio
-    /// isolated; a folio whose private data could not be released stays
-    /// among the old folios, for the rollback to put back
-    /// ([`IsolateError::HasPrivate`]).
-    pub(crate) fn isolate(
-        &mut self,
-        folio: LockedFolio,
-        place: Place,
-    ) -> Result<&IsolatedFolio, IsolateError> {
+    /// unlocked) unless `place` was read for this set and is still after
+    /// the last folio isolated. A folio whose private data could not be
+    /// released is put back at once ([`IsolateError::HasPrivate`]): the
+    /// helper stopped before unmapping it, so no deferred flush covers it,
+    /// and every folio of the set stays isolated, released and unmapped.
+    pub(crate) fn isolate(&mut self, place: Place) -> Result<&IsolatedFolio, IsolateError> {
         let o = &mut self.0;
-        let Place { index, nr, .. } = place;
-        if place.folio.as_ptr() != folio.as_raw() || index < o.next {
+        let Place {
+            folio,
+            mapping,
+            start,
+            index,
+            nr,
+        } = place;
+        // Read for this set (its mapping and extent: the folio, locked
+        // since, is still there), and after what was isolated since.
+        if mapping != NonNull::from(o.mapping) || start != o.start || index < o.next {
             return Err(IsolateError::OutOfPlace);
         }
         // Room first: once unmapped, the folio must be in the set whose
@@ -449,6 +463,11 @@ impl<'m> OldFolios<'m> {
         let (isolated, released) = folio
             .isolate_unmap(index, nr)
             .map_err(|_| IsolateError::NotLru)?;
+        if !released {
+            // Upstream: folio_putback_lru(), then out_unlock.
+            drop(isolated);
+            return Err(IsolateError::HasPrivate);
+        }
         if let Err(lost) = o.folios.push_within_capacity(isolated) {
             // Cannot happen (room checked above); flush before it goes back.
             flush_unmap_batch();
@@ -458,9 +477,6 @@ impl<'m> OldFolios<'m> {
         // INVARIANT: In place (checked), of the mapping; locked, so it stays.
         o.next = index + nr;
         o.covered += nr;
-        if !released {
-            return Err(IsolateError::HasPrivate);
-        }
         o.folios.last().ok_or(IsolateError::OutOfPlace)
     }
 

@@ -26,12 +26,12 @@ fn correct_use(mapping: &AddressSpace, index: usize, new: NewFolio) -> Option<us
     };
     let cursor = xa.unlock();
     let mut old = OldFolios::new(mapping, index).ok()?;
-    let read = old.read(&locked);
+    let read = old.read(locked);
     if !read.uptodate || read.dirty {
         return None;
     }
     let place = read.place.ok()?;
-    match old.isolate(locked, place) {
+    match old.isolate(place) {
         Ok(isolated) => {
             let _ = isolated.index();
         }
