@@ -15,7 +15,8 @@
  *
  * The run keeps a timeline in the kernel's trace buffer (when tracefs is
  * there): the module's collapse_file events, khugepaged's
- * mm_khugepaged_collapse_file, the workers' operations and collapse writes
+ * mm_khugepaged_collapse_file and its mm_khugepaged_scan_file of a huge
+ * folio mapped by PTEs, the workers' operations and collapse writes
  * (trace_marker lines "krs wW fF ...") and the actors' actions ("krs
  * actor ..."). At the first lost or corrupted page the buffer is frozen and
  * the worker prints the state of the page's extent (mincore, pagemap,
@@ -195,6 +196,11 @@ static bool no_collapse;
 /* The events of the timeline (krs_trace_setup()). */
 static const char *const trace_events[] = {
 	"khugepaged_rs/collapse_file", "huge_memory/mm_khugepaged_collapse_file",
+	/*
+	 * khugepaged (and MADV_COLLAPSE) finding a huge folio mapped by PTEs
+	 * (SCAN_PTE_MAPPED_HUGEPAGE, 9 in 7.2 and 7.3), then clearing them.
+	 */
+	"huge_memory/mm_khugepaged_scan_file if result == 9",
 };
 
 /*

@@ -1262,8 +1262,16 @@ int krs_trace_setup(const char *const *events, size_t n, unsigned int buf_kb)
 		ret = ret < 0 ? -errno : close(ret);
 	}
 	for (size_t k = 0; !ret && k < n; k++) {
-		snprintf(path, sizeof(path), "events/%s/enable", events[k]);
-		ret = trace_write(path, "1");
+		const char *cond = strstr(events[k], " if ");
+		int len = cond ? (int)(cond - events[k]) : (int)strlen(events[k]);
+
+		if (cond) {
+			snprintf(path, sizeof(path), "events/%.*s/filter", len, events[k]);
+			ret = trace_write(path, cond + 4);
+		}
+		snprintf(path, sizeof(path), "events/%.*s/enable", len, events[k]);
+		if (!ret)
+			ret = trace_write(path, "1");
 	}
 	if (!ret)
 		ret = trace_write("tracing_on", "1");
@@ -1346,8 +1354,15 @@ void krs_trace_teardown(const char *const *events, size_t n)
 	char path[160];
 
 	for (size_t k = 0; k < n; k++) {
-		snprintf(path, sizeof(path), "events/%s/enable", events[k]);
+		const char *cond = strstr(events[k], " if ");
+		int len = cond ? (int)(cond - events[k]) : (int)strlen(events[k]);
+
+		snprintf(path, sizeof(path), "events/%.*s/enable", len, events[k]);
 		trace_write(path, "0");
+		if (cond) {
+			snprintf(path, sizeof(path), "events/%.*s/filter", len, events[k]);
+			trace_write(path, "0");
+		}
 	}
 	trace_write("buffer_size_kb", "1408");
 }

@@ -333,7 +333,8 @@ extern const char *krs_scan_names[KRS_NR_SCAN_RESULTS];
  * krs_trace_mark() writes one line if a marker is open (best effort);
  * krs_trace_freeze() stops recording; krs_trace_dump() prints to stderr the
  * last @max lines holding any of @needles; krs_trace_teardown() disables
- * the events again.
+ * the events again. An event is "system/name", or "system/name if FILTER"
+ * (the event's filter file gets FILTER).
  */
 int krs_trace_setup(const char *const *events, size_t n, unsigned int buf_kb);
 void krs_trace_mark(const char *fmt, ...) __printf(1, 2);
