@@ -340,7 +340,10 @@ int krs_pte_kind(pte_t *pte);
 /* Every PTE of the table whose entry 0 is @pte is none or a marker. */
 bool krs_pte_table_empty(pte_t *pte);
 struct page *krs_pte_page(struct vm_area_struct *vma, unsigned long addr, pte_t *pte);
-/* Clear one present PTE mapping page @page of @folio and drop its rmap. */
+/*
+ * Clear one present PTE mapping page @page of @folio and drop its rmap; a
+ * dirty PTE leaves @folio dirty.
+ */
 void krs_pte_clear_rmap(struct vm_area_struct *vma, unsigned long addr, pte_t *pte,
 			struct folio *folio, struct page *page);
 void krs_add_mm_counter_file(struct mm_struct *mm, struct folio *folio, long value);

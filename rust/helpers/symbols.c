@@ -288,7 +288,19 @@ struct page *krs_pte_page(struct vm_area_struct *vma, unsigned long addr, pte_t 
 void krs_pte_clear_rmap(struct vm_area_struct *vma, unsigned long addr, pte_t *pte,
 			struct folio *folio, struct page *page)
 {
-	clear_ptes(vma->vm_mm, addr, pte, 1);
+	/*
+	 * Not clear_ptes(), which drops the old entry, as
+	 * collapse_pte_mapped_thp() does ("Shmem page is already dirty"): a
+	 * shmem folio allocated by a read fault is clean, its PTEs writable
+	 * (no write-notify on shmem), so data written through them is dirty
+	 * in the PTEs only. Clearing them loses that, and the page cache then
+	 * drops the clean folio with the data (drop_caches, reclaim). Move
+	 * the dirty bit to the folio, as zap_present_pte() does.
+	 */
+	pte_t old = get_and_clear_ptes(vma->vm_mm, addr, pte, 1);
+
+	if (pte_dirty(old))
+		folio_mark_dirty(folio);
 	KRS_CALL(folio_remove_rmap_ptes)(folio, page, 1, vma);
 }
 

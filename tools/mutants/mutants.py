@@ -242,6 +242,11 @@ MUTANTS = [
     ("no-memcg-collapse-event", "rust/helpers/symbols.c",
      "KRS_CALL(count_memcg_events)(folio_memcg(folio), THP_COLLAPSE_ALLOC, 1);", "(void)0;",
      "khugepaged_rs_collapse", "memory.stat thp_collapse_alloc not counted"),
+    # The busy kernel's lost tmpfs extent (Documentation/khugepaged_rs.rst,
+    # "Busy kernel"): the PTEs cleared to map a PMD without their dirty bits.
+    ("pte-dirty-bits-dropped", "rust/helpers/symbols.c",
+     "\tif (pte_dirty(old))\n\t\tfolio_mark_dirty(folio);\n", "\t(void)old;\n",
+     "khugepaged_rs_mthp", "a shmem folio written through its PTEs left clean (lost on eviction)"),
     # The kernel versions (Documentation/design.rst, "Kernel versions").
     ("no-uffd-rwp-refusal", "rust/helpers/mm.c",
      "\treturn userfaultfd_protected(vma);", "\treturn userfaultfd_wp(vma);",

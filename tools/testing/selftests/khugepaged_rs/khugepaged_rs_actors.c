@@ -229,6 +229,7 @@ static int compact_loop(void)
 	while (go_on(A_COMPACT)) {
 		int node = below(nr_nodes + 1), ret;
 
+		krs_trace_mark("krs actor compact %d\n", node);
 		if (node == nr_nodes) {
 			ret = krs_write_str("/proc/sys/vm/compact_memory", "1");
 			ADD(A_COMPACT, C_COMPACT_ALL, 1);
@@ -355,6 +356,8 @@ static int migrate_loop(void)
 
 			from = ((1UL << nr_nodes) - 1) & ~dest;
 			r = syscall(SYS_migrate_pages, pid, MAX_NODES + 1, &from, &dest);
+			krs_trace_mark("krs actor migrate_pages pid %d to node %d: %ld\n", pid, to,
+				       r);
 			ADD(A_MIGRATE, C_MIGRATE_CALLS, 1);
 			if (r > 0)
 				ADD(A_MIGRATE, C_MIGRATE_NOT_MOVED, r);
@@ -377,6 +380,8 @@ static int migrate_loop(void)
 			if (!n)
 				goto next;
 			r = syscall(SYS_move_pages, pid, n, pages, nodes, status, MPOL_MF_MOVE_ALL);
+			krs_trace_mark("krs actor move_pages pid %d %zu pages from %p: %ld\n",
+				       pid, n, pages[0], r);
 			ADD(A_MIGRATE, C_MOVE_CALLS, 1);
 			ADD(A_MIGRATE, C_MOVE_PAGES, n);
 			if (r < 0) {
@@ -417,6 +422,7 @@ static int memcg_loop(void)
 		krs_sleep_ms(500 + below(1500));
 		snprintf(amount, sizeof(amount), "%zuM", 1 + below(8));
 		ret = krs_write_str(CG_DIR "/memory.reclaim", amount);
+		krs_trace_mark("krs actor memory.reclaim %s: %d\n", amount, ret);
 		ADD(A_MEMCG, C_RECLAIM_WRITES, 1);
 		ADD(A_MEMCG, C_ACTIONS, 1);
 		/* EAGAIN: it could not reclaim that much (after retries). */
@@ -458,6 +464,9 @@ static void fadvise_files(void)
 				ADD(A_DROP, C_FADVISE_FILES, 1);
 			}
 			errno = posix_fadvise(fd, off, len, POSIX_FADV_DONTNEED);
+			krs_trace_mark("krs actor fadvise %s/%s offset=%lld len=%lld: %d\n",
+				       file_dirs[k], e->d_name, (long long)off, (long long)len,
+				       errno);
 			if (errno)
 				actor_error(A_DROP, "fadvise %s/%s: %s", file_dirs[k], e->d_name,
 					    strerror(errno));
@@ -472,7 +481,10 @@ static int drop_loop(void)
 {
 	while (go_on(A_DROP)) {
 		if (below(3) == 0) {
-			int ret = krs_write_str("/proc/sys/vm/drop_caches", below(2) ? "1" : "3");
+			const char *v = below(2) ? "1" : "3";
+			int ret = krs_write_str("/proc/sys/vm/drop_caches", v);
+
+			krs_trace_mark("krs actor drop_caches %s\n", v);
 
 			ADD(A_DROP, C_DROP_CACHES, 1);
 			if (ret)
@@ -523,6 +535,7 @@ static int mthp_loop(void)
 		snprintf(path, sizeof(path), THP "/hugepages-%ukB/shmem_enabled", kb[below(n)]);
 		/* Saved by main() before the actors started. */
 		ret = krs_write_str(path, v);
+		krs_trace_mark("krs actor %s <- %s\n", path + strlen(THP) + 1, v);
 		ADD(A_MTHP, C_MTHP_SETS, 1);
 		ADD(A_MTHP, C_ACTIONS, 1);
 		if (ret)

@@ -5,10 +5,22 @@
  * checked against a model of what it must hold. Not a kselftest (it runs for
  * minutes): `make stress` (tools/stress/run) builds it and runs it in the VM.
  *
- *   khugepaged_rs_stress [-d SECONDS] [-w WORKERS] [-s SEED] [-b BACKINGS] [-I]
+ *   khugepaged_rs_stress [-d SECONDS] [-w WORKERS] [-s SEED] [-b BACKINGS] [-I] [-C]
  *
  * -I: no injection (the main process arms nothing), so that every rollback
  * counted is a race the workers or the kernel made (the busy kernel's actors).
+ * -C: no collapse write at all (every source skips it; the module is loaded
+ * and idle): the same workload with the kernel's own machinery alone, to
+ * tell a loss the module makes from one the kernel makes.
+ *
+ * The run keeps a timeline in the kernel's trace buffer (when tracefs is
+ * there): the module's collapse_file events, khugepaged's
+ * mm_khugepaged_collapse_file and its mm_khugepaged_scan_file of a huge
+ * folio mapped by PTEs, the workers' operations and collapse writes
+ * (trace_marker lines "krs wW fF ...") and the actors' actions ("krs
+ * actor ..."). At the first lost or corrupted page the buffer is frozen and
+ * the worker prints the state of the page's extent (mincore, pagemap,
+ * kpageflags), the module's stats and the timeline's lines about the file.
  *
  * BACKINGS (default shmem): a comma-separated list of shmem (memfds), tmpfs
  * (files on a tmpfs mounted at /mnt/tmpfs, e.g. huge=within_size by
@@ -166,7 +178,8 @@ struct shared {
 	uint64_t results[KRS_NR_SCAN_RESULTS];
 	uint64_t inj[NR_INJ];
 	uint64_t pages_checked_map, pages_checked_pread, full_passes, bad_pages;
-	uint64_t uffd_faults, collapse_checked_pmd, pmd_gone;
+	uint64_t uffd_faults, collapse_checked_pmd, pmd_gone, collapse_skipped;
+	int dumped;		/* the first mismatch's state was printed */
 	uint64_t by_backing_checked[NR_BACKINGS], by_backing_pmd[NR_BACKINGS];
 	uint64_t by_backing_workers[NR_BACKINGS];
 	pid_t collapser;
@@ -176,6 +189,19 @@ struct shared {
 };
 
 static struct shared *sh;
+
+/* -C: no collapse writes. */
+static bool no_collapse;
+
+/* The events of the timeline (krs_trace_setup()). */
+static const char *const trace_events[] = {
+	"khugepaged_rs/collapse_file", "huge_memory/mm_khugepaged_collapse_file",
+	/*
+	 * khugepaged (and MADV_COLLAPSE) finding a huge folio mapped by PTEs
+	 * (SCAN_PTE_MAPPED_HUGEPAGE, 9 in 7.2 and 7.3), then clearing them.
+	 */
+	"huge_memory/mm_khugepaged_scan_file if result == 9",
+};
 
 /*
  * An actor that migrates or reclaims the workers' pages (migrate, compact,
@@ -358,11 +384,95 @@ static void publish(int i)
 	__atomic_store_n(&sh->w[me->id].addr[i], (unsigned long)me->f[i].map, __ATOMIC_SEQ_CST);
 }
 
+/* /proc/kpageflags bits printed by dump_extent(). */
+static const char *const kpf_names[] = {
+	[0] = "locked", [2] = "referenced", [3] = "uptodate", [4] = "dirty", [5] = "lru",
+	[6] = "active", [8] = "writeback", [9] = "reclaim", [11] = "mmap", [12] = "anon",
+	[13] = "swapcache", [14] = "swapbacked", [15] = "head", [16] = "tail", [17] = "huge",
+	[18] = "unevictable", [20] = "nopage", [22] = "thp", [24] = "zero_page",
+};
+
+/*
+ * The state of file @i's extent holding @page, before anything touches it
+ * again: which pages are in the page cache (mincore), and for those the
+ * mapping maps, the pfn and its kpageflags; consecutive pages alike are
+ * one line.
+ */
+static void dump_extent(int i, size_t page)
+{
+	struct file *f = &me->f[i];
+	size_t first = page / KRS_PMD_PAGES * KRS_PMD_PAGES, run = first;
+	unsigned char vec[KRS_PMD_PAGES];
+	uint64_t pm[KRS_PMD_PAGES], fl[KRS_PMD_PAGES] = { 0 };
+	int pmfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int kfd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	bool inc = !mincore(f->map + first * PAGE, PMD, vec);
+	off_t pmoff = (uintptr_t)(f->map + first * PAGE) / PAGE * 8;
+
+	if (pmfd < 0 || pread(pmfd, pm, sizeof(pm), pmoff) != (ssize_t)sizeof(pm))
+		memset(pm, 0, sizeof(pm));
+	for (size_t k = 0; k < KRS_PMD_PAGES; k++) {
+		uint64_t pfn = pm[k] & ((1ULL << 55) - 1);
+
+		if (kfd >= 0 && (pm[k] >> 63) && pfn &&
+		    pread(kfd, &fl[k], 8, pfn * 8) != 8)
+			fl[k] = 0;
+	}
+	dprintf(2, "# extent %zu of worker %d file %d (size %zu pages, map %p%s): %s\n",
+		first / KRS_PMD_PAGES, me->id, i, f->size, f->map, f->aligned ? "" : " unaligned",
+		"pages in the page cache (mincore), mapped pfn, kpageflags");
+	for (size_t k = first; k <= first + KRS_PMD_PAGES; k++) {
+		size_t a = run - first, b = k - first;
+		char flags[256] = "";
+		size_t len = 0;
+
+		if (k < first + KRS_PMD_PAGES && (inc ? vec[b] & 1 : 0) == (inc ? vec[a] & 1 : 0) &&
+		    (pm[b] >> 63) == (pm[a] >> 63) && fl[b] == fl[a] &&
+		    !!f->ver[k] == !!f->ver[run])
+			continue;
+		for (size_t bit = 0; bit < ARRAY_SIZE(kpf_names); bit++)
+			if (kpf_names[bit] && (fl[a] >> bit & 1))
+				len += snprintf(flags + len, sizeof(flags) - len, " %s",
+						kpf_names[bit]);
+		dprintf(2, "#   pages %zu-%zu: model %s, %s, %s pfn %#llx%s\n", run, k - 1,
+			f->ver[run] ? "data" : "zeroes",
+			!inc ? "mincore failed" : vec[a] & 1 ? "in cache" : "not in cache",
+			pm[a] >> 63 ? "mapped" : (pm[a] >> 62 & 1) ? "swap" : "not mapped",
+			(unsigned long long)(pm[a] & ((1ULL << 55) - 1)), flags);
+		run = k;
+	}
+	if (pmfd >= 0)
+		close(pmfd);
+	if (kfd >= 0)
+		close(kfd);
+}
+
+/* The first mismatch of the run: freeze the timeline, print what is known. */
+static void dump_first(int i, size_t page)
+{
+	static char stats[16384];
+	static char name[64], mark[32];
+	static const char *const needles[] = { name, mark, "krs actor", "memfd:krs_stress" };
+
+	if (__atomic_exchange_n(&sh->dumped, 1, __ATOMIC_SEQ_CST))
+		return;
+	krs_trace_freeze();
+	dump_extent(i, page);
+	if (krs_stats_read(stats, sizeof(stats)) > 0)
+		dprintf(2, "# module stats now:\n%s", stats);
+	snprintf(name, sizeof(name), "krs_stress.%d.%d", me->id, i);
+	snprintf(mark, sizeof(mark), "krs w%d f%d ", me->id, i);
+	/* A tmpfs file has a name of its own; memfds share one. */
+	krs_trace_dump(needles, me->backing == BK_SHMEM ? 4 : 3, 300);
+}
+
 static void mismatch(int i, size_t page, const char *how, const uint64_t *w, size_t bad)
 {
 	char found[192];
 
 	ADD(sh->bad_pages, 1);
+	if (!me->details)
+		dump_first(i, page);
 	if (me->details++ >= MAX_DETAILS)
 		return;
 	snprintf(found, sizeof(found),
@@ -506,10 +616,12 @@ static bool expected_errno(int err)
 }
 
 /* One collapse write through @cfd (one try); the result or -errno. */
-static ssize_t collapse_write(int cfd, enum source src, char *report, const char *fmt, ...)
-	__printf(4, 5);
+static ssize_t collapse_write(int cfd, enum source src, int w, int i, char *report,
+			      const char *fmt, ...) __printf(6, 7);
 
-static ssize_t collapse_write(int cfd, enum source src, char *report, const char *fmt, ...)
+/* Worker @w's file @i is the one the command names. */
+static ssize_t collapse_write(int cfd, enum source src, int w, int i, char *report,
+			      const char *fmt, ...)
 {
 	char cmd[256];
 	va_list ap;
@@ -519,8 +631,14 @@ static ssize_t collapse_write(int cfd, enum source src, char *report, const char
 	va_start(ap, fmt);
 	len = vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
+	if (no_collapse) {
+		ADD(sh->collapse_skipped, 1);
+		return -EAGAIN;
+	}
 	ret = write(cfd, cmd, len);
 	ret = ret < 0 ? -errno : ret;
+	krs_trace_mark("krs w%d f%d collapse (%s) %s -> %zd\n", w, i, source_names[src], cmd,
+		       ret);
 	ADD(sh->writes_by_source[src], 1);
 	ADD(sh->write_errno[src][ret < 0 ? (-ret < 134 ? -ret : 133) : 0], 1);
 	if (ret >= 0 && ret != len)
@@ -567,13 +685,15 @@ static void *collapser_thread(void *arg)
 			unsigned long a = __atomic_load_n(&sh->w[me->id].addr[i], __ATOMIC_SEQ_CST);
 
 			if (a)
-				collapse_write(cfd, SRC_ADDR, report, "addr=%lx len=%zu%s",
+				collapse_write(cfd, SRC_ADDR, me->id, i, report,
+					       "addr=%lx len=%zu%s",
 					       a + first * PMD, n * PMD, dry);
 		} else {
 			/* Now and then an unaligned start: only whole extents inside count. */
 			size_t off = first * PMD + (below(8) ? 0 : PAGE * below(KRS_PMD_PAGES));
 
-			collapse_write(cfd, SRC_FD, report, "fd=%d offset=%zu len=%zu%s",
+			collapse_write(cfd, SRC_FD, me->id, i, report,
+				       "fd=%d offset=%zu len=%zu%s",
 				       me->f[i].fd, off, n * PMD, dry);
 		}
 		krs_sleep_ms(below(20));
@@ -701,11 +821,11 @@ static int child_main(void)
 		int i = below(NFILES);
 
 		if (below(2))
-			collapse_write(cfd, SRC_CHILD, report, "addr=%lx len=%lu",
+			collapse_write(cfd, SRC_CHILD, me->id, i, report, "addr=%lx len=%lu",
 				       (unsigned long)me->f[i].map, (unsigned long)FILE_LEN);
 		else
-			collapse_write(cfd, SRC_CHILD, report, "fd=%d len=%lu", me->f[i].fd,
-				       (unsigned long)FILE_LEN);
+			collapse_write(cfd, SRC_CHILD, me->id, i, report, "fd=%d len=%lu",
+				       me->f[i].fd, (unsigned long)FILE_LEN);
 	}
 	return 0;
 }
@@ -730,7 +850,7 @@ static void collapse_and_check(int cfd, char *report)
 	int i = below(NFILES);
 	struct file *f = &me->f[i];
 	size_t e = below(EXTENTS);
-	ssize_t ret = collapse_write(cfd, SRC_WORKER, report, "addr=%lx len=%lu",
+	ssize_t ret = collapse_write(cfd, SRC_WORKER, me->id, i, report, "addr=%lx len=%lu",
 			       (unsigned long)f->map + e * PMD, (unsigned long)PMD);
 
 	if (ret > 0 && f->aligned && (e + 1) * KRS_PMD_PAGES <= f->size && me->uffd < 0) {
@@ -759,6 +879,8 @@ static void worker_op(enum op op, int cfd, char *report)
 	int i = below(NFILES);
 	struct file *f = &me->f[i];
 	size_t page = below(FILE_PAGES), n = 1 + below(64);
+	uint32_t ver0 = f->next_ver;
+	long arg = -1;		/* the op's own argument, for the timeline */
 
 	if (page + n > FILE_PAGES)
 		n = FILE_PAGES - page;
@@ -766,12 +888,15 @@ static void worker_op(enum op op, int cfd, char *report)
 	switch (op) {
 	case OP_WRITE_MAP:
 	case OP_WRITE_PWRITE:
-		for (size_t k = 0, m = 1 + below(8); k < m && page + k < FILE_PAGES; k++)
+		n = 1 + below(8);
+		for (size_t k = 0; k < n && page + k < FILE_PAGES; k++)
 			write_page(i, page + k, op == OP_WRITE_MAP);
 		break;
 	case OP_FILL_EXTENT: {
 		size_t e = below(EXTENTS), run = 0;
 		bool via_map = below(4);
+
+		arg = e * 2 + via_map;
 
 		/* Leave a few holes; by pwrite, each run between them in one call. */
 		for (size_t p = e * KRS_PMD_PAGES; p <= (e + 1) * KRS_PMD_PAGES; p++) {
@@ -823,6 +948,7 @@ static void worker_op(enum op op, int cfd, char *report)
 	case OP_SHRINK: {
 		size_t size = FILE_PAGES / 2 + below(FILE_PAGES / 2);
 
+		arg = size;
 		if (size >= f->size)
 			break;
 		if (ftruncate(f->fd, size * PAGE)) {
@@ -867,6 +993,9 @@ static void worker_op(enum op op, int cfd, char *report)
 		break;
 	}
 	ADD(sh->ops[op], 1);
+	/* Fill extent: arg = extent * 2 + through the mapping; shrink: the new size. */
+	krs_trace_mark("krs w%d f%d %s page=%zu n=%zu arg=%ld size=%zu versions %u-%u\n", me->id,
+		       i, op_names[op], page, n, arg, f->size, ver0 + 1, f->next_ver);
 }
 
 static enum op pick_op(void)
@@ -1021,7 +1150,7 @@ static int collapser_main(uint64_t seed)
 		size_t first = below(EXTENTS), n = 1 + below(EXTENTS - first);
 
 		if (pid && a)
-			collapse_write(cfd, SRC_PID, report, "pid=%d addr=%lx len=%zu%s", pid,
+			collapse_write(cfd, SRC_PID, w, i, report, "pid=%d addr=%lx len=%zu%s", pid,
 				       a + first * PMD, n * PMD, below(10) ? "" : " dry_run");
 		krs_sleep_ms(below(30));
 	}
@@ -1151,6 +1280,9 @@ static void print_summary(unsigned int seconds, const char *stats0, const char *
 		writes += sh->writes_by_source[s];
 	}
 	printf("#   %-30s %llu\n", "total", (unsigned long long)writes);
+	if (no_collapse)
+		printf("#   %-30s %llu\n", "skipped (-C)",
+		       (unsigned long long)sh->collapse_skipped);
 	printf("# extents by result (reports):\n");
 	for (size_t k = 0; k < KRS_NR_SCAN_RESULTS; k++)
 		if (sh->results[k])
@@ -1185,7 +1317,7 @@ static void print_summary(unsigned int seconds, const char *stats0, const char *
 static void print_usage(const char *argv0)
 {
 	fprintf(stderr, "usage: %s [-d SECONDS] [-w WORKERS] [-s SEED] %s\n", argv0,
-		"[-b BACKING[,...]|all] [-I]");
+		"[-b BACKING[,...]|all] [-I] [-C]");
 	exit(2);
 }
 
@@ -1202,7 +1334,7 @@ int main(int argc, char **argv)
 	bool mthp, mthp_required, inject = true;
 
 	parse_backings("shmem", backings, sizeof(backings));
-	while ((opt = getopt(argc, argv, "d:w:s:b:I")) != -1) {
+	while ((opt = getopt(argc, argv, "d:w:s:b:IC")) != -1) {
 		switch (opt) {
 		case 'd':
 			seconds = strtoul(optarg, NULL, 0);
@@ -1219,6 +1351,9 @@ int main(int argc, char **argv)
 			break;
 		case 'I':
 			inject = false;
+			break;
+		case 'C':
+			no_collapse = true;
 			break;
 		default:
 			print_usage(argv[0]);
@@ -1267,6 +1402,11 @@ int main(int argc, char **argv)
 		printf("# busy kernel: actors %s\n", actors);
 	if (!inject)
 		printf("# no injection (-I): every rollback is a race of the run's own\n");
+	if (no_collapse)
+		printf("# no collapse writes (-C): the module stays idle\n");
+	ret = krs_trace_setup(trace_events, ARRAY_SIZE(trace_events), 8192);
+	if (ret)
+		printf("# no timeline in the trace buffer: %s\n", strerror(-ret));
 	pmd_may_vanish = actors && (strstr(actors, "migrate") || strstr(actors, "compact") ||
 				    strstr(actors, "memcg"));
 	if (krs_inject("clear") || krs_stats_read(stats0, sizeof(stats0)) < 0) {
@@ -1348,6 +1488,7 @@ int main(int argc, char **argv)
 		}
 	}
 	krs_stats_read(stats1, sizeof(stats1));
+	krs_trace_teardown(trace_events, ARRAY_SIZE(trace_events));
 	print_summary((krs_now_ms() - start) / 1000, stats0, stats1);
 	if (mthp) {
 		long total = 0;
@@ -1367,8 +1508,9 @@ int main(int argc, char **argv)
 	}
 	if (sh->failed || failed_children || sh->bad_pages) {
 		printf("# FAILED: %s\n", sh->first_error[0] ? sh->first_error : "a process failed");
-		printf("# replay: khugepaged_rs_stress -d %u -w %u -s %#llx -b %s%s\n", seconds,
-		       nworkers, (unsigned long long)seed, backings, inject ? "" : " -I");
+		printf("# replay: khugepaged_rs_stress -d %u -w %u -s %#llx -b %s%s%s\n", seconds,
+		       nworkers, (unsigned long long)seed, backings, inject ? "" : " -I",
+		       no_collapse ? " -C" : "");
 		return 1;
 	}
 	printf("# PASSED: no lost or corrupted page, no unexpected error\n");

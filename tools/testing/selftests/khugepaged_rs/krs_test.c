@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -1213,4 +1214,155 @@ void krs_thp_restore(const char *prev)
 {
 	if (prev[0])
 		krs_write_str(KRS_THP_ENABLED, prev);
+}
+
+/* ---- trace timeline ---------------------------------------------------- */
+
+static int trace_marker_fd = -1;
+
+/* The tracefs directory (mounted at /sys/kernel/tracing if it is not). */
+static const char *trace_dir(void)
+{
+	static const char *const dirs[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+
+	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
+		char path[96];
+
+		snprintf(path, sizeof(path), "%s/trace_marker", dirs[k]);
+		if (!access(path, W_OK))
+			return dirs[k];
+	}
+	if (!mount("tracefs", dirs[0], "tracefs", 0, NULL))
+		return dirs[0];
+	return NULL;
+}
+
+static int trace_write(const char *name, const char *value)
+{
+	const char *dir = trace_dir();
+	char path[256];
+
+	if (!dir)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return krs_write_str(path, value);
+}
+
+int krs_trace_setup(const char *const *events, size_t n, unsigned int buf_kb)
+{
+	char buf[32], path[160];
+	int ret;
+
+	snprintf(buf, sizeof(buf), "%u", buf_kb);
+	ret = trace_write("buffer_size_kb", buf);
+	if (!ret) {
+		/* Opened with O_TRUNC: the buffer emptied. */
+		snprintf(path, sizeof(path), "%s/trace", trace_dir());
+		ret = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		ret = ret < 0 ? -errno : close(ret);
+	}
+	for (size_t k = 0; !ret && k < n; k++) {
+		const char *cond = strstr(events[k], " if ");
+		int len = cond ? (int)(cond - events[k]) : (int)strlen(events[k]);
+
+		if (cond) {
+			snprintf(path, sizeof(path), "events/%.*s/filter", len, events[k]);
+			ret = trace_write(path, cond + 4);
+		}
+		snprintf(path, sizeof(path), "events/%.*s/enable", len, events[k]);
+		if (!ret)
+			ret = trace_write(path, "1");
+	}
+	if (!ret)
+		ret = trace_write("tracing_on", "1");
+	return ret;
+}
+
+/* errno is kept: callers mark between a call and its errno check. */
+void krs_trace_mark(const char *fmt, ...)
+{
+	int err = errno;
+	char line[256];
+	va_list ap;
+	int len;
+
+	static bool tried;
+
+	if (trace_marker_fd < 0 && !tried) {
+		const char *dir = trace_dir();
+		char path[160];
+
+		tried = true;
+		if (dir) {
+			snprintf(path, sizeof(path), "%s/trace_marker", dir);
+			trace_marker_fd = open(path, O_WRONLY | O_CLOEXEC);
+		}
+	}
+	if (trace_marker_fd >= 0) {
+		va_start(ap, fmt);
+		len = vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		if (len > 0)
+			krs_ignore(write(trace_marker_fd, line,
+					 len < (int)sizeof(line) ? len : (int)sizeof(line) - 1));
+	}
+	errno = err;
+}
+
+void krs_trace_freeze(void)
+{
+	trace_write("tracing_on", "0");
+}
+
+void krs_trace_dump(const char *const *needles, size_t n, size_t max)
+{
+	const char *dir = trace_dir();
+	char path[160], line[512];
+	char (*ring)[512];
+	size_t kept = 0;
+	FILE *f;
+
+	if (!dir)
+		return;
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	f = fopen(path, "re");
+	ring = calloc(max, sizeof(*ring));
+	if (!f || !ring) {
+		if (f)
+			fclose(f);
+		free(ring);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		for (size_t k = 0; k < n; k++) {
+			if (strstr(line, needles[k])) {
+				memcpy(ring[kept++ % max], line, sizeof(line));
+				break;
+			}
+		}
+	}
+	fclose(f);
+	dprintf(2, "# trace: the last %zu of %zu lines about the file (oldest first)\n",
+		kept < max ? kept : max, kept);
+	for (size_t k = kept > max ? kept - max : 0; k < kept; k++)
+		dprintf(2, "# trace: %s", ring[k % max]);
+	free(ring);
+}
+
+void krs_trace_teardown(const char *const *events, size_t n)
+{
+	char path[160];
+
+	for (size_t k = 0; k < n; k++) {
+		const char *cond = strstr(events[k], " if ");
+		int len = cond ? (int)(cond - events[k]) : (int)strlen(events[k]);
+
+		snprintf(path, sizeof(path), "events/%.*s/enable", len, events[k]);
+		trace_write(path, "0");
+		if (cond) {
+			snprintf(path, sizeof(path), "events/%.*s/filter", len, events[k]);
+			trace_write(path, "0");
+		}
+	}
+	trace_write("buffer_size_kb", "1408");
 }

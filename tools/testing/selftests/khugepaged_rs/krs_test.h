@@ -326,6 +326,21 @@ int krs_bg_collapse_join(struct krs_bg_collapse *c, int timeout_ms);
 #define KRS_NR_SCAN_RESULTS 32
 #define KRS_SCAN_PTE_UFFD 8
 extern const char *krs_scan_names[KRS_NR_SCAN_RESULTS];
+/*
+ * A timeline for the stress and the actors: the kernel's trace buffer
+ * (tracefs), with the given events enabled and the programs' own lines
+ * written to trace_marker. krs_trace_setup() enables (0 or -errno);
+ * krs_trace_mark() writes one line if a marker is open (best effort);
+ * krs_trace_freeze() stops recording; krs_trace_dump() prints to stderr the
+ * last @max lines holding any of @needles; krs_trace_teardown() disables
+ * the events again. An event is "system/name", or "system/name if FILTER"
+ * (the event's filter file gets FILTER).
+ */
+int krs_trace_setup(const char *const *events, size_t n, unsigned int buf_kb);
+void krs_trace_mark(const char *fmt, ...) __printf(1, 2);
+void krs_trace_freeze(void);
+void krs_trace_dump(const char *const *needles, size_t n, size_t max);
+void krs_trace_teardown(const char *const *events, size_t n);
 /* The running kernel (uname -r) is @major.@minor or later. */
 bool krs_kernel_at_least(int major, int minor);
 
