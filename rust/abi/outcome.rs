@@ -302,6 +302,22 @@ mod tests {
         walk(|_| layout, range, ext, mode)
     }
 
+    /// madvise(2)'s errno when the layout is `before` while the first
+    /// extent is tried and `after` from then on.
+    fn changed(
+        before: &[Found],
+        after: &[Found],
+        range: (usize, usize),
+        ext: &[Tried],
+    ) -> Result<(), i32> {
+        walk(
+            |n| if n == 0 { before } else { after },
+            range,
+            ext,
+            Mode::Madvise,
+        )
+    }
+
     #[test]
     fn all_done_is_success() {
         let ext = [
@@ -479,12 +495,7 @@ mod tests {
         let before = [vma(0, 2 * M), vma(2 * M, 4 * M)];
         for after in [&[vma(0, 2 * M)][..], &[vma(0, 2 * M), vma(8 * M, 10 * M)]] {
             assert_eq!(
-                walk(
-                    |n| if n == 0 { &before } else { after },
-                    (0, 4 * M),
-                    &ext,
-                    Mode::Madvise
-                ),
+                changed(&before, after, (0, 4 * M), &ext),
                 Err(errno::ENOMEM)
             );
         }
@@ -498,12 +509,7 @@ mod tests {
         let before = [vma(0, 2 * M), vma(2 * M, 6 * M)];
         let after = [vma(0, 2 * M), vma(3 * M, 6 * M)];
         assert_eq!(
-            walk(
-                |n| if n == 0 { &before } else { &after },
-                (0, 6 * M),
-                &ext,
-                Mode::Madvise
-            ),
+            changed(&before, &after, (0, 6 * M), &ext),
             Err(errno::ENOMEM)
         );
     }
@@ -513,15 +519,7 @@ mod tests {
         let ext = [t(0, Succeed), t(2 * M, Succeed), t(4 * M, Succeed)];
         let before = [vma(0, 2 * M), vma(4 * M, 6 * M)];
         let after = [vma(0, 2 * M), vma(2 * M, 4 * M), vma(4 * M, 6 * M)];
-        assert_eq!(
-            walk(
-                |n| if n == 0 { &before } else { &after },
-                (0, 6 * M),
-                &ext,
-                Mode::Madvise
-            ),
-            Ok(())
-        );
+        assert_eq!(changed(&before, &after, (0, 6 * M), &ext), Ok(()));
         // Unfilled, the same extents: ENOMEM.
         let ext = [t(0, Succeed), t(2 * M, AddressRange), t(4 * M, Succeed)];
         assert_eq!(
@@ -537,14 +535,6 @@ mod tests {
         let ext = [t(0, Succeed), t(2 * M, Succeed)];
         let before = [vma(0, 2 * M), vma(2 * M, 4 * M)];
         let after = [vma(0, 4 * M)];
-        assert_eq!(
-            walk(
-                |n| if n == 0 { &before } else { &after },
-                (0, 4 * M),
-                &ext,
-                Mode::Madvise
-            ),
-            Ok(())
-        );
+        assert_eq!(changed(&before, &after, (0, 4 * M), &ext), Ok(()));
     }
 }
