@@ -160,15 +160,8 @@ SEEDS ?= 2000
 START ?= 1
 BACKING ?= shmem
 CPUS ?= 1
-SOAK_BACKINGS = $(if $(filter all,$(BACKING)),shmem xfs ext4,$(BACKING))
-# Regular files run at about 1.3 seeds/s under TCG on an idle host, shmem at
-# 2 to 5; a loaded host (another VM beside it) halves that: 4 s a seed and
-# 600 s per backing, a guard against a hung VM only.
 soak: stock-module selftests
-	@tools/vm/run --timeout $$(( $(words $(SOAK_BACKINGS)) * (4 * $(SEEDS) + 600) )) -- \
-		sh -c 'rc=0; for b in $(SOAK_BACKINGS); do \
-			selftests/khugepaged_rs_diff --backing $$b --start $(START) --seeds $(SEEDS) \
-				--cpus $(CPUS) || rc=1; done; exit $$rc'
+	@SEEDS=$(SEEDS) START=$(START) BACKING=$(BACKING) CPUS=$(CPUS) tools/soak/run
 
 stress-debug:
 	@tools/endurance/run stress $(ARGS)

@@ -63,6 +63,20 @@
  * rerun agrees, the difference was I/O timing and the seed counts as
  * unstable, not as a divergence (see ORACLE_RECHECKS).
  *
+ * In the busy kernel (run under khugepaged_rs_actors: $KRS_ACTORS names the
+ * actors started; `make soak ACTORS=...`), compaction, migration, reclaim,
+ * drop_caches, the mTHP knobs and khugepaged move the twins' folios at
+ * times of their own choosing, one twin and not the other, so only what
+ * stays deterministic is compared (busy_outcome()):
+ *  - the data, always, as above;
+ *  - the outcome, unless a twin's errno is one an actor can cause (EAGAIN:
+ *    a folio another path holds, locked, isolated or referenced; ENOMEM:
+ *    the memcg's charge; EBUSY) or khugepaged collapsed pages meanwhile
+ *    (an extent it collapsed succeeds where it might have failed);
+ *  - not the state (smaps, pagemap, mincore, folios, st_blocks), before or
+ *    after the collapse: swap-out, migration and khugepaged change it.
+ * The outcomes left uncompared are counted ("busy") and printed at the end.
+ *
  * One KTAP test per batch: "ok" when no seed of the batch diverged. Each
  * divergence prints its seed, its class, what differed, the module's report
  * and the command reproducing it. Seeds/second is printed at the end.
@@ -1723,6 +1737,29 @@ static void mthp_print(void)
 	printf("\n");
 }
 
+/* Under khugepaged_rs_actors ($KRS_ACTORS): the busy kernel, above. */
+static bool busy;
+static uint64_t busy_uncompared;	/* seeds whose outcome an actor could change */
+static uint64_t busy_differed;		/* of them: the twins' outcomes differed */
+
+static bool actor_errno(int r)
+{
+	return r == -EAGAIN || r == -ENOMEM || r == -EBUSY;
+}
+
+/*
+ * Busy kernel: may the twins' outcomes be compared? Not when a twin failed
+ * with an errno an actor can cause, nor when khugepaged collapsed pages
+ * while the seed ran (@khd_moved).
+ */
+static bool busy_outcome(const int *ret, const int *ret2, bool khd_moved)
+{
+	for (int i = 0; i < 2; i++)
+		if (actor_errno(ret[i]) || actor_errno(ret2[i]))
+			return false;
+	return !khd_moved;
+}
+
 static enum seed_result run_seed_once(uint64_t seed, int cfd);
 
 static enum seed_result run_seed(uint64_t seed, int cfd)
@@ -1771,8 +1808,8 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	enum seed_result res = SEED_SAME;
 	bool same_out, same_file, same_state;
 	enum kind kind;
-	bool uffd_missing = false, gap, whole;
-	long kcollapsed = regular() ? khugepaged_collapsed() : -1;
+	bool uffd_missing = false, gap, whole, khd_moved = false;
+	long kcollapsed = regular() || busy ? khugepaged_collapsed() : -1;
 
 	cur_seed = seed;
 	data_diverged = false;
@@ -1804,7 +1841,7 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 			l = *nl ? nl + 1 : nl;
 		}
 	}
-	if (strcmp(pre[0].s, pre[1].s)) {
+	if (!busy && strcmp(pre[0].s, pre[1].s)) {
 		if (!rechecking)
 			printf("# seed %lu: twins differ before the collapse (unstable)\n", seed);
 		if (verbose)
@@ -1851,7 +1888,8 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 		contents(&tw[i], &cont[i]);
 		snapshot(&tw[i], &after[i], NULL);
 	}
-	if (kcollapsed >= 0 && khugepaged_collapsed() != kcollapsed) {
+	khd_moved = kcollapsed >= 0 && khugepaged_collapsed() != kcollapsed;
+	if (khd_moved && !busy) {
 		/* A third collapser, in one twin or both: not comparable. */
 		if (!rechecking)
 			printf("# seed %lu: khugepaged collapsed pages meanwhile (unstable)\n",
@@ -1871,6 +1909,18 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	same_file = !strncmp(cont[0].s, cont[1].s, strchrnul(cont[0].s, '\n') - cont[0].s + 1);
 	same_state = !strcmp(post[0].s, post[1].s) && !strcmp(cont[0].s, cont[1].s) &&
 		     !strcmp(after[0].s, after[1].s);
+	if (busy) {
+		/* The data (the state is not compared), then the outcome if it can be. */
+		bool compared = busy_outcome(ret, ret2, khd_moved);
+
+		same_state = same_file && (uffd_missing || !strcmp(cont[0].s, cont[1].s));
+		if (!compared && !rechecking) {
+			busy_uncompared++;
+			busy_differed += !same_out;
+		}
+		if (!compared)
+			same_out = true;
+	}
 	if (!same_out || !same_state) {
 		const char *why;
 
@@ -1913,7 +1963,7 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 		if (res == SEED_DIVERGED || verbose) {
 			printf("# %s seed %lu: map %d pages [%zu, +%zu)%s, %s\n", why, seed,
 			       q.map, q.first, q.npages, q.twice ? " twice" : "", kind_name[kind]);
-			if (!same_out)
+			if (ret[0] != ret[1] || ret2[0] != ret2[1])
 				printf("#   outcome: MADV_COLLAPSE %s%s%s, khugepaged_rs %s%s%s\n",
 				       errname(ret[0]), q.twice ? " then " : "",
 				       q.twice ? errname(ret2[0]) : "", errname(ret[1]),
@@ -2009,6 +2059,7 @@ int main(int argc, char **argv)
 	int cfd, ret;
 
 	ncpus = env_u64("KRS_DIFF_CPUS", 1);
+	busy = getenv("KRS_ACTORS") && *getenv("KRS_ACTORS") && strcmp(getenv("KRS_ACTORS"), "none");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -2124,6 +2175,9 @@ int main(int argc, char **argv)
 	printf("%lu with the extents in one VMA (edge), %lu with extents across VMAs\n",
 	       nkind[KIND_EDGE], nkind[KIND_CROSS]);
 	mthp_print();
+	if (busy)
+		ksft_print_msg("busy kernel (%s): %lu seeds' outcomes not compared (an actor's errno or khugepaged's collapse), the twins' differed in %lu\n",
+			       getenv("KRS_ACTORS"), busy_uncompared, busy_differed);
 	if (write(uwake[1], "q", 1) == 1)
 		pthread_join(uthread, NULL);
 	close(cfd);
