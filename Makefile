@@ -51,7 +51,9 @@
 #                     (default shmem; all: the three, one after the other,
 #                     in one VM) on CPUS=1|2 CPUs (default 1; 2: each seed
 #                     builds its twins on one and collapses from one,
-#                     picked by the seed)
+#                     picked by the seed); ACTORS=... as for stress: the
+#                     data always compared, the outcome where no actor
+#                     could change it
 #   make fuzz         cargo fuzz (libFuzzer, ASan) of the debugfs command
 #                     parsers on the host, FUZZ_SECONDS=N per target (default 60)
 #   make stress       a multi-process workload racing collapses and injection
@@ -65,11 +67,12 @@
 #                     program, e.g. ARGS="-w 8 -s SEED"
 #   make stress-debug the same on the debug kernel, with kmemleak and
 #                     free-pages checks after rmmod (tools/endurance/run)
-#   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING, CPUS),
-#                     with the same checks
+#   make soak-debug   make soak on the debug kernel (SEEDS, START, BACKING, CPUS,
+#                     ACTORS), with the same checks
 #   make faults       collapses with the kernel's allocations failed under
 #                     the module (fault injection, debug kernel), data and
-#                     rollbacks checked, leak checks (ARGS="--rounds N ...")
+#                     rollbacks checked, leak checks (ARGS="--rounds N ...",
+#                     ACTORS=... as for stress)
 #   make selftests    build the kselftests only
 #   make hosttest     run the host-side (cargo) tests only
 #   make compile-fail the compile-fail tests: each tests/compile-fail/*.rs,
