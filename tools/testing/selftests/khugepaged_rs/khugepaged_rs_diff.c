@@ -2059,7 +2059,7 @@ int main(int argc, char **argv)
 	int cfd, ret;
 
 	ncpus = env_u64("KRS_DIFF_CPUS", 1);
-	busy = getenv("KRS_ACTORS") && *getenv("KRS_ACTORS") && strcmp(getenv("KRS_ACTORS"), "none");
+	busy = krs_busy_actors();
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -2176,8 +2176,10 @@ int main(int argc, char **argv)
 	       nkind[KIND_EDGE], nkind[KIND_CROSS]);
 	mthp_print();
 	if (busy)
-		ksft_print_msg("busy kernel (%s): %lu seeds' outcomes not compared (an actor's errno or khugepaged's collapse), the twins' differed in %lu\n",
-			       getenv("KRS_ACTORS"), busy_uncompared, busy_differed);
+		ksft_print_msg("busy kernel (%s): %lu seeds' outcomes not compared %s, %s %lu\n",
+			       krs_busy_actors(), busy_uncompared,
+			       "(an actor's errno or khugepaged's collapse)",
+			       "the twins' differed in", busy_differed);
 	if (write(uwake[1], "q", 1) == 1)
 		pthread_join(uthread, NULL);
 	close(cfd);

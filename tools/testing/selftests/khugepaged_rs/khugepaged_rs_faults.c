@@ -1211,7 +1211,7 @@ static void print_regular(void)
 	printf("clean collapses tried again after EAGAIN: %lu\n", clean_retried);
 	if (busy)
 		printf("# busy kernel (%s): clean collapses found split after: %lu\n",
-		       getenv("KRS_ACTORS"), busy_split);
+		       krs_busy_actors(), busy_split);
 }
 
 static void print_sites(const char *title)
@@ -1471,7 +1471,7 @@ int main(int argc, char **argv)
 	};
 	int opt;
 
-	busy = getenv("KRS_ACTORS") && *getenv("KRS_ACTORS") && strcmp(getenv("KRS_ACTORS"), "none");
+	busy = krs_busy_actors();
 	while ((opt = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':

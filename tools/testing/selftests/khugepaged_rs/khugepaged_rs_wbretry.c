@@ -177,19 +177,19 @@ int main(int argc, char **argv)
 	char prev[32];
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+		if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
 			rounds = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--dir") && i + 1 < argc && ndirs < 8)
+		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc && ndirs < 8) {
 			dirs[ndirs++] = argv[++i];
-		else if (!strcmp(argv[i], "--writer"))
+		} else if (!strcmp(argv[i], "--writer")) {
 			writer = true;
-		else if (!strcmp(argv[i], "--partial"))
+		} else if (!strcmp(argv[i], "--partial")) {
 			partial = true;
-		else if (!strcmp(argv[i], "-v"))
+		} else if (!strcmp(argv[i], "-v")) {
 			verbose = true;
-		else {
-			fprintf(stderr, "usage: %s [--rounds N] [--dir DIR]... [--writer] [--partial] [-v]\n",
-				argv[0]);
+		} else {
+			fprintf(stderr, "usage: %s %s\n", argv[0],
+				"[--rounds N] [--dir DIR]... [--writer] [--partial] [-v]");
 			return 2;
 		}
 	}
@@ -202,16 +202,17 @@ int main(int argc, char **argv)
 			dirs[ndirs++] = "/mnt/ext4";
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (krs_ensure_loaded() || (cfd = krs_collapse_open()) < 0) {
+	cfd = krs_ensure_loaded() ? -1 : krs_collapse_open();
+	if (cfd < 0) {
 		fprintf(stderr, "khugepaged_rs not loaded\n");
 		return 2;
 	}
 	/* khugepaged leaves the files alone (no VM_HUGEPAGE, enabled=madvise). */
 	if (krs_thp_madvise(prev, sizeof(prev)))
 		return 2;
-	printf("# write-back retry: %d rounds per directory, 2 extents of %s, writer %s, %d CPUs\n",
+	printf("# write-back retry: %d rounds per directory, 2 extents of %s, %s %s, %d CPUs\n",
 	       rounds, partial ? "clean pages but 5 dirty from page 100" : "dirty pages",
-	       writer ? "open" : "closed", ncpu);
+	       "writer", writer ? "open" : "closed", ncpu);
 	for (int d = 0; d < ndirs; d++) {
 		struct side madv = { 0 }, krs = { 0 };
 		struct names nm = { 0 };
@@ -223,14 +224,17 @@ int main(int argc, char **argv)
 				bool module = (k == 0) == module_first;
 
 				run_on(ncpu > 1 ? (r >> 1) & 1 : 0);
-				if (one(dirs[d], r, module, writer, cfd, module ? &krs : &madv, &nm))
+				struct side *sd = module ? &krs : &madv;
+
+				if (one(dirs[d], r, module, writer, cfd, sd, &nm))
 					bad = 1;
 			}
 		}
-		printf("# %s: MADV_COLLAPSE ok %lu, EAGAIN %lu, other %lu, PMD-mapped in full %lu\n",
-		       dirs[d], madv.ok, madv.eagain, madv.other, madv.pmd_full);
-		printf("# %s: module        ok %lu, EAGAIN %lu, other %lu, PMD-mapped in full %lu\n",
-		       dirs[d], krs.ok, krs.eagain, krs.other, krs.pmd_full);
+		printf("# %s: MADV_COLLAPSE ok %lu, EAGAIN %lu, other %lu, %s %lu\n",
+		       dirs[d], madv.ok, madv.eagain, madv.other, "PMD-mapped in full",
+		       madv.pmd_full);
+		printf("# %s: module        ok %lu, EAGAIN %lu, other %lu, %s %lu\n",
+		       dirs[d], krs.ok, krs.eagain, krs.other, "PMD-mapped in full", krs.pmd_full);
 		printf("# %s: module's extents:", dirs[d]);
 		for (int i = 0; i < nm.count; i++)
 			printf(" %s %lu", nm.name[i], nm.n[i]);

@@ -291,6 +291,13 @@ int krs_inject_state(const char *point, struct krs_inject_state *st);
 int krs_inject_wait_paused(const char *point, unsigned int hits, int timeout_ms,
 			   const int *done);
 
+/*
+ * The actors khugepaged_rs_actors started around this program
+ * ($KRS_ACTORS: the busy kernel), or NULL when it runs alone (unset, empty
+ * or "none").
+ */
+const char *krs_busy_actors(void);
+
 /* Fold the per-CPU vm counters (/proc/sys/vm/stat_refresh), best effort. */
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t krs_now_ms(void);
