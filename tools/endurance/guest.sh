@@ -61,6 +61,19 @@ count_free() {
 	echo "$best"
 }
 
+# "cache pages" per slab cache (/proc/slabinfo: num_slabs x pagesperslab).
+slab_pages() {
+	awk 'NR > 2 {print $1, $15 * $6}' /proc/slabinfo 2>/dev/null
+}
+
+# The eight caches that grew most between two slab_pages outputs.
+slab_growth() {
+	printf '%s\n' "$1" | awk -v after="$2" '
+		BEGIN { n = split(after, l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); a[f[1]] = f[2] } }
+		{ d = a[$1] - $2; if (d > 0) print d, $1 }' | sort -rn | head -8 |
+		while read -r d name; do say "slab grew: $name +$d pages"; done
+}
+
 meminfo() {
 	awk '/^(MemFree|Shmem|ShmemHugePages|AnonPages|Slab|SUnreclaim|PageTables):/ {printf "%s %s kB  ", $1, $2} END {print ""}' /proc/meminfo
 }
@@ -123,6 +136,7 @@ say "kmemleak before insmod: $((ours + others)) report(s), the kernel's own; cle
 echo clear > $KML
 free0=$(count_free)
 say "before insmod: free pages $free0; $(meminfo)"
+slabs0=$(slab_pages)
 
 echo "## insmod khugepaged_rs.ko"
 insmod /krs/khugepaged_rs.ko || exit 1
@@ -165,6 +179,12 @@ drop=$(( free0 - free1 ))
 if [ "$drop" -gt "$tolerance" ]; then
 	say "LEAK: $drop pages fewer free than before insmod (tolerance $tolerance)"
 	failed=1
+	# Where the pages went, for the one who reads the report: the slab
+	# caches that grew most, and memcgs removed but still alive (their
+	# pages and objects charged elsewhere keep them).
+	slab_growth "$slabs0" "$(slab_pages)"
+	[ -r /sys/fs/cgroup/cgroup.stat ] &&
+		say "cgroups: $(tr '\n' ' ' < /sys/fs/cgroup/cgroup.stat)"
 else
 	say "free pages: $drop fewer than before insmod (tolerance $tolerance): ok"
 fi

@@ -190,6 +190,17 @@ struct shared {
 
 static struct shared *sh;
 
+/* What grows while any worker works: pages checked and operations done. */
+static uint64_t progress(void)
+{
+	uint64_t n = __atomic_load_n(&sh->pages_checked_map, __ATOMIC_RELAXED) +
+		     __atomic_load_n(&sh->pages_checked_pread, __ATOMIC_RELAXED);
+
+	for (int i = 0; i < NR_OPS; i++)
+		n += __atomic_load_n(&sh->ops[i], __ATOMIC_RELAXED);
+	return n;
+}
+
 /* -C: no collapse writes. */
 static bool no_collapse;
 
@@ -1468,16 +1479,28 @@ int main(int argc, char **argv)
 	if (krs_inject("clear"))
 		fail("inject clear at the end failed");
 	for (unsigned int w = 0; w <= nworkers; w++) {
+		uint64_t t0 = krs_now_ms(), seen = progress(), moved = t0;
 		int status = 0;
-		uint64_t t0 = krs_now_ms();
 		pid_t r;
 
-		/* The final verify takes a while under TCG; a hang does not. */
-		while ((r = waitpid(pids[w], &status, WNOHANG)) == 0 && krs_now_ms() - t0 < 300000)
+		/*
+		 * The final verify takes a while under TCG, and far longer on
+		 * the debug kernel in the busy kernel (a worker took over 300 s
+		 * there, swapping through its memcg); a hang does not: stuck
+		 * when no page was checked and no operation done for 300 s.
+		 */
+		while ((r = waitpid(pids[w], &status, WNOHANG)) == 0 &&
+		       krs_now_ms() - moved < 300000 && krs_now_ms() - t0 < 3600000) {
 			krs_sleep_ms(50);
+			if (progress() != seen) {
+				seen = progress();
+				moved = krs_now_ms();
+			}
+		}
 		if (r == 0) {
-			fail("%s %d did not stop within 300 s",
-			     w < nworkers ? "worker" : "collapser", pids[w]);
+			fail("%s %d did not stop: %s", w < nworkers ? "worker" : "collapser", pids[w],
+			     krs_now_ms() - t0 < 3600000 ? "no progress for 300 s" :
+							  "still going after an hour");
 			kill(pids[w], SIGKILL);
 			waitpid(pids[w], &status, 0);
 		}
