@@ -1498,9 +1498,12 @@ int main(int argc, char **argv)
 			}
 		}
 		if (r == 0) {
-			fail("%s %d did not stop: %s", w < nworkers ? "worker" : "collapser", pids[w],
-			     krs_now_ms() - t0 < 3600000 ? "no progress for 300 s" :
-							  "still going after an hour");
+			const char *bk = w < nworkers ?
+				backing_names[backing_list[w % nr_backing_list]] : "all";
+
+			fail("%s %d (%s) did not stop: %s", w < nworkers ? "worker" : "collapser",
+			     pids[w], bk, krs_now_ms() - t0 < 3600000 ?
+			     "no progress for 300 s" : "still going after an hour");
 			kill(pids[w], SIGKILL);
 			waitpid(pids[w], &status, 0);
 		}
