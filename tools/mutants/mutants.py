@@ -171,7 +171,7 @@ MUTANTS = [
      "khugepaged_rs_collapse", "hugepage_vma_revalidate(): find_vma() finds the VMA above"),
     ("vma-check-before-address-range", "rust/collapse/request.rs",
      "    if !vma.suitable_for_pmd(addr) {\n        return Err(ScanResult::AddressRange);\n    }\n    if !entry {",
-     "    vma_eligible(vma)?;\n    if !vma.suitable_for_pmd(addr) {\n        return Err(ScanResult::AddressRange);\n    }\n    if !entry {",
+     "    vma_eligible(vma, tva)?;\n    if !vma.suitable_for_pmd(addr) {\n        return Err(ScanResult::AddressRange);\n    }\n    if !entry {",
      "khugepaged_rs_collapse", "hugepage_vma_revalidate(): SCAN_ADDRESS_RANGE before SCAN_VMA_CHECK"),
     ("prctl-as-any-process", "rust/collapse/request.rs",
      "    if !entry && (mm.exiting() || mm.thp_disabled()) {",
