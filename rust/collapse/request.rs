@@ -331,14 +331,12 @@ fn scan_and_collapse(job: Job<'_>, load: &mut NodeLoad) -> (Outcome, bool) {
         return done;
     }
     let start = job.pgoff << PAGE_SHIFT;
+    // As upstream: the wait drains this CPU's LRU batch only when it
+    // waited on a folio under writeback (folio_batch_release()). An extra
+    // drain here was measured once to matter (before the block plug) and
+    // no longer does (khugepaged_rs_wbretry: design.rst, "Differences
+    // from MADV_COLLAPSE").
     mapping.write_and_wait(start, start + HPAGE_PMD_SIZE - 1);
-    // The failed attempt put its isolated folios back through this CPU's
-    // LRU batch, where the scan sees them off the LRU (SCAN_PAGE_LRU).
-    // Upstream's wait drains that batch (folio_batch_release() after
-    // waiting on a folio under writeback), but only when some I/O was
-    // still running; drained always here, so the retry does not depend on
-    // how fast the disk was.
-    crate::mm::lru_add_drain();
     scan_and_collapse_once(job, load)
 }
 
