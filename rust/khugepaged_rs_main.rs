@@ -15,8 +15,8 @@
 //! - `abi`: the pure grammars and result tables, host-tested;
 //! - `inject`, `stats`, `status`: injection points and counters (safe).
 //!
-//! Only `ffi/` and `mm/` hold `unsafe`, and this file for `module!` and
-//! the one-time initialisation of the notifier lock.
+//! Only `ffi/` and `mm/` hold `unsafe` (this file has none of its own;
+//! the code `module!` generates is the kernel crate's).
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -79,8 +79,8 @@ impl kernel::Module for KhugepagedRs {
         };
         let resolved = ffi::symbols::init(extra)?;
         status::set(resolved);
-        // SAFETY: Once, before the debugfs files (the only callers) exist.
-        unsafe { ffi::notifier::init() };
+        // Before the debugfs files (the only callers of start/stop) exist.
+        ffi::notifier::init();
         let scanner = Arc::pin_init(collapse::scanner::Scanner::new(), GFP_KERNEL)?;
         let thread = ffi::thread::ScannerThread::start(module, scanner.clone())?;
         let files = ffi::debugfs::Files::new(module, scanner)?;

@@ -233,10 +233,10 @@ struct ScanFile;
 
 impl CommandFile for ScanFile {
     unsafe fn write(file: *mut bindings::file, input: &[u8], count: usize) -> isize {
+        // Its `Files` keeps the `Scanner` alive while the file exists, and
+        // debugfs runs no operation after removing it.
         // SAFETY: `file` is an open `scan` file (function contract): its
-        // inode's `i_private` is the `Scanner` its `Files` keeps alive
-        // while the file exists, and debugfs runs no operation after
-        // removing it.
+        // inode's `i_private` is that `Scanner`.
         let sc = unsafe { &*(*(*file).f_inode).i_private.cast::<Scanner>() };
         let result = match scan_cmd::parse(input) {
             Err(e) => Err(Error::from_errno(-e.errno())),

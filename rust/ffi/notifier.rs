@@ -14,7 +14,7 @@ use crate::mm::task::{self, MmExt};
 use crate::mm::{Mm, MmWithUser};
 use core::fmt;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering, Ordering::SeqCst};
 use kernel::prelude::*;
 use kernel::sync::aref::ARef;
 
@@ -41,21 +41,38 @@ static DONE: AtomicUsize = AtomicUsize::new(0);
 static PID: AtomicU64 = AtomicU64::new(0);
 
 kernel::sync::global_lock! {
-    // SAFETY: `init` runs in module init, before the debugfs files that
-    // reach `start`/`stop` exist.
+    // SAFETY: `CURRENT` is initialised once, by `init` (`STATE` lets one
+    // caller through), and locked only once `STATE` says it is ready.
     unsafe(uninit) static CURRENT: Mutex<Option<Registered>> = None;
 }
 
+/// `CURRENT`'s initialisation: `UNINIT`, then `INITIALISING` for the one
+/// `init` that won, then `READY` (with `Release`, after `CURRENT.init()`).
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+const UNINIT: u8 = 0;
+const INITIALISING: u8 = 1;
+const READY: u8 = 2;
+
 /// Initialises the lock serialising `start` and `stop`: two writers must
 /// not both register (one registration would never be unregistered, and
-/// its ops would point into the module after rmmod).
-///
-/// # Safety
-///
-/// Called once, before `start` or `stop` can be called.
-pub(crate) unsafe fn init() {
-    // SAFETY: Called once, before first use (function contract).
+/// its ops would point into the module after rmmod). Module init calls it
+/// before the debugfs files exist; a second call does nothing.
+pub(crate) fn init() {
+    if STATE
+        .compare_exchange(UNINIT, INITIALISING, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    // SAFETY: Once (only the caller that moved `STATE` off `UNINIT` gets
+    // here), and before any lock (`start`/`stop` wait for `READY`).
     unsafe { CURRENT.init() };
+    STATE.store(READY, Ordering::Release);
+}
+
+/// Whether `init` has run: `start` and `stop` lock `CURRENT` only then.
+fn ready() -> bool {
+    STATE.load(Ordering::Acquire) == READY
 }
 
 /// The registration in place, owned by [`CURRENT`].
@@ -185,6 +202,10 @@ pub(crate) fn clear() {
 
 /// Unregisters the current notifier, if any.
 pub(crate) fn stop() {
+    // Before `init`, nothing can have registered.
+    if !ready() {
+        return;
+    }
     let mut current = CURRENT.lock();
     if let Some(reg) = current.take() {
         reg.unregister();
@@ -196,6 +217,9 @@ pub(crate) fn stop() {
 /// pid that cannot be inspected leaves the current registration alone.
 /// The whole replacement runs under [`CURRENT`]'s lock.
 pub(crate) fn start(pid: u32) -> Result {
+    if !ready() {
+        return Err(EAGAIN);
+    }
     let mut current = CURRENT.lock();
     let mm = task::pid_mm(pid)?;
     // As pid= of `collapse` (process_madvise(2)): another process's mm

@@ -181,11 +181,11 @@ impl LockedFolio {
     /// not unmapped). Only [`OldFolios::isolate`] calls it: an isolated
     /// folio lives in the set that owns its deferred TLB flush.
     fn isolate_unmap(self, index: usize, nr: usize) -> Result<(IsolatedFolio, bool), LockedFolio> {
-        // SAFETY: The folio is locked and referenced (type invariant). The
-        // helper may sleep: no spinlock may be held, a convention of this
-        // layer (its only caller, `OldFolios::isolate`, is called between
-        // the xa_lock's scopes), checked by the debug kernel's
+        // The helper may sleep: no spinlock may be held, a convention of
+        // this layer (its only caller, `OldFolios::isolate`, is called
+        // between the xa_lock's scopes), checked by the debug kernel's
         // might_sleep(), not by a type.
+        // SAFETY: The folio is locked and referenced (type invariant).
         let done = unsafe { bindings::krs_folio_isolate_unmap(self.as_raw()) };
         if done == bindings::krs_isolate_KRS_ISOLATE_NOT_LRU {
             return Err(self);

@@ -60,11 +60,10 @@ impl<T: Send + Sync + 'static> Kthread<T> {
         let arg = core::ptr::from_ref::<Start<T>>(&start)
             .cast_mut()
             .cast::<c_void>();
-        // SAFETY: `trampoline::<T>` reads `arg` as a `Start<T>`, which
-        // stays allocated until the thread returned: the handle owns it
-        // and stops the thread before freeing it.
-        let task =
-            unsafe { bindings::krs_kthread_run(Some(trampoline::<T>), arg, name.as_char_ptr()) };
+        let run: unsafe extern "C" fn(*mut c_void) -> c_int = trampoline::<T>;
+        // SAFETY: `trampoline::<T>` reads `arg` as a `Start<T>`, allocated
+        // until the thread returned (the handle owns it, stops the thread first).
+        let task = unsafe { bindings::krs_kthread_run(Some(run), arg, name.as_char_ptr()) };
         let task = NonNull::new(task).ok_or(ENOMEM)?;
         // INVARIANT: Created, referenced, not stopped; `start` is ours.
         Ok(Self {
@@ -76,10 +75,11 @@ impl<T: Send + Sync + 'static> Kthread<T> {
 
 impl<T: Send + Sync + 'static> Drop for Kthread<T> {
     fn drop(&mut self) {
+        // kthread_stop_put() wakes it, waits until its function returned,
+        // and drops the reference; `_start` is freed after (the field
+        // drops once this returns).
         // SAFETY: Our kthread, with our task reference, not stopped yet
-        // (type invariant): kthread_stop_put() wakes it, waits until its
-        // function returned, and drops the reference. `_start` is freed
-        // after (the field drops once this returns).
+        // (type invariant).
         unsafe { bindings::krs_kthread_stop_put(self.task.as_ptr()) };
     }
 }

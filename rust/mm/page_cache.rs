@@ -598,12 +598,12 @@ impl RcuCursor<'_> {
     pub(crate) fn step(&mut self, find: bool, max: usize) -> RcuEntry {
         let mut folio = bindings::krs_folio_scan::default();
         let mut order = 0;
-        // SAFETY: Under RCU (type invariant), on our state. The helper
-        // touches a folio before it holds a reference only in
+        // The helper touches a folio before it holds a reference only in
         // `folio_try_get()`, which is made for that: RCU and the memmap
         // keep the `struct folio` memory valid (it may be freed and reused
-        // meanwhile, which the reference count and `xas_reload()` detect);
-        // every other read is under the reference it took.
+        // meanwhile, which the reference count and `xas_reload()` detect).
+        // SAFETY: Under RCU (type invariant), on our state; every read
+        // past `folio_try_get()` is under the reference it took.
         let kind = unsafe {
             bindings::krs_xas_scan_next(&mut self.xas, max, find, &mut folio, &mut order)
         };
