@@ -913,13 +913,7 @@ static void *race_fn(void *arg)
 /* Thread @tid of this process is asleep uninterruptibly (blocked in the kernel). */
 static bool thread_blocked(pid_t tid)
 {
-	char path[64], buf[512], *s;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	if (krs_read_file(path, buf, sizeof(buf)) <= 0)
-		return false;
-	s = strrchr(buf, ')');
-	return s && s[1] == ' ' && s[2] == 'D';
+	return krs_task_state(tid) == 'D';
 }
 
 /* What the file must read after @op: the size, pattern pages, zeroes. */

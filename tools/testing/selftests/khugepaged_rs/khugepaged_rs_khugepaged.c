@@ -166,13 +166,7 @@ static pid_t khugepaged_pid(void)
 /* khugepaged sleeping (state S), not running nor waiting on I/O. */
 static bool khugepaged_asleep(pid_t pid)
 {
-	char path[64], stat[512], *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (krs_read_file(path, stat, sizeof(stat)) <= 0)
-		return false;
-	p = strrchr(stat, ')');
-	return p && p[1] == ' ' && p[2] == 'S';
+	return krs_task_state(pid) == 'S';
 }
 
 /*

@@ -68,18 +68,6 @@
 
 static const char *dir = "/mnt/xfs";
 
-/* 'D' if @pid sleeps uninterruptibly; 'X' if it is gone. */
-static char task_state(pid_t pid)
-{
-	char path[64], buf[512], *s;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (krs_read_file(path, buf, sizeof(buf)) <= 0)
-		return 'X';
-	s = strrchr(buf, ')');
-	return s && s[1] == ' ' ? s[2] : '?';
-}
-
 /* @pid's kernel stack, function names only (no addresses). */
 static void print_stack(const char *who, pid_t pid)
 {
@@ -88,7 +76,7 @@ static void print_stack(const char *who, pid_t pid)
 
 	snprintf(path, sizeof(path), "/proc/%d/stack", pid);
 	n = krs_read_file(path, buf, sizeof(buf));
-	printf("# %s (pid %d, state %c):\n", who, pid, task_state(pid));
+	printf("# %s (pid %d, state %c):\n", who, pid, krs_task_state(pid));
 	for (char *l = n > 0 ? buf : NULL, *nl; l && *l; l = nl ? nl + 1 : NULL) {
 		char *f = strchr(l, ']');
 
@@ -147,7 +135,7 @@ static bool both_stuck(pid_t a, pid_t b)
 	int stuck = 0;
 
 	for (int i = 0; i < 200 && stuck < 50; i++) {
-		char sa = task_state(a), sb = task_state(b);
+		char sa = krs_task_state(a), sb = krs_task_state(b);
 
 		if (sa == 'X' || sa == 'Z' || sb == 'X' || sb == 'Z')
 			return false;
@@ -194,9 +182,9 @@ static int with_module(const char *path)
 	printf("# the collapse (pid %d) is paused at scan_index: pages 0 and 1 locked\n",
 	       collapser);
 	trunc = punch_child(path, 0);
-	for (i = 0; i < 100 && task_state(trunc) != 'D'; i++)
+	for (i = 0; i < 100 && krs_task_state(trunc) != 'D'; i++)
 		usleep(100 * 1000);
-	if (task_state(trunc) != 'D') {
+	if (krs_task_state(trunc) != 'D') {
 		printf("# the punch (pid %d) did not block on the locked folio\n", trunc);
 		krs_inject("release");
 		return 1;
@@ -208,7 +196,7 @@ static int with_module(const char *path)
 	printf("# released: the collapse goes on to pages the punch removed, and reads them in\n");
 	if (!both_stuck(collapser, trunc)) {
 		printf("# no deadlock: the collapse is %c, the punch %c\n",
-		       task_state(collapser), task_state(trunc));
+		       krs_task_state(collapser), krs_task_state(trunc));
 		if (krs_collapse_report(cfd, report, sizeof(report)) > 0)
 			printf("# the collapse's report:\n%s", report);
 		return 1;
@@ -249,7 +237,7 @@ static int with_madvise(const char *path, int tries, int maps)
 		}
 		trunc = punch_child(path, delay);
 		usleep(200 * 1000);
-		if (task_state(collapser) == 'D' && task_state(trunc) == 'D' &&
+		if (krs_task_state(collapser) == 'D' && krs_task_state(trunc) == 'D' &&
 		    both_stuck(collapser, trunc)) {
 			print_stack("MADV_COLLAPSE", collapser);
 			print_stack("punch", trunc);

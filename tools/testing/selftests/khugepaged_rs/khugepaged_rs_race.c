@@ -290,16 +290,10 @@ static void *toucher_fn(void *arg)
 static bool wait_blocked(const pid_t *tid, int ms)
 {
 	for (int waited = 0; waited < ms; waited += 2) {
-		char path[64], buf[512], *state;
 		pid_t t = __atomic_load_n(tid, __ATOMIC_SEQ_CST);
 
-		if (t) {
-			snprintf(path, sizeof(path), "/proc/self/task/%d/stat", t);
-			state = krs_read_file(path, buf, sizeof(buf)) > 0 ? strrchr(buf, ')') :
-									    NULL;
-			if (state && state[1] == ' ' && state[2] == 'D')
-				return true;
-		}
+		if (t && krs_task_state(t) == 'D')
+			return true;
 		usleep(2000);
 	}
 	return false;

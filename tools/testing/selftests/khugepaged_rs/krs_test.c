@@ -1373,3 +1373,15 @@ const char *krs_busy_actors(void)
 
 	return a && *a && strcmp(a, "none") ? a : NULL;
 }
+
+char krs_task_state(pid_t tid)
+{
+	char path[64], buf[512], *s;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	if (krs_read_file(path, buf, sizeof(buf)) <= 0)
+		return 'X';
+	/* After the command's closing parenthesis: " S ...". */
+	s = strrchr(buf, ')');
+	return s && s[1] == ' ' && s[2] ? s[2] : '?';
+}

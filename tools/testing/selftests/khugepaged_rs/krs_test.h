@@ -292,6 +292,12 @@ int krs_inject_wait_paused(const char *point, unsigned int hits, int timeout_ms,
 			   const int *done);
 
 /*
+ * The state letter of task @tid ("R", "S", "D", ... from /proc/TID/stat:
+ * a thread id of any process, or a process id), or 'X' if it is gone.
+ */
+char krs_task_state(pid_t tid);
+
+/*
  * The actors khugepaged_rs_actors started around this program
  * ($KRS_ACTORS: the busy kernel), or NULL when it runs alone (unset, empty
  * or "none").
