@@ -38,7 +38,17 @@
  * Each actor is a process that stops when CMD exits, after SECONDS (default:
  * no limit but CMD's) or after COUNT actions (default 1000000), whichever
  * comes first; every setting changed is put back at the end. CMD runs with
- * KRS_ACTORS set to the actors started. The status is CMD's, or 1 if an
+ * KRS_ACTORS set to the actors started, and KRS_ACTORS_HOLD to a directory
+ * through which it can ask them to stand still (krs_actors_hold()):
+ *
+ *   CMD creates DIR/hold. Each actor, between two actions, takes its
+ *   pressure off (khugepaged: scan_sleep_millisecs an hour, and the scan
+ *   it was in finished, khugepaged asleep in its wait; compact:
+ *   compaction_proactiveness 0; memcg: memory.max "max"; the others: no
+ *   action), then creates DIR/held-ACTOR and waits. CMD removes DIR/hold;
+ *   each actor puts its pressure back, then removes DIR/held-ACTOR. An
+ *   actor whose bound is reached serves holds until CMD exits.
+ * The status is CMD's, or 1 if an
  * actor could not be set up or failed (an unexpected errno). The report at
  * the end gives each actor's own counts, and the module's rollback_* and
  * khugepaged-first results (extents found already huge) over the run.
@@ -83,7 +93,7 @@ static const char *const actor_names[NR_ACTORS] = {
 
 /* Per actor: what it did, and errnos it did not expect. */
 enum counter {
-	C_ACTIONS, C_ERRORS,
+	C_ACTIONS, C_ERRORS, C_HOLDS,
 	/* migrate */
 	C_MIGRATE_CALLS, C_MIGRATE_NOT_MOVED, C_MOVE_CALLS, C_MOVE_PAGES, C_MOVE_MOVED,
 	C_MOVE_ELSEWHERE, C_MOVE_EBUSY, C_MOVE_ENOENT, C_MOVE_EFAULT, C_MOVE_OTHER,
@@ -100,7 +110,7 @@ enum counter {
 };
 
 static const char *const counter_names[NR_COUNTERS] = {
-	"actions", "unexpected errors",
+	"actions", "unexpected errors", "holds",
 	"migrate_pages calls", "migrate_pages pages not moved", "move_pages calls",
 	"move_pages pages asked", "move_pages pages now on the target",
 	"move_pages pages left on another node", "move_pages -EBUSY", "move_pages -ENOENT",
@@ -216,11 +226,188 @@ static size_t below(size_t n)
 	return krs_below(&rng, n);
 }
 
+static bool stopping(void)
+{
+	return __atomic_load_n(&sh->stop, __ATOMIC_RELAXED);
+}
+
 static bool go_on(enum actor a)
 {
-	return !__atomic_load_n(&sh->stop, __ATOMIC_RELAXED) &&
+	return !stopping() &&
 	       (!deadline_ms || krs_now_ms() < deadline_ms) && sh->c[a][C_ACTIONS] < max_count;
 }
+
+/* ---- the hold (KRS_ACTORS_HOLD) ------------------------------------------- */
+
+static char hold_dir[64];
+
+static void hold_path(char *path, size_t size, enum actor a)
+{
+	if (a == NR_ACTORS)
+		snprintf(path, size, "%s/hold", hold_dir);
+	else
+		snprintf(path, size, "%s/held-%s", hold_dir, actor_names[a]);
+}
+
+static bool hold_asked(void)
+{
+	char path[96];
+
+	hold_path(path, sizeof(path), NR_ACTORS);
+	return !access(path, F_OK);
+}
+
+/* khugepaged's pid, from /proc (comm "khugepaged"), 0 if none. */
+static pid_t khugepaged_pid(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0;
+
+	while (d && !found && (e = readdir(d))) {
+		char path[64], comm[32];
+		pid_t pid = atoi(e->d_name);
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		if (pid > 1 && krs_read_file(path, comm, sizeof(comm)) > 0 &&
+		    !strcmp(comm, "khugepaged\n"))
+			found = pid;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/*
+ * Whether khugepaged sleeps in its own wait (between two scans, or after a
+ * failed allocation): state S with a wchan of khugepaged's, not a folio
+ * lock or an allocation inside a collapse.
+ */
+static bool khugepaged_waiting(pid_t pid)
+{
+	char path[64], wchan[64] = "";
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+	krs_read_file(path, wchan, sizeof(wchan));
+	return krs_task_state(pid) == 'S' && !strncmp(wchan, "khugepaged", 10);
+}
+
+static char hold_saved[64];
+
+/* The setting @a's hold changes, and the value it holds it at. */
+static const char *hold_setting(enum actor a, const char **value)
+{
+	switch (a) {
+	case A_KHUGEPAGED:
+		*value = "3600000";
+		return KHD "/scan_sleep_millisecs";
+	case A_COMPACT:
+		*value = "0";
+		return "/proc/sys/vm/compaction_proactiveness";
+	case A_MEMCG:
+		*value = "max";
+		return CG_DIR "/memory.max";
+	default:
+		return NULL;
+	}
+}
+
+/* Take @a's pressure off; what hold_resume() puts back is saved. */
+static void hold_pause(enum actor a)
+{
+	const char *value, *path = hold_setting(a, &value);
+	pid_t pid;
+
+	hold_saved[0] = '\0';
+	if (!path)
+		return;
+	if (read_value(path, hold_saved, sizeof(hold_saved)) || krs_write_str(path, value)) {
+		actor_error(a, "hold: %s cannot be set to %s", path, value);
+		hold_saved[0] = '\0';
+		return;
+	}
+	if (a != A_KHUGEPAGED)
+		return;
+	/*
+	 * The write wakes khugepaged for a scan at once, then it sleeps the
+	 * hour: wait for that sleep, three looks 20 ms apart, 60 s at most.
+	 */
+	pid = khugepaged_pid();
+	for (int still = 0, tries = 0; pid && still < 3 && tries < 3000; tries++) {
+		still = khugepaged_waiting(pid) ? still + 1 : 0;
+		krs_sleep_ms(20);
+	}
+}
+
+static void hold_resume(enum actor a)
+{
+	const char *value, *path = hold_setting(a, &value);
+
+	if (path && hold_saved[0] && krs_write_str(path, hold_saved))
+		actor_error(a, "hold: %s cannot be put back to %s", path, hold_saved);
+}
+
+/* Between two actions: stand still while the command asks it. */
+static void hold_point(enum actor a)
+{
+	char held[96];
+	int fd;
+
+	if (!hold_dir[0] || !hold_asked())
+		return;
+	hold_pause(a);
+	hold_path(held, sizeof(held), a);
+	fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		actor_error(a, "hold: %s: %s", held, strerror(errno));
+	else
+		close(fd);
+	krs_trace_mark("krs actor %s held\n", actor_names[a]);
+	ADD(a, C_HOLDS, 1);
+	while (hold_asked() && !stopping())
+		krs_sleep_ms(10);
+	hold_resume(a);
+	unlink(held);
+	krs_trace_mark("krs actor %s released\n", actor_names[a]);
+}
+
+/* Sleep @ms between two actions, serving holds; back early at the bound. */
+static void nap(enum actor a, unsigned int ms)
+{
+	uint64_t end = krs_now_ms() + ms, now;
+
+	for (;;) {
+		hold_point(a);
+		now = krs_now_ms();
+		if (!go_on(a) || now >= end)
+			return;
+		krs_sleep_ms(end - now < 20 ? end - now : 20);
+	}
+}
+
+/* After its bound: serve the holds until the command exits. */
+static int serve_holds(enum actor a)
+{
+	while (!stopping()) {
+		hold_point(a);
+		krs_sleep_ms(20);
+	}
+	return 0;
+}
+
+/* The directory and what a command that died holding left in it. */
+static void remove_hold_dir(void)
+{
+	char path[96];
+
+	for (int a = 0; a <= NR_ACTORS; a++) {
+		hold_path(path, sizeof(path), a);
+		unlink(path);
+	}
+	rmdir(hold_dir);
+}
+
+/* ---- the actors' loops ------------------------------------------------------ */
 
 static int compact_loop(void)
 {
@@ -242,7 +429,7 @@ static int compact_loop(void)
 		if (ret)
 			actor_error(A_COMPACT, "compact: %s", strerror(-ret));
 		ADD(A_COMPACT, C_ACTIONS, 1);
-		krs_sleep_ms(100 + below(500));
+		nap(A_COMPACT, 100 + below(500));
 	}
 	return 0;
 }
@@ -407,7 +594,7 @@ static int migrate_loop(void)
 			}
 		}
 next:
-		krs_sleep_ms(20 + below(180));
+		nap(A_MIGRATE, 20 + below(180));
 	}
 	return 0;
 }
@@ -419,7 +606,9 @@ static int memcg_loop(void)
 	while (go_on(A_MEMCG)) {
 		int ret;
 
-		krs_sleep_ms(500 + below(1500));
+		nap(A_MEMCG, 500 + below(1500));
+		if (!go_on(A_MEMCG))
+			break;
 		snprintf(amount, sizeof(amount), "%zuM", 1 + below(8));
 		ret = krs_write_str(CG_DIR "/memory.reclaim", amount);
 		krs_trace_mark("krs actor memory.reclaim %s: %d\n", amount, ret);
@@ -493,7 +682,7 @@ static int drop_loop(void)
 			fadvise_files();
 		}
 		ADD(A_DROP, C_ACTIONS, 1);
-		krs_sleep_ms(100 + below(700));
+		nap(A_DROP, 100 + below(700));
 	}
 	return 0;
 }
@@ -540,7 +729,7 @@ static int mthp_loop(void)
 		ADD(A_MTHP, C_ACTIONS, 1);
 		if (ret)
 			actor_error(A_MTHP, "%s <- %s: %s", path, v, strerror(-ret));
-		krs_sleep_ms(500 + below(1500));
+		nap(A_MTHP, 500 + below(1500));
 	}
 	return 0;
 }
@@ -551,7 +740,7 @@ static int khugepaged_loop(void)
 	long scans0 = read_long(KHD "/full_scans");
 
 	while (go_on(A_KHUGEPAGED)) {
-		krs_sleep_ms(100);
+		nap(A_KHUGEPAGED, 100);
 		sh->c[A_KHUGEPAGED][C_ACTIONS] = read_long(KHD "/full_scans") - scans0;
 	}
 	/* The bound reached: khugepaged back to sleeping between scans. */
@@ -847,6 +1036,12 @@ int main(int argc, char **argv)
 	krs_read_file("/proc/vmstat", vm0, sizeof(vm0));
 	if (krs_stats_read(mod0, sizeof(mod0)) < 0)
 		mod0[0] = '\0';
+	snprintf(hold_dir, sizeof(hold_dir), "/tmp/krs-actors.XXXXXX");
+	if (!mkdtemp(hold_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	setenv("KRS_ACTORS_HOLD", hold_dir, 1);
 	for (int a = 0; a < NR_ACTORS; a++) {
 		if (!on[a])
 			continue;
@@ -887,8 +1082,11 @@ int main(int argc, char **argv)
 			continue;
 		pids[a] = fork();
 		if (pids[a] == 0) {
+			int ret;
+
 			rng.s ^= (a + 1) * 0xbf58476d1ce4e5b9ULL;
-			_exit(loops[a]());
+			ret = loops[a]();
+			_exit(ret | serve_holds(a));
 		}
 	}
 	waitpid(cmd, &status, 0);
@@ -903,6 +1101,7 @@ int main(int argc, char **argv)
 		umount2(TMPFS_DIR, MNT_DETACH);
 	if (on[A_MEMCG])
 		rmdir(CG_DIR);
+	remove_hold_dir();
 	rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	for (int a = 0; a < NR_ACTORS; a++)
 		if (sh->c[a][C_ERRORS]) {

@@ -81,16 +81,17 @@
  *    through them fails the check, as on shmem.
  *
  * In the busy kernel (under khugepaged_rs_actors, $KRS_ACTORS set: `make
- * faults ACTORS=...`), compaction, migration and reclaim hold the test's
- * folios at times of their own: the clean collapse is tried for
- * BUSY_CLEAN_ROUNDS rounds 500 ms apart on every file, after EAGAIN or
- * ENOMEM (the memcg's charge); a range found not PMD-mapped after it
- * succeeded is counted, not failed, when reclaim or migration split it
- * since (the huge folio's swap-out and a migration with no huge page free
- * both split it), and so is an EINVAL whose report shows the extent
- * collapsed and then SCAN_PAGE_NULL (the new folio reclaimed before its
- * PMD was installed, as MADV_COLLAPSE would report it). Every other check
- * holds as it is.
+ * faults ACTORS=...`), the injected collapse and its checks run among the
+ * actors: compaction, migration, reclaim under the memcg's limit and
+ * khugepaged move the test's folios at times of their own. The clean
+ * collapse after it runs with the actors held (krs_actors_hold(): each
+ * takes its pressure off and acknowledges; the memcg's limit is lifted),
+ * and every check of it is the idle kernel's: it must succeed and leave the
+ * range PMD-mapped, on any file after up to BUSY_CLEAN_ROUNDS rounds 200 ms
+ * apart on EAGAIN (a shmem folio the memcg swapped out is read back by the
+ * collapse; a folio migration just put back may sit in the other CPU's LRU
+ * batch). A rollback that left a folio locked, isolated or referenced
+ * fails every round. The actors come back before the data are checked.
  *
  * Failures per site: kretprobe events on should_failslab() and
  * should_fail_alloc_page() (kprobe_events, filter ret != 0) with a stacktrace
@@ -974,17 +975,52 @@ static unsigned long by_errno[134], by_result[KRS_NR_SCAN_RESULTS], empty_report
 /* Rounds of krs_collapse_cmd() for the clean collapse of a regular file. */
 #define CLEAN_ROUNDS 3
 /*
- * The same for any file in the busy kernel, 500 ms apart: compaction,
- * migration and the memcg's reclaim keep a folio off the LRU (SCAN_PAGE_LRU)
- * for seconds at a time, where a rollback that left one isolated would
- * fail every round.
+ * The same for any file in the busy kernel, under the actors' hold: a shmem
+ * folio the memcg swapped out is read back by the collapse, a file folio
+ * compaction or migration just put back may sit in the other CPU's LRU
+ * batch.
  */
-#define BUSY_CLEAN_ROUNDS 60
+#define BUSY_CLEAN_ROUNDS 20
+/* How long the actors get to stand still (khugepaged ends its scan first). */
+#define HOLD_TIMEOUT_MS 120000
 
 /* Under khugepaged_rs_actors ($KRS_ACTORS): the busy kernel. */
 static bool busy;
-static unsigned long busy_split;	/* clean collapses found split after */
-static unsigned long busy_page_null;	/* collapsed, the folio reclaimed before its PMD */
+static unsigned long busy_holds;	/* clean collapses with the actors held */
+
+/*
+ * In the busy kernel: the actors stand still (krs_actors_hold()) for the
+ * clean collapse, which then has to do all it does in an idle kernel. 0
+ * when there are no actors or they stand still, -1 (the failure counted)
+ * when they did not.
+ */
+static int hold_actors(const struct inst *in)
+{
+	int ret;
+
+	if (!busy)
+		return 0;
+	ret = krs_actors_hold(HOLD_TIMEOUT_MS);
+	if (ret < 0) {
+		fail("%s: the actors did not stand still for the clean collapse: %s",
+		     in->sc->name, strerror(-ret));
+		return -1;
+	}
+	busy_holds++;
+	return 0;
+}
+
+static void release_actors(const struct inst *in)
+{
+	int ret;
+
+	if (!busy)
+		return;
+	ret = krs_actors_release(HOLD_TIMEOUT_MS);
+	if (ret < 0)
+		fail("%s: the actors did not come back after the clean collapse: %s",
+		     in->sc->name, strerror(-ret));
+}
 
 static const char *errname(long ret)
 {
@@ -1022,7 +1058,7 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 	struct stat st0, st1;
 	long status = 0;
 	ssize_t ret, rn;
-	int next, nth_left = 0, bad_before = failures;
+	int next, nth_left = 0, bad_before = failures, held;
 
 	if (fstat(in->fd, &st0)) {
 		fail("fstat: %s", strerror(errno));
@@ -1136,26 +1172,22 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 	 * regular file, a folio just read in (by verify()) may still sit in a
 	 * per-CPU LRU batch or under its read, a transient EAGAIN: after
 	 * krs_collapse_cmd()'s own tries, up to CLEAN_ROUNDS rounds of them.
+	 * In the busy kernel the actors stand still first (hold_actors()).
 	 */
-	alarm(busy ? ITER_TIMEOUT + BUSY_CLEAN_ROUNDS : ITER_TIMEOUT);
-	for (int round = 1; ; round++) {
+	held = hold_actors(in);
+	alarm(ITER_TIMEOUT);
+	for (int round = 1; held >= 0; round++) {
 		ret = krs_collapse_cmd(cfd, in->cmd);
-		if (busy ? (ret != -EAGAIN && ret != -ENOMEM) || round == BUSY_CLEAN_ROUNDS :
-			   ret != -EAGAIN || !in->sc->dir || round == CLEAN_ROUNDS)
+		if (ret != -EAGAIN || !(in->sc->dir || busy) ||
+		    round == (busy ? BUSY_CLEAN_ROUNDS : CLEAN_ROUNDS))
 			break;
 		clean_retried++;
-		usleep((busy ? 500 : 200) * 1000);
+		usleep(200 * 1000);
 	}
 	alarm(0);
 	recollapses++;
-	if (busy && ret == -EINVAL && krs_collapse_report(cfd, report, sizeof(report)) > 0 &&
-	    strstr(report, "result=SCAN_PAGE_NULL copied=")) {
-		/*
-		 * Collapsed, and the new folio gone from the page cache (the
-		 * memcg's reclaim) before its PMD: MADV_COLLAPSE's EINVAL in
-		 * that race too. No lock, reference or isolation was left.
-		 */
-		busy_page_null++;
+	if (held < 0) {
+		/* hold_actors() said why. */
 	} else if (ret < 0 || (size_t)ret != strlen(in->cmd)) {
 		krs_collapse_report(cfd, report, sizeof(report));
 		fail("%s: after \"%s\" ended %s, the clean collapse failed (%s):\n%s", in->sc->name,
@@ -1163,12 +1195,11 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 	} else if (in->sc->target != T_FD) {
 		long kb = krs_smaps_kb(0, (unsigned long)in->map[0], pmd_field(in));
 
-		if (kb < (long)(in->len >> 10) && busy)
-			busy_split++;
-		else if (kb < (long)(in->len >> 10))
+		if (kb < (long)(in->len >> 10))
 			fail("%s: clean collapse succeeded but %s is %ld kB", in->sc->name,
 			     pmd_field(in), kb);
 	}
+	release_actors(in);
 	verify(in, "after the clean collapse");
 	if (failures != bad_before)
 		return -1;
@@ -1225,11 +1256,10 @@ static void print_regular(void)
 {
 	printf("# regular-file pages not in the page cache before collapses: %llu; ",
 	       uncached_total);
-	printf("clean collapses tried again after EAGAIN: %lu\n", clean_retried);
+	printf("clean collapse rounds tried again after EAGAIN: %lu\n", clean_retried);
 	if (busy)
-		printf("# busy kernel (%s): clean collapses found split after: %lu, %s %lu\n",
-		       krs_busy_actors(), busy_split,
-		       "collapsed but reclaimed before the PMD (SCAN_PAGE_NULL):", busy_page_null);
+		printf("# busy kernel (%s): clean collapses with the actors held: %lu\n",
+		       krs_busy_actors(), busy_holds);
 }
 
 static void print_sites(const char *title)
@@ -1469,6 +1499,26 @@ static void print_usage(const char *argv0)
 	exit(2);
 }
 
+/*
+ * The test's own memory (its static buffers, its heap so far, 128 KiB of
+ * stack) locked in before any test file is mapped. The report is read with
+ * fail-nth still armed, so that its rendering is injected too: a read()
+ * into a buffer page the memcg actor swapped out (or that was never
+ * touched) faults it in under injection, and the fault's allocation
+ * failing is an EFAULT of the test's page, not the module's.
+ */
+static void lock_own_memory(void)
+{
+	char stack[128 << 10];
+
+	/* Written, and kept written: the stack grows down over it first. */
+	memset(stack, 0, sizeof(stack));
+	__asm__ __volatile__("" : : "r"(stack) : "memory");
+	if (mlockall(MCL_CURRENT))
+		printf("# mlockall(MCL_CURRENT): %s (the test's pages may fault under injection)\n",
+		       strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	const char *phase = "all";
@@ -1528,6 +1578,7 @@ int main(int argc, char **argv)
 	if (strcmp(phase, "nth") && strcmp(phase, "rates") && strcmp(phase, "all") &&
 	    strcmp(phase, "clean"))
 		print_usage(argv[0]);
+	lock_own_memory();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	srandom(seed ^ seed >> 32);
 	signal(SIGALRM, on_alarm);

@@ -1374,6 +1374,67 @@ const char *krs_busy_actors(void)
 	return a && *a && strcmp(a, "none") ? a : NULL;
 }
 
+/*
+ * Whether every actor of $KRS_ACTORS has (@held) or has not its
+ * acknowledgment in @dir.
+ */
+static bool actors_acknowledged(const char *dir, bool held)
+{
+	char list[256], path[320], *tok, *save;
+
+	snprintf(list, sizeof(list), "%s", krs_busy_actors());
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		snprintf(path, sizeof(path), "%s/held-%s", dir, tok);
+		if (!access(path, F_OK) != held)
+			return false;
+	}
+	return true;
+}
+
+static int actors_wait(const char *dir, bool held, int timeout_ms)
+{
+	uint64_t end = krs_now_ms() + timeout_ms;
+
+	while (!actors_acknowledged(dir, held)) {
+		if (krs_now_ms() >= end)
+			return -ETIMEDOUT;
+		krs_sleep_ms(5);
+	}
+	return 0;
+}
+
+int krs_actors_hold(int timeout_ms)
+{
+	const char *dir = getenv("KRS_ACTORS_HOLD");
+	char path[320];
+	int fd, ret;
+
+	if (!krs_busy_actors())
+		return 0;
+	if (!dir || !*dir)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/hold", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	ret = actors_wait(dir, true, timeout_ms);
+	return ret ? ret : 1;
+}
+
+int krs_actors_release(int timeout_ms)
+{
+	const char *dir = getenv("KRS_ACTORS_HOLD");
+	char path[320];
+
+	if (!krs_busy_actors() || !dir || !*dir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/hold", dir);
+	if (unlink(path))
+		return errno == ENOENT ? 0 : -errno;
+	return actors_wait(dir, false, timeout_ms);
+}
+
 char krs_task_state(pid_t tid)
 {
 	char path[64], buf[512], *s;

@@ -304,6 +304,21 @@ char krs_task_state(pid_t tid);
  */
 const char *krs_busy_actors(void);
 
+/*
+ * Ask khugepaged_rs_actors' actors to stand still ($KRS_ACTORS_HOLD: each
+ * takes its pressure off between two actions and acknowledges): 1 once
+ * every actor of $KRS_ACTORS did, within @timeout_ms; 0 when no actor runs;
+ * -ENOENT when actors run but give no hold (no $KRS_ACTORS_HOLD);
+ * -ETIMEDOUT when one did not acknowledge in time (the hold stays asked:
+ * krs_actors_release() still puts it back).
+ */
+int krs_actors_hold(int timeout_ms);
+/*
+ * The end of the hold: 0 once every actor has put its pressure back, or
+ * -ETIMEDOUT; 0 when there was no hold to end.
+ */
+int krs_actors_release(int timeout_ms);
+
 /* Fold the per-CPU vm counters (/proc/sys/vm/stat_refresh), best effort. */
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t krs_now_ms(void);
