@@ -92,6 +92,10 @@
  * collapse; a folio migration just put back may sit in the other CPU's LRU
  * batch). A rollback that left a folio locked, isolated or referenced
  * fails every round. The actors come back before the data are checked.
+ * The nth phase ends a scenario at the first n with nothing injected; in
+ * the busy kernel a collapse that failed with nothing injected may have
+ * been cut short by an actor (SCAN_PAGE_LRU, say) before its n-th
+ * allocation, so that n is made again, up to BUSY_NTH_TRIES times.
  *
  * Failures per site: kretprobe events on should_failslab() and
  * should_fail_alloc_page() (kprobe_events, filter ret != 0) with a stacktrace
@@ -987,6 +991,13 @@ static unsigned long by_errno[134], by_result[KRS_NR_SCAN_RESULTS], empty_report
 /* Under khugepaged_rs_actors ($KRS_ACTORS): the busy kernel. */
 static bool busy;
 static unsigned long busy_holds;	/* clean collapses with the actors held */
+/*
+ * nth: collapses that failed with nothing injected (an actor's folio ended
+ * them before the n-th allocation), made again with the same n.
+ */
+static unsigned long busy_nth_again;
+#define BUSY_NTH_TRIES 10
+static ssize_t last_write;	/* run_one()'s collapse write: its result */
 
 /*
  * In the busy kernel: the actors stand still (krs_actors_hold()) for the
@@ -1073,6 +1084,7 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 		must_put("/proc/thread-self/make-it-fail", "1");
 	ret = krs_collapse_write(cfd, in->cmd, strlen(in->cmd));
 	rn = krs_collapse_report(cfd, report, sizeof(report));
+	last_write = ret;
 	if (how == ARM_NTH) {
 		nth_left = get_ll("/proc/thread-self/fail-nth");
 		must_put("/proc/thread-self/fail-nth", "0");
@@ -1258,8 +1270,9 @@ static void print_regular(void)
 	       uncached_total);
 	printf("clean collapse rounds tried again after EAGAIN: %lu\n", clean_retried);
 	if (busy)
-		printf("# busy kernel (%s): clean collapses with the actors held: %lu\n",
-		       krs_busy_actors(), busy_holds);
+		printf("# busy kernel (%s): clean collapses with the actors held: %lu; %s %lu\n",
+		       krs_busy_actors(), busy_holds,
+		       "nth collapses cut short with nothing injected, made again:", busy_nth_again);
 }
 
 static void print_sites(const char *title)
@@ -1330,7 +1343,7 @@ static void phase_nth(void)
 		const struct scenario *sc = &scenarios[s];
 		unsigned int n, injected = 0;
 		struct inst in;
-		int r = 0;
+		int r = 0, again = 0;
 
 		if (!selected(sc))
 			continue;
@@ -1344,6 +1357,18 @@ static void phase_nth(void)
 			teardown(&in);
 			if (!(n % 50))
 				printf("#   %s: n = %u\n", sc->name, n);
+			/*
+			 * In the busy kernel a collapse that failed with
+			 * nothing injected may have been cut short by an
+			 * actor before its n-th allocation: the same n again.
+			 */
+			if (r == 0 && busy && last_write < 0 && again < BUSY_NTH_TRIES) {
+				again++;
+				busy_nth_again++;
+				n--;
+				continue;
+			}
+			again = 0;
 			if (r == 0)
 				break;
 			if (r > 0)
