@@ -1272,7 +1272,8 @@ static void print_regular(void)
 	if (busy)
 		printf("# busy kernel (%s): clean collapses with the actors held: %lu; %s %lu\n",
 		       krs_busy_actors(), busy_holds,
-		       "nth collapses cut short with nothing injected, made again:", busy_nth_again);
+		       "nth collapses cut short with nothing injected, made again:",
+		       busy_nth_again);
 }
 
 static void print_sites(const char *title)
