@@ -1053,6 +1053,27 @@ static int result_index(const char *name)
 	return -1;
 }
 
+/* The extent results of the clean collapses' rounds that ended EAGAIN. */
+static unsigned long clean_again_by_result[KRS_NR_SCAN_RESULTS];
+
+static void count_clean_again(void)
+{
+	struct krs_extent ext[MAX_EXTENTS];
+	long status;
+	int n;
+
+	if (krs_collapse_report(cfd, report, sizeof(report)) <= 0)
+		return;
+	n = krs_report_parse(report, ext, MAX_EXTENTS, &status);
+	for (int i = 0; i < n && i < MAX_EXTENTS; i++) {
+		int k = result_index(ext[i].result);
+
+		/* Not the extents done: SCAN_SUCCEED, _PMD_MAPPED, _PTE_MAPPED_HUGEPAGE. */
+		if (k >= 0 && k != 1 && k != 3 && k != 9)
+			clean_again_by_result[k]++;
+	}
+}
+
 enum arm { ARM_NONE, ARM_NTH, ARM_TASK };
 
 /*
@@ -1194,6 +1215,7 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 		    round == (busy ? BUSY_CLEAN_ROUNDS : CLEAN_ROUNDS))
 			break;
 		clean_retried++;
+		count_clean_again();
 		usleep(200 * 1000);
 	}
 	alarm(0);
@@ -1269,6 +1291,9 @@ static void print_regular(void)
 	printf("# regular-file pages not in the page cache before collapses: %llu; ",
 	       uncached_total);
 	printf("clean collapse rounds tried again after EAGAIN: %lu\n", clean_retried);
+	for (int k = 0; k < KRS_NR_SCAN_RESULTS; k++)
+		if (clean_again_by_result[k])
+			printf("#   %-40s %lu\n", krs_scan_names[k], clean_again_by_result[k]);
 	if (busy)
 		printf("# busy kernel (%s): clean collapses with the actors held: %lu; %s %lu\n",
 		       krs_busy_actors(), busy_holds,
