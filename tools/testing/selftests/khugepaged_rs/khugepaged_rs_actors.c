@@ -61,11 +61,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/mempolicy.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -347,6 +349,36 @@ static void hold_resume(enum actor a)
 		actor_error(a, "hold: %s cannot be put back to %s", path, hold_saved);
 }
 
+/*
+ * Asleep until DIR/hold is removed (inotify, a look a second for the
+ * command's exit): a held actor should not wake every few milliseconds.
+ * Wake-ups preempt the command on its CPU and let the scheduler move it to
+ * the other one, where its collapse's lru_add_drain() after a swap-in
+ * misses the folio left in the first CPU's LRU batch (SCAN_DEL_PAGE_LRU).
+ */
+static void wait_hold_end(void)
+{
+	int fd = inotify_init1(IN_CLOEXEC);
+
+	if (fd >= 0 && inotify_add_watch(fd, hold_dir, IN_DELETE | IN_MOVED_FROM) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	while (hold_asked() && !stopping()) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char buf[4096];
+
+		if (fd < 0) {
+			krs_sleep_ms(100);
+			continue;
+		}
+		if (poll(&p, 1, 1000) > 0 && read(fd, buf, sizeof(buf)) < 0 && errno != EINTR)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Between two actions: stand still while the command asks it. */
 static void hold_point(enum actor a)
 {
@@ -364,8 +396,7 @@ static void hold_point(enum actor a)
 		close(fd);
 	krs_trace_mark("krs actor %s held\n", actor_names[a]);
 	ADD(a, C_HOLDS, 1);
-	while (hold_asked() && !stopping())
-		krs_sleep_ms(10);
+	wait_hold_end();
 	hold_resume(a);
 	unlink(held);
 	krs_trace_mark("krs actor %s released\n", actor_names[a]);
