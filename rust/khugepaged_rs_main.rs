@@ -15,8 +15,10 @@
 //! - `abi`: the pure grammars and result tables, host-tested;
 //! - `inject`, `stats`, `status`: injection points and counters (safe).
 //!
-//! Only `ffi/` and `mm/` hold `unsafe` (this file has none of its own;
-//! the code `module!` generates is the kernel crate's).
+//! Only `ffi/` and `mm/` may hold `unsafe`: the crate denies `unsafe_code`
+//! and those two modules alone allow it.
+
+#![deny(unsafe_code)]
 
 use kernel::prelude::*;
 use kernel::sync::Arc;

@@ -8,6 +8,10 @@
 //! recording MMU notifier ([`notifier`]). With the mm layer (`crate::mm`)
 //! this is where all of the module's `unsafe` lives.
 
+// With `mm`, the only module where the crate root's `deny(unsafe_code)`
+// is lifted.
+#![allow(unsafe_code)]
+
 pub(crate) mod debugfs;
 pub(crate) mod notifier;
 pub(crate) mod symbols;

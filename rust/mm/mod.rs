@@ -43,6 +43,10 @@
 //! (the new folio's lock keeps PTEs from being refaulted, and the
 //! retractable checks are repeated under the PTE lock).
 
+// With `ffi`, the only module where the crate root's `deny(unsafe_code)`
+// is lifted.
+#![allow(unsafe_code)]
+
 /// Methods that read one thing of an object through a C helper taking the
 /// object's pointer (`self.$ptr()`), which the type's invariant (or trait
 /// contract) keeps valid while `self` is borrowed.
