@@ -48,10 +48,11 @@
  *   action), then creates DIR/held-ACTOR and waits. CMD removes DIR/hold;
  *   each actor puts its pressure back, then removes DIR/held-ACTOR. An
  *   actor whose bound is reached serves holds until CMD exits.
- * The status is CMD's, or 1 if an
- * actor could not be set up or failed (an unexpected errno). The report at
- * the end gives each actor's own counts, and the module's rollback_* and
- * khugepaged-first results (extents found already huge) over the run.
+ *
+ * The status is CMD's, or 1 if an actor could not be set up or failed (an
+ * unexpected errno). The report at the end gives each actor's own counts,
+ * and the module's rollback_* and khugepaged-first results (extents found
+ * already huge) over the run.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -259,27 +260,6 @@ static bool hold_asked(void)
 	return !access(path, F_OK);
 }
 
-/* khugepaged's pid, from /proc (comm "khugepaged"), 0 if none. */
-static pid_t khugepaged_pid(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	pid_t found = 0;
-
-	while (d && !found && (e = readdir(d))) {
-		char path[64], comm[32];
-		pid_t pid = atoi(e->d_name);
-
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		if (pid > 1 && krs_read_file(path, comm, sizeof(comm)) > 0 &&
-		    !strcmp(comm, "khugepaged\n"))
-			found = pid;
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
-
 /*
  * Whether khugepaged sleeps in its own wait (between two scans, or after a
  * failed allocation): state S with a wchan of khugepaged's, not a folio
@@ -334,7 +314,7 @@ static void hold_pause(enum actor a)
 	 * The write wakes khugepaged for a scan at once, then it sleeps the
 	 * hour: wait for that sleep, three looks 20 ms apart, 60 s at most.
 	 */
-	pid = khugepaged_pid();
+	pid = krs_khugepaged_pid();
 	for (int still = 0, tries = 0; pid && still < 3 && tries < 3000; tries++) {
 		still = khugepaged_waiting(pid) ? still + 1 : 0;
 		krs_sleep_ms(20);

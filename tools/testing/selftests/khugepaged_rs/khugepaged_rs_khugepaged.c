@@ -150,19 +150,6 @@ static void events_delta(struct events *d, const struct events *a, const struct 
 	d->alloc = b->alloc - a->alloc;
 }
 
-/* khugepaged's pid (its comm); 0 if none. */
-static pid_t khugepaged_pid(void)
-{
-	char path[64], comm[32];
-
-	for (pid_t pid = 2; pid < 200; pid++) {
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		if (krs_read_file(path, comm, sizeof(comm)) > 0 && !strcmp(comm, "khugepaged\n"))
-			return pid;
-	}
-	return 0;
-}
-
 /* khugepaged sleeping (state S), not running nor waiting on I/O. */
 static bool khugepaged_asleep(pid_t pid)
 {
@@ -176,7 +163,7 @@ static bool khugepaged_asleep(pid_t pid)
  */
 static int wait_quiet(void)
 {
-	pid_t pid = khugepaged_pid();
+	pid_t pid = krs_khugepaged_pid();
 	long last = read_long(KHD "/full_scans");
 	int quiet = 0;
 

@@ -2,6 +2,7 @@
 /* Helpers shared by the khugepaged_rs selftests. */
 #include "krs_test.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1433,6 +1434,26 @@ int krs_actors_release(int timeout_ms)
 	if (unlink(path))
 		return errno == ENOENT ? 0 : -errno;
 	return actors_wait(dir, false, timeout_ms);
+}
+
+pid_t krs_khugepaged_pid(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0;
+
+	while (d && !found && (e = readdir(d))) {
+		char path[64], comm[32];
+		pid_t pid = atoi(e->d_name);
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		if (pid > 1 && krs_read_file(path, comm, sizeof(comm)) > 0 &&
+		    !strcmp(comm, "khugepaged\n"))
+			found = pid;
+	}
+	if (d)
+		closedir(d);
+	return found;
 }
 
 char krs_task_state(pid_t tid)

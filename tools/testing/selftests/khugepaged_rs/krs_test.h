@@ -291,6 +291,9 @@ int krs_inject_state(const char *point, struct krs_inject_state *st);
 int krs_inject_wait_paused(const char *point, unsigned int hits, int timeout_ms,
 			   const int *done);
 
+/* khugepaged's pid (the kernel thread whose comm is "khugepaged"), 0 if none. */
+pid_t krs_khugepaged_pid(void);
+
 /*
  * The state letter of task @tid ("R", "S", "D", ... from /proc/TID/stat:
  * a thread id of any process, or a process id), or 'X' if it is gone.
