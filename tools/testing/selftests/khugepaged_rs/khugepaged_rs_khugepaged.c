@@ -907,19 +907,47 @@ static int mod_count(const struct both *b, const char *result)
 }
 
 /*
- * The twins' scans agree: the module's one scan says what khugepaged's
- * first scan of its twin says (present, swap, result); the vm events each
- * counted match their scans.
+ * A side's verdict: its first scan whose result is not transient. A folio
+ * just swapped in can still sit in another CPU's LRU batch when the
+ * collapse isolates it (SCAN_DEL_PAGE_LRU: the task moved to the other CPU
+ * between the swap-in and collapse_file()'s local lru_add_drain(), a window
+ * upstream has as much as the module; seen on the debug kernel under load).
+ * khugepaged comes back at its next visit, and so does the module's twin of
+ * a spec with revisit; *@at is the verdict's index, -1 if none is recorded.
+ */
+static const char *verdict(const struct scan *sc, int n, int *at)
+{
+	int rec = n < 4 ? n : 4;
+
+	for (int i = 0; i < rec; i++) {
+		if (!transient(sc[i].result)) {
+			*at = i;
+			return sc[i].result;
+		}
+	}
+	*at = -1;
+	return rec ? sc[rec - 1].result : "(no scan)";
+}
+
+/*
+ * The twins' scans agree: the module's verdict says what khugepaged's says
+ * (the result; present and swap from each first scan, made before either
+ * swapped anything in); only transient scans came before the module's
+ * verdict, and none after it; the vm events each counted match their scans.
  */
 static void expect_same_scan(struct __test_metadata *_metadata, const struct both *b,
 			     const char *result)
 {
-	const char *first = b->khd_scans > 0 ? b->khd_scan[0].result : "(no scan)";
+	int mat, kat;
+	const char *mod = verdict(b->mod_scan, b->mod_scans, &mat);
+	const char *khd = verdict(b->khd_scan, b->khd_scans, &kat);
 
-	ASSERT_EQ(1, b->mod_scans) TH_LOG("the module's scan_file event");
+	ASSERT_LE(1, b->mod_scans) TH_LOG("the module's scan_file event");
 	ASSERT_LE(1, b->khd_scans) TH_LOG("khugepaged never scanned its twin");
-	EXPECT_STREQ(result, first) TH_LOG("khugepaged's first scan");
-	EXPECT_STREQ(result, b->mod_scan[0].result) TH_LOG("the module's scan");
+	EXPECT_EQ(b->mod_scans - 1, mat)
+		TH_LOG("the module's scans: %d, its verdict the %dth", b->mod_scans, mat + 1);
+	EXPECT_STREQ(result, khd) TH_LOG("khugepaged's verdict (its scan %d)", kat + 1);
+	EXPECT_STREQ(result, mod) TH_LOG("the module's verdict");
 	EXPECT_EQ(b->khd_scan[0].present, b->mod_scan[0].present);
 	EXPECT_EQ(b->khd_scan[0].swap, b->mod_scan[0].swap);
 
@@ -931,8 +959,11 @@ static void expect_same_scan(struct __test_metadata *_metadata, const struct bot
 	/* One allocation per collapse_file(). */
 	EXPECT_EQ(b->khd_collapses, b->khd_ev.alloc);
 	EXPECT_EQ(b->mod_collapses, b->mod_ev.alloc);
-	if (!strcmp(result, "SCAN_SUCCEED"))
-		EXPECT_EQ(1, b->mod_collapses);
+	/* One collapse that succeeded, after as many as failed transiently. */
+	if (!strcmp(result, "SCAN_SUCCEED")) {
+		EXPECT_LE(1, b->mod_collapses);
+		EXPECT_GE(b->mod_scans, b->mod_collapses);
+	}
 }
 
 /* ... and so do the end states. */
@@ -1059,12 +1090,15 @@ static bool have_swap(void)
 /*
  * max_ptes_swap: the twins' pages swapped out, then the limit set to what
  * was swapped out (allowed: swap == max_ptes_swap) or one below. Swapped
- * pages are not present: max_ptes_none=511.
+ * pages are not present: max_ptes_none=511. The module's twin is asked
+ * again after a transient result, as khugepaged's next visit would (a
+ * swapped-in folio in the other CPU's LRU batch: verdict() above).
  */
 static void swap_case(struct __test_metadata *_metadata, struct _test_data_khd *self,
 		      const char *name, int below, unsigned int seed)
 {
-	struct spec s = { .present = NPAGES, .swapped = 16, .hugepage = true, .seed = seed };
+	struct spec s = { .present = NPAGES, .swapped = 16, .hugepage = true, .revisit = true,
+			  .seed = seed };
 	const char *want = below ? "SCAN_EXCEED_SWAP_PTE" : "SCAN_SUCCEED";
 	struct both b;
 
