@@ -991,6 +991,7 @@ static unsigned long by_errno[134], by_result[KRS_NR_SCAN_RESULTS], empty_report
 /* Under khugepaged_rs_actors ($KRS_ACTORS): the busy kernel. */
 static bool busy;
 static unsigned long busy_holds;	/* clean collapses with the actors held */
+static uint64_t busy_hold_wait_ms, busy_hold_max_ms;	/* until every actor stood still */
 /*
  * nth: collapses that failed with nothing injected (an actor's folio ended
  * them before the n-th allocation), made again with the same n.
@@ -1007,11 +1008,17 @@ static ssize_t last_write;	/* run_one()'s collapse write: its result */
  */
 static int hold_actors(const struct inst *in)
 {
+	uint64_t t0, waited;
 	int ret;
 
 	if (!busy)
 		return 0;
+	t0 = krs_now_ms();
 	ret = krs_actors_hold(HOLD_TIMEOUT_MS);
+	waited = krs_now_ms() - t0;
+	busy_hold_wait_ms += waited;
+	if (waited > busy_hold_max_ms)
+		busy_hold_max_ms = waited;
 	if (ret < 0) {
 		fail("%s: the actors did not stand still for the clean collapse: %s",
 		     in->sc->name, strerror(-ret));
@@ -1299,6 +1306,10 @@ static void print_regular(void)
 		       krs_busy_actors(), busy_holds,
 		       "nth collapses cut short with nothing injected, made again:",
 		       busy_nth_again);
+	if (busy_holds)
+		printf("# busy kernel: %s: %.1f s in all, %.1f s at most\n",
+		       "waiting for the actors to stand still", busy_hold_wait_ms / 1000.0,
+		       busy_hold_max_ms / 1000.0);
 }
 
 static void print_sites(const char *title)
