@@ -1442,10 +1442,17 @@ int main(int argc, char **argv)
 		if (w == nworkers)
 			sh->collapser = pids[w];
 	}
-	/* Inject only once every worker published its pid and files. */
+	/*
+	 * Inject only once every worker published its pid and files; the
+	 * run's seconds count from there. The workers that are ready already
+	 * work meanwhile (their counts are in the first progress line).
+	 */
+	start = krs_now_ms();
 	for (unsigned int w = 0; w < nworkers; w++)
 		while (!__atomic_load_n(&sh->w[w].pid, __ATOMIC_SEQ_CST) && !sh->failed)
 			krs_sleep_ms(10);
+	printf("# every worker's files written in %llu s; the %u s start now\n",
+	       (unsigned long long)(krs_now_ms() - start) / 1000, seconds);
 	seed_rng(seed, 999);
 	start = krs_now_ms();
 	last_report = start;
