@@ -908,12 +908,12 @@ static int mod_count(const struct both *b, const char *result)
 
 /*
  * A side's verdict: its first scan whose result is not transient. A folio
- * just swapped in can still sit in another CPU's LRU batch when the
- * collapse isolates it (SCAN_DEL_PAGE_LRU: the task moved to the other CPU
- * between the swap-in and collapse_file()'s local lru_add_drain(), a window
- * upstream has as much as the module; seen on the debug kernel under load).
- * khugepaged comes back at its next visit, and so does the module's twin of
- * a spec with revisit; *@at is the verdict's index, -1 if none is recorded.
+ * the collapse has just swapped in may not be on the LRU yet when it is
+ * isolated (SCAN_DEL_PAGE_LRU, seen on the debug kernel under load: in some
+ * CPU's LRU batch, past collapse_file()'s local lru_add_drain(); upstream
+ * has the same order). khugepaged comes back at its next visit, and so
+ * does the module's twin of a spec with revisit; *@at is the verdict's
+ * index, -1 if none is recorded.
  */
 static const char *verdict(const struct scan *sc, int n, int *at)
 {
@@ -1092,7 +1092,7 @@ static bool have_swap(void)
  * was swapped out (allowed: swap == max_ptes_swap) or one below. Swapped
  * pages are not present: max_ptes_none=511. The module's twin is asked
  * again after a transient result, as khugepaged's next visit would (a
- * swapped-in folio in the other CPU's LRU batch: verdict() above).
+ * swapped-in folio not on the LRU yet: verdict() above).
  */
 static void swap_case(struct __test_metadata *_metadata, struct _test_data_khd *self,
 		      const char *name, int below, unsigned int seed)
