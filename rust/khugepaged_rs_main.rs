@@ -15,8 +15,8 @@
 //! - `abi`: the pure grammars and result tables, host-tested;
 //! - `inject`, `stats`, `status`: injection points and counters (safe).
 //!
-//! Only `ffi/` and `mm/` may hold `unsafe`: the crate denies `unsafe_code`
-//! and those two modules alone allow it.
+//! Only `ffi/` and `mm/` are allowed `unsafe_code`: the crate denies that
+//! lint and those two modules alone allow it.
 
 #![deny(unsafe_code)]
 

@@ -76,8 +76,7 @@ depot_pages() {
 # object per tracked allocation, so they grow with whatever the kernel's
 # caches hold after a busy run. The objects they describe are counted.
 kmemleak_pages() {
-	awk 'NR > 2 && $1 ~ /^kmemleak_/ {n += $15 * $6} END {print n + 0}' \
-		/proc/slabinfo 2>/dev/null || echo 0
+	slab_pages | awk '$1 ~ /^kmemleak_/ {n += $2} END {print n + 0}'
 }
 
 # "cache pages" per slab cache (/proc/slabinfo: num_slabs x pagesperslab).
