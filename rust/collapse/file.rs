@@ -309,6 +309,11 @@ fn isolate_old_folios(
                 Entry::Value | Entry::Folio(_) => {
                     let xas = xa.unlock();
                     let folio = shmem.shmem_get_folio(index).ok_or(ScanResult::Fail)?;
+                    // Drain the LRU cache to help folio_isolate_lru(). As
+                    // upstream, this CPU's: if the task moved since the
+                    // swap-in queued the folio on another CPU, it is not on
+                    // the LRU yet and the isolation fails, SCAN_DEL_PAGE_LRU
+                    // (design.rst, "Upstream notes": kept, for the oracle).
                     crate::mm::lru_add_drain();
                     (folio, xas)
                 }

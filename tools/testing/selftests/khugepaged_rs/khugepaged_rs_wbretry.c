@@ -47,34 +47,13 @@
 #define PAGE KRS_PAGE_SIZE
 #define NPAGES (2 * KRS_PMD_PAGES)
 #define LEN (NPAGES * PAGE)
-#define MAX_NAMES 16
 
 struct side {
 	unsigned long ok, eagain, other, pmd_full;
 };
 
-struct names {
-	char name[MAX_NAMES][48];
-	unsigned long n[MAX_NAMES];
-	int count;
-};
-
 static bool verbose, partial;
 static int bad;
-
-static void name_add(struct names *nm, const char *name)
-{
-	for (int i = 0; i < nm->count; i++) {
-		if (!strcmp(nm->name[i], name)) {
-			nm->n[i]++;
-			return;
-		}
-	}
-	if (nm->count < MAX_NAMES) {
-		snprintf(nm->name[nm->count], sizeof(nm->name[0]), "%s", name);
-		nm->n[nm->count++] = 1;
-	}
-}
 
 static void run_on(int cpu)
 {
@@ -99,7 +78,7 @@ static void count(struct side *s, long ret, char *p)
 
 /* One twin: made dirty, mapped, collapsed once; 0 or -1 (set-up failed). */
 static int one(const char *dir, int round, bool module, bool writer, int cfd, struct side *s,
-	       struct names *nm)
+	       struct krs_names *nm)
 {
 	char path[256], cmd[96], report[4096];
 	struct krs_extent ext[4];
@@ -141,7 +120,7 @@ static int one(const char *dir, int round, bool module, bool writer, int cfd, st
 		n = krs_collapse_report(cfd, report, sizeof(report)) > 0 ?
 			    krs_report_parse(report, ext, 4, &status) : 0;
 		for (int i = 0; i < n; i++)
-			name_add(nm, ext[i].result);
+			krs_names_add(nm, ext[i].result);
 	} else {
 		ret = madvise(p, LEN, MADV_COLLAPSE) ? -errno : 0;
 	}
@@ -202,20 +181,15 @@ int main(int argc, char **argv)
 			dirs[ndirs++] = "/mnt/ext4";
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	cfd = krs_ensure_loaded() ? -1 : krs_collapse_open();
-	if (cfd < 0) {
-		fprintf(stderr, "khugepaged_rs not loaded\n");
-		return 2;
-	}
-	/* khugepaged leaves the files alone (no VM_HUGEPAGE, enabled=madvise). */
-	if (krs_thp_madvise(prev, sizeof(prev)))
+	cfd = krs_measure_setup(prev, sizeof(prev));
+	if (cfd < 0)
 		return 2;
 	printf("# write-back retry: %d rounds per directory, 2 extents of %s, %s %s, %d CPUs\n",
 	       rounds, partial ? "clean pages but 5 dirty from page 100" : "dirty pages",
 	       "writer", writer ? "open" : "closed", ncpu);
 	for (int d = 0; d < ndirs; d++) {
 		struct side madv = { 0 }, krs = { 0 };
-		struct names nm = { 0 };
+		struct krs_names nm = { 0 };
 
 		for (int r = 0; r < rounds; r++) {
 			bool module_first = r & 1;
@@ -236,8 +210,7 @@ int main(int argc, char **argv)
 		printf("# %s: module        ok %lu, EAGAIN %lu, other %lu, %s %lu\n",
 		       dirs[d], krs.ok, krs.eagain, krs.other, "PMD-mapped in full", krs.pmd_full);
 		printf("# %s: module's extents:", dirs[d]);
-		for (int i = 0; i < nm.count; i++)
-			printf(" %s %lu", nm.name[i], nm.n[i]);
+		krs_names_print(&nm);
 		printf("\n");
 	}
 	krs_thp_restore(prev);

@@ -1467,3 +1467,39 @@ char krs_task_state(pid_t tid)
 	s = strrchr(buf, ')');
 	return s && s[1] == ' ' && s[2] ? s[2] : '?';
 }
+
+void krs_names_add(struct krs_names *nm, const char *name)
+{
+	for (int i = 0; i < nm->count; i++) {
+		if (!strcmp(nm->name[i], name)) {
+			nm->n[i]++;
+			return;
+		}
+	}
+	if (nm->count < KRS_MAX_NAMES) {
+		snprintf(nm->name[nm->count], sizeof(nm->name[0]), "%s", name);
+		nm->n[nm->count++] = 1;
+	}
+}
+
+void krs_names_print(const struct krs_names *nm)
+{
+	for (int i = 0; i < nm->count; i++)
+		printf(" %s %lu", nm->name[i], nm->n[i]);
+}
+
+int krs_measure_setup(char *thp_prev, size_t size)
+{
+	int cfd = krs_ensure_loaded() ? -1 : krs_collapse_open();
+
+	if (cfd < 0) {
+		fprintf(stderr, "khugepaged_rs not loaded\n");
+		return -1;
+	}
+	if (krs_thp_madvise(thp_prev, size)) {
+		fprintf(stderr, "THP enabled cannot be set to madvise\n");
+		close(cfd);
+		return -1;
+	}
+	return cfd;
+}

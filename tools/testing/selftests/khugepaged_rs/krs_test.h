@@ -92,6 +92,14 @@ int krs_pin_page(void *page, int pipefd[2]);
 
 #define KRS_COLLAPSE KRS_DEBUGFS "/collapse"
 #define KRS_STATS KRS_DEBUGFS "/stats"
+/* The madvise(2) advice the tests use, where the libc's headers lack them. */
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
 #define KRS_PAGE_SIZE 4096UL
 #define KRS_PMD_SIZE (2UL << 20)
 #define KRS_PMD_PAGES (KRS_PMD_SIZE / KRS_PAGE_SIZE)
@@ -374,5 +382,28 @@ void krs_trace_dump(const char *const *needles, size_t n, size_t max);
 void krs_trace_teardown(const char *const *events, size_t n);
 /* The running kernel (uname -r) is @major.@minor or later. */
 bool krs_kernel_at_least(int major, int minor);
+
+/*
+ * For the measurements (not kselftests): load the module, open its collapse
+ * file and set THP enabled to madvise (khugepaged leaves the test's files
+ * alone: none is VM_HUGEPAGE), saving the old choice in @thp_prev for
+ * krs_thp_restore(). The collapse file's fd, or -1 after saying on stderr
+ * what failed.
+ */
+int krs_measure_setup(char *thp_prev, size_t size);
+
+/* Names counted (extent results, say), in the order first seen. */
+#define KRS_MAX_NAMES 16
+struct krs_names {
+	char name[KRS_MAX_NAMES][48];
+	unsigned long n[KRS_MAX_NAMES];
+	int count;
+};
+
+/* Count one more @name (dropped once KRS_MAX_NAMES names are counted). */
+void krs_names_add(struct krs_names *nm, const char *name);
+
+/* Print " NAME N" for each name counted (no newline). */
+void krs_names_print(const struct krs_names *nm);
 
 #endif

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * SCAN_DEL_PAGE_LRU after a swap-in, counted: a collapse of a shmem extent
+ * that is swapped out fails with EAGAIN when the task changed CPU between
+ * a page's swap-in and collapse_file()'s lru_add_drain() (design.rst,
+ * "Upstream notes": the swap-in's LRU batch drained on the wrong CPU). Not
+ * a kselftest (a measurement: nothing fails on the counts).
+ *
+ *   khugepaged_rs_swapin_lru [--tries N] [--hogs N] [--side madv|module|both] [-v]
+ *
+ * The swap-in puts the new folio in this CPU's lru_add batch before its
+ * read (folio_add_lru()), and collapse_file() then drains "to help
+ * folio_isolate_lru()" with lru_add_drain(), which drains the batch of the
+ * CPU the task is on by then. If the task moved in between (it slept in
+ * the read, or was preempted and pulled to the other CPU), the folio is
+ * still in the first CPU's batch, not on the LRU: folio_isolate_lru()
+ * fails, SCAN_DEL_PAGE_LRU, and the collapse rolls back.
+ *
+ * Each try: a memfd of one extent (2 MiB) of pattern pages, mapped shared
+ * at a 2 MiB boundary, swapped out with MADV_PAGEOUT (the VM swaps to
+ * zram), collapsed once (no retry) by MADV_COLLAPSE or by the module's
+ * addr=, then every page checked through the mapping. The task's CPU
+ * migrations during the call are counted (the perf software event
+ * cpu-migrations, this thread only). Three placements, N tries each per
+ * side: alone (no other load), beside H hog threads (each spins 2 ms and
+ * sleeps 0.2 ms, on any CPU), and beside them with the task pinned to CPU
+ * 0 (sched_setaffinity(): what migrate_disable() across the swap-in and
+ * the drain would give). Where the race is met, EAGAIN comes with a
+ * migration, and the pinned task never gets it: on the debug kernel
+ * (KASAN, TCG) both sides fail most tries unpinned and none pinned; on the
+ * stock kernel the swap-in is short and the task seldom moves (design.rst
+ * gives the figures).
+ *
+ * Printed per side and placement: ok, EAGAIN, other errors; tries with a
+ * migration and the EAGAINs among them; the extent results by name (the
+ * module's report; MADV_COLLAPSE's from the huge_memory
+ * mm_khugepaged_collapse_file trace event, when tracefs is there). Exit
+ * status 0 unless a page read back wrong, a call failed with an errno
+ * other than EAGAIN, or nothing could be swapped out.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "krs_test.h"
+
+#define PAGE KRS_PAGE_SIZE
+#define LEN KRS_PMD_SIZE
+#define MAX_HOGS 16
+
+struct tally {
+	unsigned long tries, not_swapped, ok, eagain, other;
+	unsigned long migrated, eagain_migrated;
+	struct krs_names results;
+};
+
+static bool verbose;
+static int bad, migr_fd = -1, cfd = -1;
+static int hogs_stop;	/* __atomic: read by the hogs */
+static const char *tracing;
+
+static uint64_t migrations(void)
+{
+	uint64_t v = 0;
+
+	if (migr_fd < 0 || read(migr_fd, &v, sizeof(v)) != sizeof(v))
+		return 0;
+	return v;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+}
+
+static void *hog(void *arg)
+{
+	while (!__atomic_load_n(&hogs_stop, __ATOMIC_RELAXED)) {
+		uint64_t end = now_us() + 2000;
+
+		while (now_us() < end && !__atomic_load_n(&hogs_stop, __ATOMIC_RELAXED))
+			;
+		usleep(200);
+	}
+	return NULL;
+}
+
+static void place(int cpu)
+{
+	cpu_set_t set;
+	int ncpu = get_nprocs();
+
+	CPU_ZERO(&set);
+	for (int c = 0; c < ncpu; c++)
+		if (cpu < 0 || c == cpu)
+			CPU_SET(c, &set);
+	krs_ignore(sched_setaffinity(0, sizeof(set), &set));
+}
+
+static int trace_put(const char *file, const char *s)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/%s", tracing, file);
+	return krs_write_str(path, s);
+}
+
+/* Empty the trace buffer (its file opened with O_TRUNC). */
+static void trace_clear(void)
+{
+	char path[160];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/trace", tracing);
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The result= of the last collapse_file() event in the trace buffer. */
+static void trace_result(char *out, size_t size)
+{
+	static char buf[65536];
+	char path[160], *r, *last = NULL;
+	ssize_t n;
+
+	snprintf(out, size, "?");
+	snprintf(path, sizeof(path), "%s/trace", tracing);
+	n = krs_read_file(path, buf, sizeof(buf));
+	for (r = n > 0 ? strstr(buf, "result=") : NULL; r; r = strstr(r + 1, "result="))
+		last = r + 7;
+	if (last)
+		snprintf(out, size, "%.*s", (int)strcspn(last, "\n "), last);
+}
+
+/* One try: 0, or -1 if the set-up failed. */
+static int one(bool module, unsigned int seed, struct tally *t)
+{
+	char cmd[96], report[4096], result[48] = "";
+	struct krs_extent ext[2];
+	uint64_t m0, m1;
+	long ret, status, swapped;
+	int fd, n;
+	char *p;
+
+	fd = krs_memfd("krs_swapin_lru", LEN);
+	p = fd < 0 ? MAP_FAILED : krs_map_aligned(LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "memfd or map: %s\n", strerror(fd < 0 ? -fd : errno));
+		return -1;
+	}
+	for (size_t i = 0; i < LEN / PAGE; i++)
+		krs_fill_page(p + i * PAGE, seed, i);
+	krs_ignore(madvise(p, LEN, MADV_PAGEOUT));
+	swapped = krs_smaps_kb(0, (unsigned long)p, "Swap");
+	t->tries++;
+	if (swapped < (long)(LEN >> 11)) {
+		t->not_swapped++;
+		goto check;
+	}
+	if (tracing && !module)
+		trace_clear();
+	m0 = migrations();
+	if (module) {
+		snprintf(cmd, sizeof(cmd), "addr=%lx len=2M", (unsigned long)p);
+		ret = krs_collapse_write(cfd, cmd, strlen(cmd));
+	} else {
+		ret = madvise(p, LEN, MADV_COLLAPSE) ? -errno : 0;
+	}
+	m1 = migrations();
+	if (module) {
+		n = krs_collapse_report(cfd, report, sizeof(report)) > 0 ?
+			    krs_report_parse(report, ext, 2, &status) : 0;
+		snprintf(result, sizeof(result), "%s", n > 0 ? ext[0].result : "?");
+	} else if (tracing) {
+		trace_result(result, sizeof(result));
+	}
+	if (result[0])
+		krs_names_add(&t->results, result);
+	if (m1 != m0)
+		t->migrated++;
+	if (ret >= 0) {
+		t->ok++;
+	} else if (ret == -EAGAIN) {
+		t->eagain++;
+		if (m1 != m0)
+			t->eagain_migrated++;
+	} else {
+		t->other++;
+		printf("# %s: %s\n", module ? "addr=" : "MADV_COLLAPSE", strerror(-ret));
+		bad = 1;
+	}
+	if (verbose)
+		printf("#   %s: %ld kB swapped, %s %s, %llu migrations\n",
+		       module ? "module" : "madv", swapped, ret < 0 ? strerror(-ret) : "ok",
+		       result, (unsigned long long)(m1 - m0));
+check:
+	for (size_t i = 0; i < LEN / PAGE; i++) {
+		if (krs_check_page(p + i * PAGE, seed, i)) {
+			printf("# page %zu wrong after %s\n", i,
+			       module ? "addr=" : "MADV_COLLAPSE");
+			bad = 1;
+			break;
+		}
+	}
+	munmap(p, LEN);
+	close(fd);
+	return 0;
+}
+
+static void print(const char *side, const char *placement, const struct tally *t)
+{
+	printf("# %-13s %-22s tries %lu: ok %lu, EAGAIN %lu, other %lu; ", side, placement,
+	       t->tries - t->not_swapped, t->ok, t->eagain, t->other);
+	printf("migrated during the call %lu (EAGAIN %lu), not %lu (EAGAIN %lu)",
+	       t->migrated, t->eagain_migrated, t->tries - t->not_swapped - t->migrated,
+	       t->eagain - t->eagain_migrated);
+	if (t->not_swapped)
+		printf("; not swapped out %lu", t->not_swapped);
+	printf("\n#   results:");
+	krs_names_print(&t->results);
+	printf("\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_MIGRATIONS,
+	};
+	int tries = 50, nhogs = 2;
+	bool sides[2] = { true, true };	/* MADV_COLLAPSE, the module */
+	pthread_t hogs[MAX_HOGS];
+	char prev[32];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--tries") && i + 1 < argc) {
+			tries = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--hogs") && i + 1 < argc) {
+			nhogs = atoi(argv[++i]);
+			if (nhogs < 1 || nhogs > MAX_HOGS)
+				nhogs = 2;
+		} else if (!strcmp(argv[i], "--side") && i + 1 < argc) {
+			i++;
+			sides[0] = strcmp(argv[i], "module");
+			sides[1] = strcmp(argv[i], "madv");
+		} else if (!strcmp(argv[i], "-v")) {
+			verbose = true;
+		} else {
+			fprintf(stderr, "usage: %s %s\n", argv[0],
+				"[--tries N] [--hogs N] [--side madv|module|both] [-v]");
+			return 2;
+		}
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	cfd = krs_measure_setup(prev, sizeof(prev));
+	if (cfd < 0)
+		return 2;
+	migr_fd = syscall(__NR_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (migr_fd < 0)
+		printf("# perf cpu-migrations: %s (migrations not counted)\n", strerror(errno));
+	if (!access("/sys/kernel/tracing/events/huge_memory", F_OK))
+		tracing = "/sys/kernel/tracing";
+	else if (!access("/sys/kernel/debug/tracing/events/huge_memory", F_OK))
+		tracing = "/sys/kernel/debug/tracing";
+	if (tracing && (trace_put("events/huge_memory/mm_khugepaged_collapse_file/enable", "1") ||
+			trace_put("tracing_on", "1")))
+		tracing = NULL;
+	printf("# swap-in then collapse: %d tries per side and placement, %d hogs, %d CPUs%s\n",
+	       tries, nhogs, get_nprocs(),
+	       tracing ? "" : " (no tracefs: no MADV_COLLAPSE results)");
+	for (int pl = 0; pl < 3; pl++) {
+		static const char *const placement[] = { "alone", "beside the hogs",
+							 "beside them, pinned" };
+		struct tally t[2] = { 0 };
+
+		__atomic_store_n(&hogs_stop, 0, __ATOMIC_RELAXED);
+		for (int h = 0; pl > 0 && h < nhogs; h++)
+			if (pthread_create(&hogs[h], NULL, hog, NULL))
+				nhogs = h;
+		place(pl == 2 ? 0 : -1);
+		for (int k = 0; k < tries; k++)
+			for (int s = 0; s < 2; s++) {
+				/* Alternate which side goes first. */
+				int side = (k & 1) ? 1 - s : s;
+
+				if (sides[side] && one(side, 9000 + k, &t[side]))
+					bad = 1;
+			}
+		__atomic_store_n(&hogs_stop, 1, __ATOMIC_RELAXED);
+		for (int h = 0; pl > 0 && h < nhogs; h++)
+			pthread_join(hogs[h], NULL);
+		place(-1);
+		for (int s = 0; s < 2; s++)
+			if (sides[s])
+				print(s ? "module" : "MADV_COLLAPSE", placement[pl], &t[s]);
+		for (int s = 0; s < 2; s++)
+			if (sides[s] && t[s].tries && t[s].not_swapped == t[s].tries)
+				bad = 1;
+	}
+	if (tracing)
+		trace_put("events/huge_memory/mm_khugepaged_collapse_file/enable", "0");
+	krs_thp_restore(prev);
+	close(cfd);
+	return bad;
+}
