@@ -348,7 +348,9 @@ fn isolate_old_folios(
                 Entry::None | Entry::Value | Entry::Internal => {
                     let xas = xa.unlock();
                     src.file.sync_readahead(index, end - index);
-                    // Drain the LRU cache to help folio_isolate_lru().
+                    // Drain the LRU cache to help folio_isolate_lru(): this
+                    // CPU's, as upstream, with the swap-in's window (the
+                    // readahead queued its folios where the task was).
                     crate::mm::lru_add_drain();
                     // Nothing there after the read (past EOF, or truncated
                     // meanwhile): SCAN_FAIL, as upstream.

@@ -60,9 +60,11 @@
  *  - the report is well formed and its status is write()'s result; it may
  *    hold the status line alone (recording or rendering the extents ran out
  *    of memory);
- *  - shmem: st_blocks grew by the holes of the extents the report shows
- *    collapsed and by nothing else (a rollback undoes the holes' shmem
- *    charge), when the report lists every extent. A regular file has no
+ *  - shmem: st_blocks grew by the holes the report shows filled and by
+ *    nothing else (a rollback undoes the holes' shmem charge, and its
+ *    extent shows 0; a committed collapse whose PMD could not be installed
+ *    shows the installation's result and its holes), when the report lists
+ *    every extent. A regular file has no
  *    shmem charge and no holes to fill (what is missing from the page
  *    cache is read, not zero-filled), and is written in full before: its
  *    st_blocks and st_size must not change at all, and every extent of its
@@ -843,7 +845,7 @@ static int make_regular(struct inst *in, const struct scenario *sc)
 	return sc->rw ? fd : krs_reopen_ro(fd, in->path);
 }
 
-static int build(struct inst *in, const struct scenario *sc)
+static int build_inst(struct inst *in, const struct scenario *sc)
 {
 	memset(in, 0, sizeof(*in));
 	in->sc = sc;
@@ -991,6 +993,7 @@ static unsigned long by_errno[134], by_result[KRS_NR_SCAN_RESULTS], empty_report
 /* Under khugepaged_rs_actors ($KRS_ACTORS): the busy kernel. */
 static bool busy;
 static unsigned long busy_holds;	/* clean collapses with the actors held */
+static unsigned long busy_setup_holds;	/* set-ups of cold files with them held */
 static uint64_t busy_hold_wait_ms, busy_hold_max_ms;	/* until every actor stood still */
 /*
  * nth: collapses that failed with nothing injected (an actor's folio ended
@@ -1002,11 +1005,11 @@ static ssize_t last_write;	/* run_one()'s collapse write: its result */
 
 /*
  * In the busy kernel: the actors stand still (krs_actors_hold()) for the
- * clean collapse, which then has to do all it does in an idle kernel. 0
- * when there are no actors or they stand still, -1 (the failure counted)
- * when they did not.
+ * clean collapse, which then has to do all it does in an idle kernel (or
+ * for a set-up, @setup: build()). 0 when there are no actors or they stand
+ * still, -1 (the failure counted) when they did not.
  */
-static int hold_actors(const struct inst *in)
+static int hold_actors(const struct inst *in, bool setup)
 {
 	uint64_t t0, waited;
 	int ret;
@@ -1020,11 +1023,14 @@ static int hold_actors(const struct inst *in)
 	if (waited > busy_hold_max_ms)
 		busy_hold_max_ms = waited;
 	if (ret < 0) {
-		fail("%s: the actors did not stand still for the clean collapse: %s",
-		     in->sc->name, strerror(-ret));
+		fail("%s: the actors did not stand still for the %s: %s", in->sc->name,
+		     setup ? "set-up" : "clean collapse", strerror(-ret));
 		return -1;
 	}
-	busy_holds++;
+	if (setup)
+		busy_setup_holds++;
+	else
+		busy_holds++;
 	return 0;
 }
 
@@ -1036,8 +1042,31 @@ static void release_actors(const struct inst *in)
 		return;
 	ret = krs_actors_release(HOLD_TIMEOUT_MS);
 	if (ret < 0)
-		fail("%s: the actors did not come back after the clean collapse: %s",
-		     in->sc->name, strerror(-ret));
+		fail("%s: the actors did not come back after a hold: %s", in->sc->name,
+		     strerror(-ret));
+}
+
+/*
+ * Set up a scenario's instance (build_inst()). A file with runs dropped
+ * from the page cache is set up with the actors held: between its writes
+ * and the mapping's first reads, drop_caches (the drop actor) or reclaim
+ * could evict the pages meant to stay, and each read of one would then
+ * read the dropped runs back with it (readahead around the fault), so that
+ * none is missing when the collapse comes. The collapse itself runs among
+ * the actors, which may read or drop anything by then.
+ */
+static int build(struct inst *in, const struct scenario *sc)
+{
+	struct inst probe = { .sc = sc };
+	int ret;
+
+	if (!sc->drop_every)
+		return build_inst(in, sc);
+	if (hold_actors(&probe, true))
+		return -1;
+	ret = build_inst(in, sc);
+	release_actors(&probe);
+	return ret;
 }
 
 static const char *errname(long ret)
@@ -1154,9 +1183,14 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 
 		if (k >= 0)
 			by_result[k]++;
-		/* SCAN_SUCCEED, SCAN_PTE_MAPPED_HUGEPAGE: collapsed now, its holes charged */
-		if (k == 1 || k == 9)
-			holes += ext[i].holes;
+		/*
+		 * The holes filled (the ABI: 0 unless the collapse was
+		 * committed), whatever came after: SCAN_SUCCEED,
+		 * SCAN_PTE_MAPPED_HUGEPAGE, or the PMD installation's own
+		 * failure (SCAN_PAGE_NULL: in the busy kernel the memcg
+		 * swapped the new huge folio out before it could be mapped).
+		 */
+		holes += ext[i].holes;
 		/* A regular file has no holes: what is missing is read in. */
 		if (in->sc->dir && ext[i].holes)
 			fail("%s: \"%s\": extent %d of a regular file filled %u holes",
@@ -1214,7 +1248,7 @@ static int run_one(struct inst *in, enum arm how, unsigned int n)
 	 * krs_collapse_cmd()'s own tries, up to CLEAN_ROUNDS rounds of them.
 	 * In the busy kernel the actors stand still first (hold_actors()).
 	 */
-	held = hold_actors(in);
+	held = hold_actors(in, false);
 	alarm(ITER_TIMEOUT);
 	for (int round = 1; held >= 0; round++) {
 		ret = krs_collapse_cmd(cfd, in->cmd);
@@ -1301,12 +1335,14 @@ static void print_regular(void)
 	for (int k = 0; k < KRS_NR_SCAN_RESULTS; k++)
 		if (clean_again_by_result[k])
 			printf("#   %-40s %lu\n", krs_scan_names[k], clean_again_by_result[k]);
-	if (busy)
-		printf("# busy kernel (%s): clean collapses with the actors held: %lu; %s %lu\n",
-		       krs_busy_actors(), busy_holds,
+	if (busy) {
+		printf("# busy kernel (%s): clean collapses with the actors held: %lu; ",
+		       krs_busy_actors(), busy_holds);
+		printf("cold files set up with them held: %lu; %s %lu\n", busy_setup_holds,
 		       "nth collapses cut short with nothing injected, made again:",
 		       busy_nth_again);
-	if (busy_holds)
+	}
+	if (busy_holds || busy_setup_holds)
 		printf("# busy kernel: %s: %.1f s in all, %.1f s at most\n",
 		       "waiting for the actors to stand still", busy_hold_wait_ms / 1000.0,
 		       busy_hold_max_ms / 1000.0);

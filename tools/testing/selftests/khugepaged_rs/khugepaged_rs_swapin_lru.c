@@ -6,7 +6,8 @@
  * "Upstream notes": the swap-in's LRU batch drained on the wrong CPU). Not
  * a kselftest (a measurement: nothing fails on the counts).
  *
- *   khugepaged_rs_swapin_lru [--tries N] [--hogs N] [--side madv|module|both] [-v]
+ *   khugepaged_rs_swapin_lru [--tries N] [--hogs N] [--side madv|module|both]
+ *                            [--dir DIR] [-v]
  *
  * The swap-in puts the new folio in this CPU's lru_add batch before its
  * read (folio_add_lru()), and collapse_file() then drains "to help
@@ -31,12 +32,18 @@
  * stock kernel the swap-in is short and the task seldom moves (design.rst
  * gives the figures).
  *
+ * --dir DIR: the regular-file path instead: each try's extent is a file on
+ * DIR (the VM's /mnt/xfs or /mnt/ext4) written, synced and dropped from
+ * the page cache (POSIX_FADV_DONTNEED), mapped read-only; the collapse
+ * reads it in with page_cache_sync_readahead(), whose folio_add_lru()s
+ * also come before collapse_file()'s lru_add_drain().
+ *
  * Printed per side and placement: ok, EAGAIN, other errors; tries with a
  * migration and the EAGAINs among them; the extent results by name (the
  * module's report; MADV_COLLAPSE's from the huge_memory
  * mm_khugepaged_collapse_file trace event, when tracefs is there). Exit
  * status 0 unless a page read back wrong, a call failed with an errno
- * other than EAGAIN, or nothing could be swapped out.
+ * other than EAGAIN, or no extent could be put out of memory.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -60,12 +67,13 @@
 #define MAX_HOGS 16
 
 struct tally {
-	unsigned long tries, not_swapped, ok, eagain, other;
+	unsigned long tries, not_out, ok, eagain, other;
 	unsigned long migrated, eagain_migrated;
 	struct krs_names results;
 };
 
 static bool verbose;
+static const char *dir;	/* --dir: a file there, dropped, instead of a memfd */
 static int bad, migr_fd = -1, cfd = -1;
 static int hogs_stop;	/* __atomic: read by the hogs */
 static const char *tracing;
@@ -147,29 +155,70 @@ static void trace_result(char *out, size_t size)
 		snprintf(out, size, "%.*s", (int)strcspn(last, "\n "), last);
 }
 
+/*
+ * The extent of a try, mapped at a 2 MiB boundary with its pages out of
+ * memory: a memfd's swapped out, or (--dir) a file's dropped from the page
+ * cache. Returns the mapping (MAP_FAILED if the set-up failed) and the kB
+ * out of memory in *@out_kb.
+ */
+static char *make_extent(unsigned int seed, int *fdp, long *out_kb)
+{
+	unsigned char vec[LEN / PAGE];
+	char path[256];
+	int fd, wfd;
+	char *p;
+
+	if (!dir) {
+		fd = krs_memfd("krs_swapin_lru", LEN);
+		p = fd < 0 ? MAP_FAILED :
+			     krs_map_aligned(LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		for (size_t i = 0; p != MAP_FAILED && i < LEN / PAGE; i++)
+			krs_fill_page(p + i * PAGE, seed, i);
+		if (p != MAP_FAILED) {
+			krs_ignore(madvise(p, LEN, MADV_PAGEOUT));
+			*out_kb = krs_smaps_kb(0, (unsigned long)p, "Swap");
+		}
+	} else {
+		/* Written, synced, dropped; the writer closed, mapped read-only. */
+		snprintf(path, sizeof(path), "%s/krs_swapin_lru.%d", dir, (int)getpid());
+		unlink(path);
+		wfd = krs_make_file(path, seed, LEN / PAGE, KRS_FILE_DROPPED);
+		fd = wfd < 0 ? wfd : open(path, O_RDONLY | O_CLOEXEC);
+		if (wfd >= 0)
+			close(wfd);
+		unlink(path);
+		p = fd < 0 ? MAP_FAILED : krs_map_aligned(LEN, PROT_READ, MAP_SHARED, fd, 0);
+		*out_kb = 0;
+		if (p != MAP_FAILED && !mincore(p, LEN, vec))
+			for (size_t i = 0; i < LEN / PAGE; i++)
+				*out_kb += vec[i] & 1 ? 0 : PAGE >> 10;
+	}
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "%s or map: %s\n", dir ? "file" : "memfd",
+			strerror(fd < 0 ? -fd : errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	*fdp = fd;
+	return p;
+}
+
 /* One try: 0, or -1 if the set-up failed. */
 static int one(bool module, unsigned int seed, struct tally *t)
 {
 	char cmd[96], report[4096], result[48] = "";
 	struct krs_extent ext[2];
 	uint64_t m0, m1;
-	long ret, status, swapped;
+	long ret, status, out_kb = 0;
 	int fd, n;
 	char *p;
 
-	fd = krs_memfd("krs_swapin_lru", LEN);
-	p = fd < 0 ? MAP_FAILED : krs_map_aligned(LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		fprintf(stderr, "memfd or map: %s\n", strerror(fd < 0 ? -fd : errno));
+	p = make_extent(seed, &fd, &out_kb);
+	if (p == MAP_FAILED)
 		return -1;
-	}
-	for (size_t i = 0; i < LEN / PAGE; i++)
-		krs_fill_page(p + i * PAGE, seed, i);
-	krs_ignore(madvise(p, LEN, MADV_PAGEOUT));
-	swapped = krs_smaps_kb(0, (unsigned long)p, "Swap");
 	t->tries++;
-	if (swapped < (long)(LEN >> 11)) {
-		t->not_swapped++;
+	if (out_kb < (long)(LEN >> 11)) {
+		t->not_out++;
 		goto check;
 	}
 	if (tracing && !module)
@@ -205,8 +254,8 @@ static int one(bool module, unsigned int seed, struct tally *t)
 		bad = 1;
 	}
 	if (verbose)
-		printf("#   %s: %ld kB swapped, %s %s, %llu migrations\n",
-		       module ? "module" : "madv", swapped, ret < 0 ? strerror(-ret) : "ok",
+		printf("#   %s: %ld kB out of memory, %s %s, %llu migrations\n",
+		       module ? "module" : "madv", out_kb, ret < 0 ? strerror(-ret) : "ok",
 		       result, (unsigned long long)(m1 - m0));
 check:
 	for (size_t i = 0; i < LEN / PAGE; i++) {
@@ -225,12 +274,12 @@ check:
 static void print(const char *side, const char *placement, const struct tally *t)
 {
 	printf("# %-13s %-22s tries %lu: ok %lu, EAGAIN %lu, other %lu; ", side, placement,
-	       t->tries - t->not_swapped, t->ok, t->eagain, t->other);
+	       t->tries - t->not_out, t->ok, t->eagain, t->other);
 	printf("migrated during the call %lu (EAGAIN %lu), not %lu (EAGAIN %lu)",
-	       t->migrated, t->eagain_migrated, t->tries - t->not_swapped - t->migrated,
+	       t->migrated, t->eagain_migrated, t->tries - t->not_out - t->migrated,
 	       t->eagain - t->eagain_migrated);
-	if (t->not_swapped)
-		printf("; not swapped out %lu", t->not_swapped);
+	if (t->not_out)
+		printf("; tries with less than half out of memory (not counted) %lu", t->not_out);
 	printf("\n#   results:");
 	krs_names_print(&t->results);
 	printf("\n");
@@ -259,11 +308,13 @@ int main(int argc, char **argv)
 			i++;
 			sides[0] = strcmp(argv[i], "module");
 			sides[1] = strcmp(argv[i], "madv");
+		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+			dir = argv[++i];
 		} else if (!strcmp(argv[i], "-v")) {
 			verbose = true;
 		} else {
 			fprintf(stderr, "usage: %s %s\n", argv[0],
-				"[--tries N] [--hogs N] [--side madv|module|both] [-v]");
+				"[--tries N] [--hogs N] [--side madv|module|both] [--dir DIR] [-v]");
 			return 2;
 		}
 	}
@@ -310,7 +361,7 @@ int main(int argc, char **argv)
 			if (sides[s])
 				print(s ? "module" : "MADV_COLLAPSE", placement[pl], &t[s]);
 		for (int s = 0; s < 2; s++)
-			if (sides[s] && t[s].tries && t[s].not_swapped == t[s].tries)
+			if (sides[s] && t[s].tries && t[s].not_out == t[s].tries)
 				bad = 1;
 	}
 	if (tracing)
