@@ -1057,15 +1057,18 @@ static void release_actors(const struct inst *in)
  */
 static int build(struct inst *in, const struct scenario *sc)
 {
-	struct inst probe = { .sc = sc };
 	int ret;
 
 	if (!sc->drop_every)
 		return build_inst(in, sc);
-	if (hold_actors(&probe, true))
+	/* A hold that fails leaves @in empty, as a failed set-up: no map, no fd. */
+	memset(in, 0, sizeof(*in));
+	in->sc = sc;
+	in->fd = -1;
+	if (hold_actors(in, true))
 		return -1;
 	ret = build_inst(in, sc);
-	release_actors(&probe);
+	release_actors(in);
 	return ret;
 }
 

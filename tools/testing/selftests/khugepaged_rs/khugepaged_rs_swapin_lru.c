@@ -50,7 +50,6 @@
 #include <fcntl.h>
 #include <linux/perf_event.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +75,8 @@ static bool verbose;
 static const char *dir;	/* --dir: a file there, dropped, instead of a memfd */
 static int bad, migr_fd = -1, cfd = -1;
 static int hogs_stop;	/* __atomic: read by the hogs */
-static const char *tracing;
+static bool tracing;	/* the collapse_file() event is on */
+static const char *const event[] = { "huge_memory/mm_khugepaged_collapse_file" };
 
 static uint64_t migrations(void)
 {
@@ -107,48 +107,15 @@ static void *hog(void *arg)
 	return NULL;
 }
 
-static void place(int cpu)
-{
-	cpu_set_t set;
-	int ncpu = get_nprocs();
-
-	CPU_ZERO(&set);
-	for (int c = 0; c < ncpu; c++)
-		if (cpu < 0 || c == cpu)
-			CPU_SET(c, &set);
-	krs_ignore(sched_setaffinity(0, sizeof(set), &set));
-}
-
-static int trace_put(const char *file, const char *s)
-{
-	char path[160];
-
-	snprintf(path, sizeof(path), "%s/%s", tracing, file);
-	return krs_write_str(path, s);
-}
-
-/* Empty the trace buffer (its file opened with O_TRUNC). */
-static void trace_clear(void)
-{
-	char path[160];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/trace", tracing);
-	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	if (fd >= 0)
-		close(fd);
-}
-
 /* The result= of the last collapse_file() event in the trace buffer. */
 static void trace_result(char *out, size_t size)
 {
 	static char buf[65536];
-	char path[160], *r, *last = NULL;
+	char *r, *last = NULL;
 	ssize_t n;
 
 	snprintf(out, size, "?");
-	snprintf(path, sizeof(path), "%s/trace", tracing);
-	n = krs_read_file(path, buf, sizeof(buf));
+	n = krs_trace_read(buf, sizeof(buf));
 	for (r = n > 0 ? strstr(buf, "result=") : NULL; r; r = strstr(r + 1, "result="))
 		last = r + 7;
 	if (last)
@@ -222,7 +189,7 @@ static int one(bool module, unsigned int seed, struct tally *t)
 		goto check;
 	}
 	if (tracing && !module)
-		trace_clear();
+		krs_trace_clear();
 	m0 = migrations();
 	if (module) {
 		snprintf(cmd, sizeof(cmd), "addr=%lx len=2M", (unsigned long)p);
@@ -325,13 +292,7 @@ int main(int argc, char **argv)
 	migr_fd = syscall(__NR_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (migr_fd < 0)
 		printf("# perf cpu-migrations: %s (migrations not counted)\n", strerror(errno));
-	if (!access("/sys/kernel/tracing/events/huge_memory", F_OK))
-		tracing = "/sys/kernel/tracing";
-	else if (!access("/sys/kernel/debug/tracing/events/huge_memory", F_OK))
-		tracing = "/sys/kernel/debug/tracing";
-	if (tracing && (trace_put("events/huge_memory/mm_khugepaged_collapse_file/enable", "1") ||
-			trace_put("tracing_on", "1")))
-		tracing = NULL;
+	tracing = !krs_trace_setup(event, ARRAY_SIZE(event), 1024);
 	printf("# swap-in then collapse: %d tries per side and placement, %d hogs, %d CPUs%s\n",
 	       tries, nhogs, get_nprocs(),
 	       tracing ? "" : " (no tracefs: no MADV_COLLAPSE results)");
@@ -344,7 +305,7 @@ int main(int argc, char **argv)
 		for (int h = 0; pl > 0 && h < nhogs; h++)
 			if (pthread_create(&hogs[h], NULL, hog, NULL))
 				nhogs = h;
-		place(pl == 2 ? 0 : -1);
+		krs_run_on(pl == 2 ? 0 : -1);
 		for (int k = 0; k < tries; k++)
 			for (int s = 0; s < 2; s++) {
 				/* Alternate which side goes first. */
@@ -356,7 +317,7 @@ int main(int argc, char **argv)
 		__atomic_store_n(&hogs_stop, 1, __ATOMIC_RELAXED);
 		for (int h = 0; pl > 0 && h < nhogs; h++)
 			pthread_join(hogs[h], NULL);
-		place(-1);
+		krs_run_on(-1);
 		for (int s = 0; s < 2; s++)
 			if (sides[s])
 				print(s ? "module" : "MADV_COLLAPSE", placement[pl], &t[s]);
@@ -365,7 +326,7 @@ int main(int argc, char **argv)
 				bad = 1;
 	}
 	if (tracing)
-		trace_put("events/huge_memory/mm_khugepaged_collapse_file/enable", "0");
+		krs_trace_teardown(event, ARRAY_SIZE(event));
 	krs_thp_restore(prev);
 	close(cfd);
 	return bad;

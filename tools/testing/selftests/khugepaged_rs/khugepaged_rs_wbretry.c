@@ -30,7 +30,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,15 +53,6 @@ struct side {
 
 static bool verbose, partial;
 static int bad;
-
-static void run_on(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	krs_ignore(sched_setaffinity(0, sizeof(set), &set));
-}
 
 static void count(struct side *s, long ret, char *p)
 {
@@ -197,7 +187,7 @@ int main(int argc, char **argv)
 			for (int k = 0; k < 2; k++) {
 				bool module = (k == 0) == module_first;
 
-				run_on(ncpu > 1 ? (r >> 1) & 1 : 0);
+				krs_run_on(ncpu > 1 ? (r >> 1) & 1 : 0);
 				struct side *sd = module ? &krs : &madv;
 
 				if (one(dirs[d], r, module, writer, cfd, sd, &nm))

@@ -10,6 +10,7 @@
 #include <linux/module.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -1249,6 +1251,31 @@ static int trace_write(const char *name, const char *value)
 	return krs_write_str(path, value);
 }
 
+int krs_trace_clear(void)
+{
+	const char *dir = trace_dir();
+	char path[160];
+	int fd;
+
+	if (!dir)
+		return -ENOENT;
+	/* Opened with O_TRUNC: the buffer emptied. */
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	return fd < 0 ? -errno : close(fd);
+}
+
+ssize_t krs_trace_read(char *buf, size_t size)
+{
+	const char *dir = trace_dir();
+	char path[160];
+
+	if (!dir)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	return krs_read_file(path, buf, size);
+}
+
 int krs_trace_setup(const char *const *events, size_t n, unsigned int buf_kb)
 {
 	char buf[32], path[160];
@@ -1256,12 +1283,8 @@ int krs_trace_setup(const char *const *events, size_t n, unsigned int buf_kb)
 
 	snprintf(buf, sizeof(buf), "%u", buf_kb);
 	ret = trace_write("buffer_size_kb", buf);
-	if (!ret) {
-		/* Opened with O_TRUNC: the buffer emptied. */
-		snprintf(path, sizeof(path), "%s/trace", trace_dir());
-		ret = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-		ret = ret < 0 ? -errno : close(ret);
-	}
+	if (!ret)
+		ret = krs_trace_clear();
 	for (size_t k = 0; !ret && k < n; k++) {
 		const char *cond = strstr(events[k], " if ");
 		int len = cond ? (int)(cond - events[k]) : (int)strlen(events[k]);
@@ -1502,4 +1525,16 @@ int krs_measure_setup(char *thp_prev, size_t size)
 		return -1;
 	}
 	return cfd;
+}
+
+void krs_run_on(int cpu)
+{
+	int ncpu = get_nprocs();
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (int c = 0; c < ncpu; c++)
+		if (cpu < 0 || c == cpu)
+			CPU_SET(c, &set);
+	krs_ignore(sched_setaffinity(0, sizeof(set), &set));
 }

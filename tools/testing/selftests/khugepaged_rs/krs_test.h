@@ -380,6 +380,10 @@ void krs_trace_mark(const char *fmt, ...) __printf(1, 2);
 void krs_trace_freeze(void);
 void krs_trace_dump(const char *const *needles, size_t n, size_t max);
 void krs_trace_teardown(const char *const *events, size_t n);
+/* Empty the trace buffer (0 or -errno). */
+int krs_trace_clear(void);
+/* Read the trace buffer's text into @buf (NUL-terminated); bytes or -errno. */
+ssize_t krs_trace_read(char *buf, size_t size);
 /* The running kernel (uname -r) is @major.@minor or later. */
 bool krs_kernel_at_least(int major, int minor);
 
@@ -391,6 +395,8 @@ bool krs_kernel_at_least(int major, int minor);
  * what failed.
  */
 int krs_measure_setup(char *thp_prev, size_t size);
+/* Run the calling thread on CPU @cpu only, or on every CPU if @cpu < 0. */
+void krs_run_on(int cpu);
 
 /* Names counted (extent results, say), in the order first seen. */
 #define KRS_MAX_NAMES 16
