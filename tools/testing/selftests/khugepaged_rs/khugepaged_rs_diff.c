@@ -71,8 +71,10 @@
  *  - the data, always, as above;
  *  - the outcome, unless a twin's errno is one an actor can cause (EAGAIN:
  *    a folio another path holds, locked, isolated or referenced; ENOMEM:
- *    the memcg's charge; EBUSY) or khugepaged collapsed pages meanwhile
- *    (an extent it collapsed succeeds where it might have failed);
+ *    the memcg's charge; EBUSY; EINVAL when reclaim or swap ran during
+ *    that twin's collapse, see reclaim_events()) or khugepaged collapsed
+ *    pages meanwhile (an extent it collapsed succeeds where it might have
+ *    failed);
  *  - not the state (smaps, pagemap, mincore, folios, st_blocks), before or
  *    after the collapse: swap-out, migration and khugepaged change it.
  * The outcomes left uncompared are counted ("busy") and printed at the end.
@@ -1742,9 +1744,48 @@ static bool busy;
 static uint64_t busy_uncompared;	/* seeds whose outcome an actor could change */
 static uint64_t busy_differed;		/* of them: the twins' outcomes differed */
 
-static bool actor_errno(int r)
+static uint64_t busy_reclaim_einval;	/* of them: an EINVAL with reclaim during its call */
+
+/*
+ * The reclaim and swap events so far (the sum of a few /proc/vmstat
+ * counters; the ones a kernel lacks count 0). The memcg actor's reclaim and
+ * swap can end a collapse in EINVAL, madvise_collapse_errno()'s default:
+ * the new huge folio swapped out between the commit and the PMD's
+ * installation (SCAN_PAGE_NULL, as the module's report shows), or a
+ * swapped-out page whose swap-in fails its charge (SCAN_FAIL); the drop
+ * actor's drop_caches takes a regular file's folios the same way. Whether
+ * it happens depends on when the actor ran, not on the recipe, so a twin's
+ * EINVAL is not compared when any of these moved during its collapse.
+ */
+static long reclaim_events(void)
 {
-	return r == -EAGAIN || r == -ENOMEM || r == -EBUSY;
+	static const char *const names[] = {
+		"pswpin", "pswpout", "pgscan_kswapd", "pgscan_direct",
+		"pgscan_khugepaged", "pgscan_proactive", "drop_pagecache",
+	};
+	long sum = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		long v = krs_vmstat(names[i]);
+
+		sum += v > 0 ? v : 0;
+	}
+	return sum;
+}
+
+/*
+ * The module's own word for it: an extent of @report ended SCAN_PAGE_NULL
+ * or SCAN_FAIL, the results reclaim gives (above).
+ */
+static bool reclaim_result(const char *report)
+{
+	return strstr(report, " result=SCAN_PAGE_NULL ") || strstr(report, " result=SCAN_FAIL ");
+}
+
+/* @reclaimed: reclaim or swap ran during the twin's collapse. */
+static bool actor_errno(int r, bool reclaimed)
+{
+	return r == -EAGAIN || r == -ENOMEM || r == -EBUSY || (r == -EINVAL && reclaimed);
 }
 
 /*
@@ -1752,12 +1793,26 @@ static bool actor_errno(int r)
  * with an errno an actor can cause, nor when khugepaged collapsed pages
  * while the seed ran (@khd_moved).
  */
-static bool busy_outcome(const int *ret, const int *ret2, bool khd_moved)
+static bool busy_outcome(const int *ret, const int *ret2, const bool *reclaimed,
+			 bool khd_moved)
 {
 	for (int i = 0; i < 2; i++)
-		if (actor_errno(ret[i]) || actor_errno(ret2[i]))
+		if (actor_errno(ret[i], reclaimed[i]) || actor_errno(ret2[i], reclaimed[i]))
 			return false;
 	return !khd_moved;
+}
+
+/* Only the EINVAL of a twin that met reclaim stopped the comparison. */
+static bool busy_einval_only(const int *ret, const int *ret2, const bool *reclaimed)
+{
+	bool einval = false;
+
+	for (int i = 0; i < 2; i++) {
+		if (actor_errno(ret[i], false) || actor_errno(ret2[i], false))
+			return false;
+		einval |= reclaimed[i] && (ret[i] == -EINVAL || ret2[i] == -EINVAL);
+	}
+	return einval;
 }
 
 static enum seed_result run_seed_once(uint64_t seed, int cfd);
@@ -1808,7 +1863,7 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	enum seed_result res = SEED_SAME;
 	bool same_out, same_file, same_state;
 	enum kind kind;
-	bool uffd_missing = false, gap, whole, khd_moved = false;
+	bool uffd_missing = false, gap, whole, khd_moved = false, reclaimed[2] = { false };
 	long kcollapsed = regular() || busy ? khugepaged_collapsed() : -1;
 
 	cur_seed = seed;
@@ -1860,6 +1915,7 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	for (int i = 0; i < 2; i++) {
 		unsigned long addr = (unsigned long)tw[i].maps[q.map].addr + q.first * PAGE;
 		size_t len = q.npages * PAGE;
+		long reclaim0 = busy ? reclaim_events() : 0;
 
 		if (i == 0 || oracle_twice) {
 			ret[i] = do_madvise(addr, len);
@@ -1870,7 +1926,11 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 			if (q.twice)
 				ret2[1] = do_module(cfd, addr, len, report2, sizeof(report2));
 		}
+		reclaimed[i] = busy && reclaim_events() != reclaim0;
 	}
+	/* MADV_COLLAPSE does not say why; the module does. */
+	if (reclaimed[1] && !oracle_twice)
+		reclaimed[1] = reclaim_result(report) || (q.twice && reclaim_result(report2));
 	if (verbose && !rechecking) {
 		printf("# seed %lu: map %d pages [%zu, +%zu)%s, %s: MADV_COLLAPSE %s",
 		       seed, q.map, q.first, q.npages, q.twice ? " twice" : "",
@@ -1911,12 +1971,13 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 		     !strcmp(after[0].s, after[1].s);
 	if (busy) {
 		/* The data (the state is not compared), then the outcome if it can be. */
-		bool compared = busy_outcome(ret, ret2, khd_moved);
+		bool compared = busy_outcome(ret, ret2, reclaimed, khd_moved);
 
 		same_state = same_file && (uffd_missing || !strcmp(cont[0].s, cont[1].s));
 		if (!compared && !rechecking) {
 			busy_uncompared++;
 			busy_differed += !same_out;
+			busy_reclaim_einval += !khd_moved && busy_einval_only(ret, ret2, reclaimed);
 		}
 		if (!compared)
 			same_out = true;
@@ -2176,10 +2237,11 @@ int main(int argc, char **argv)
 	       nkind[KIND_EDGE], nkind[KIND_CROSS]);
 	mthp_print();
 	if (busy)
-		ksft_print_msg("busy kernel (%s): %lu seeds' outcomes not compared %s, %s %lu\n",
+		ksft_print_msg("busy kernel (%s): %lu seeds' outcomes not compared %s, %s %lu; %s %lu\n",
 			       krs_busy_actors(), busy_uncompared,
 			       "(an actor's errno or khugepaged's collapse)",
-			       "the twins' differed in", busy_differed);
+			       "the twins' differed in", busy_differed,
+			       "an EINVAL with reclaim during its collapse in", busy_reclaim_einval);
 	if (write(uwake[1], "q", 1) == 1)
 		pthread_join(uthread, NULL);
 	close(cfd);

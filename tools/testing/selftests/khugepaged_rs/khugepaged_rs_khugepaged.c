@@ -113,24 +113,6 @@ static int write_long(const char *path, long v)
 	return krs_write_str(path, buf);
 }
 
-/* A /proc/vmstat counter; -1 if absent. */
-static long vm_counter(const char *name)
-{
-	static char buf[1 << 16];
-	size_t len = strlen(name);
-
-	if (krs_read_file("/proc/vmstat", buf, sizeof(buf)) <= 0)
-		return -1;
-	for (char *line = buf; line && *line;) {
-		if (!strncmp(line, name, len) && line[len] == ' ')
-			return strtol(line + len + 1, NULL, 10);
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	return -1;
-}
-
 /* The vm events a collapse counts. */
 struct events {
 	long none, swap, alloc;
@@ -138,9 +120,9 @@ struct events {
 
 static void events_read(struct events *e)
 {
-	e->none = vm_counter("thp_scan_exceed_none_pte");
-	e->swap = vm_counter("thp_scan_exceed_swap_pte");
-	e->alloc = vm_counter("thp_collapse_alloc");
+	e->none = krs_vmstat("thp_scan_exceed_none_pte");
+	e->swap = krs_vmstat("thp_scan_exceed_swap_pte");
+	e->alloc = krs_vmstat("thp_collapse_alloc");
 }
 
 static void events_delta(struct events *d, const struct events *a, const struct events *b)

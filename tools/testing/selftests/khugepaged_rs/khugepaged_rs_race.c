@@ -110,21 +110,6 @@ static long file_blocks(int fd)
 	return fstat(fd, &st) ? -1 : (long)st.st_blocks;
 }
 
-/* A /proc/vmstat counter; -1 if absent. */
-static long vmstat_read(const char *name)
-{
-	char buf[16384], key[64], *line;
-	ssize_t n = krs_read_file("/proc/vmstat", buf, sizeof(buf));
-
-	if (n < 0)
-		return -1;
-	snprintf(key, sizeof(key), "\n%s ", name);
-	line = strstr(buf, key);
-	if (!line && !strncmp(buf, key + 1, strlen(key + 1)))
-		line = buf - 1;
-	return line ? strtol(line + strlen(key), NULL, 10) : -1;
-}
-
 #define MTHP_STATS "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/"
 
 /* A per-size stat file's value; -1 if absent. */
@@ -1573,7 +1558,7 @@ TEST_F(fail, once)
 	krs_vm_stat_refresh();
 	shmem = krs_meminfo_kb("Shmem");
 	snap_stats(_metadata, self->stats0);
-	events = variant->vmstat ? vmstat_read(variant->vmstat) : 0;
+	events = variant->vmstat ? krs_vmstat(variant->vmstat) : 0;
 	snprintf(name, sizeof(name), MTHP_STATS "%s", variant->mthp ? variant->mthp : "");
 	if (variant->mthp)
 		mthp = mthp_read(name);
@@ -1588,7 +1573,7 @@ TEST_F(fail, once)
 	EXPECT_EQ(-variant->err, o.ret) TH_LOG("'%s': report:\n%s", c.cmd, c.report);
 	EXPECT_STREQ(variant->result, o.result);
 	if (variant->vmstat)
-		EXPECT_EQ(events + 1, vmstat_read(variant->vmstat)) TH_LOG("%s", variant->vmstat);
+		EXPECT_EQ(events + 1, krs_vmstat(variant->vmstat)) TH_LOG("%s", variant->vmstat);
 	if (variant->mthp && mthp >= 0)
 		EXPECT_EQ(mthp + 1, mthp_read(name)) TH_LOG("%s", name);
 

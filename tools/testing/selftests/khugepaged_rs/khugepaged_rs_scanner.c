@@ -94,24 +94,6 @@ static int write_long(const char *path, long v)
 	return krs_write_str(path, buf);
 }
 
-/* A /proc/vmstat counter; -1 if absent. */
-static long vm_counter(const char *name)
-{
-	static char buf[1 << 16];
-	size_t len = strlen(name);
-
-	if (krs_read_file("/proc/vmstat", buf, sizeof(buf)) <= 0)
-		return -1;
-	for (char *line = buf; line && *line;) {
-		if (!strncmp(line, name, len) && line[len] == ' ')
-			return strtol(line + len + 1, NULL, 10);
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	return -1;
-}
-
 /* khugepaged quiet: full_scans unchanged for a second. */
 static void khugepaged_quiet(void)
 {
@@ -327,14 +309,14 @@ TEST_F_TIMEOUT(scanner, like_khugepaged, 300)
 	pid = twin_start(_metadata, &ck, "krs_scan_k");
 	ASSERT_LT(0, pid);
 	k0 = read_long(KHD "/full_scans");
-	kc0 = vm_counter("thp_collapse_alloc");
+	kc0 = krs_vmstat("thp_collapse_alloc");
 	ASSERT_EQ(0, write_long(KHD "/scan_sleep_millisecs", 10));
 	for (int i = 0; i < 600 && read_long(KHD "/full_scans") < k0 + 2; i++)
 		usleep(100 * 1000);
 	ASSERT_EQ(0, write_long(KHD "/scan_sleep_millisecs", PARKED_MS));
 	khugepaged_quiet();
 	/* A's two extents, by khugepaged. */
-	EXPECT_EQ(kc0 + 2, vm_counter("thp_collapse_alloc"));
+	EXPECT_EQ(kc0 + 2, krs_vmstat("thp_collapse_alloc"));
 	ASSERT_EQ(0, twin_finish(&ck, &khd));
 
 	for (int m = 0; m < 3; m++) {

@@ -1118,6 +1118,30 @@ long krs_meminfo_kb(const char *field)
 	return -1;
 }
 
+long krs_vmstat(const char *name)
+{
+	const size_t size = 1 << 16;
+	char *buf = malloc(size);
+	size_t len = strlen(name);
+	long v = -1;
+
+	if (!buf)
+		return -1;
+	if (krs_read_file("/proc/vmstat", buf, size) > 0) {
+		for (char *line = buf; line && *line;) {
+			if (!strncmp(line, name, len) && line[len] == ' ') {
+				v = strtol(line + len + 1, NULL, 10);
+				break;
+			}
+			line = strchr(line, '\n');
+			if (line)
+				line++;
+		}
+	}
+	free(buf);
+	return v;
+}
+
 static void *krs_bg_collapse_fn(void *arg)
 {
 	struct krs_bg_collapse *c = arg;

@@ -338,6 +338,8 @@ void krs_sleep_ms(unsigned int ms);
 void krs_vm_stat_refresh(void);
 /* /proc/meminfo field @field in kB; -1 if absent. */
 long krs_meminfo_kb(const char *field);
+/* A /proc/vmstat counter (@name without the space); -1 if absent. */
+long krs_vmstat(const char *name);
 
 /*
  * A collapse written from a thread of its own through its own collapse fd
