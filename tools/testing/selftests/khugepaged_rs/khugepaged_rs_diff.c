@@ -1782,10 +1782,10 @@ static bool reclaim_result(const char *report)
 	return strstr(report, " result=SCAN_PAGE_NULL ") || strstr(report, " result=SCAN_FAIL ");
 }
 
-/* @reclaimed: reclaim or swap ran during the twin's collapse. */
-static bool actor_errno(int r, bool reclaimed)
+/* @excused: the twin's EINVAL may be reclaim's (reclaim_events() moved, above). */
+static bool actor_errno(int r, bool excused)
 {
-	return r == -EAGAIN || r == -ENOMEM || r == -EBUSY || (r == -EINVAL && reclaimed);
+	return r == -EAGAIN || r == -ENOMEM || r == -EBUSY || (r == -EINVAL && excused);
 }
 
 /*
@@ -1793,24 +1793,24 @@ static bool actor_errno(int r, bool reclaimed)
  * with an errno an actor can cause, nor when khugepaged collapsed pages
  * while the seed ran (@khd_moved).
  */
-static bool busy_outcome(const int *ret, const int *ret2, const bool *reclaimed,
+static bool busy_outcome(const int *ret, const int *ret2, const bool *excused,
 			 bool khd_moved)
 {
 	for (int i = 0; i < 2; i++)
-		if (actor_errno(ret[i], reclaimed[i]) || actor_errno(ret2[i], reclaimed[i]))
+		if (actor_errno(ret[i], excused[i]) || actor_errno(ret2[i], excused[i]))
 			return false;
 	return !khd_moved;
 }
 
 /* Only the EINVAL of a twin that met reclaim stopped the comparison. */
-static bool busy_einval_only(const int *ret, const int *ret2, const bool *reclaimed)
+static bool busy_einval_only(const int *ret, const int *ret2, const bool *excused)
 {
 	bool einval = false;
 
 	for (int i = 0; i < 2; i++) {
 		if (actor_errno(ret[i], false) || actor_errno(ret2[i], false))
 			return false;
-		einval |= reclaimed[i] && (ret[i] == -EINVAL || ret2[i] == -EINVAL);
+		einval |= excused[i] && (ret[i] == -EINVAL || ret2[i] == -EINVAL);
 	}
 	return einval;
 }
@@ -1863,7 +1863,8 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	enum seed_result res = SEED_SAME;
 	bool same_out, same_file, same_state;
 	enum kind kind;
-	bool uffd_missing = false, gap, whole, khd_moved = false, reclaimed[2] = { false };
+	bool uffd_missing = false, gap, whole, khd_moved = false;
+	bool reclaimed[2] = { false }, excused[2] = { false };
 	long kcollapsed = regular() || busy ? khugepaged_collapsed() : -1;
 
 	cur_seed = seed;
@@ -1928,9 +1929,10 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 		}
 		reclaimed[i] = busy && reclaim_events() != reclaim0;
 	}
-	/* MADV_COLLAPSE does not say why; the module does. */
-	if (reclaimed[1] && !oracle_twice)
-		reclaimed[1] = reclaim_result(report) || (q.twice && reclaim_result(report2));
+	/* An EINVAL reclaim may have caused; MADV_COLLAPSE does not say why, the module does. */
+	excused[0] = reclaimed[0];
+	excused[1] = reclaimed[1] &&
+		     (oracle_twice || reclaim_result(report) || (q.twice && reclaim_result(report2)));
 	if (verbose && !rechecking) {
 		printf("# seed %lu: map %d pages [%zu, +%zu)%s, %s: MADV_COLLAPSE %s",
 		       seed, q.map, q.first, q.npages, q.twice ? " twice" : "",
@@ -1971,13 +1973,13 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 		     !strcmp(after[0].s, after[1].s);
 	if (busy) {
 		/* The data (the state is not compared), then the outcome if it can be. */
-		bool compared = busy_outcome(ret, ret2, reclaimed, khd_moved);
+		bool compared = busy_outcome(ret, ret2, excused, khd_moved);
 
 		same_state = same_file && (uffd_missing || !strcmp(cont[0].s, cont[1].s));
 		if (!compared && !rechecking) {
 			busy_uncompared++;
 			busy_differed += !same_out;
-			busy_reclaim_einval += !khd_moved && busy_einval_only(ret, ret2, reclaimed);
+			busy_reclaim_einval += !khd_moved && busy_einval_only(ret, ret2, excused);
 		}
 		if (!compared)
 			same_out = true;
@@ -2031,6 +2033,13 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 				       q.twice ? " then " : "", q.twice ? errname(ret2[1]) : "");
 			else
 				printf("#   outcome: both %s\n", errname(ret[0]));
+			if (busy) {
+				/* Uncompared, but what an actor changed shows here. */
+				printf("#   reclaim or swap during the collapse: %s %s, %s %s\n",
+				       "MADV_COLLAPSE", reclaimed[0] ? "yes" : "no",
+				       "khugepaged_rs", reclaimed[1] ? "yes" : "no");
+				print_diff("before", pre[0].s, pre[1].s);
+			}
 			print_diff("after collapse", post[0].s, post[1].s);
 			print_diff("contents", cont[0].s, cont[1].s);
 			print_diff("after reading", after[0].s, after[1].s);
