@@ -71,9 +71,12 @@
  *  - the data, always, as above;
  *  - the outcome, unless a twin's errno is one an actor can cause (EAGAIN:
  *    a folio another path holds, locked, isolated or referenced; ENOMEM:
- *    the memcg's charge; EBUSY; EINVAL when reclaim or swap ran during
- *    that twin's collapse, see reclaim_events()) or khugepaged collapsed
- *    pages meanwhile (an extent it collapsed succeeds where it might have
+ *    the memcg's charge; EBUSY; EINVAL when reclaim, swap or drop_caches
+ *    ran since the snapshot before it, see reclaim_events()), or the
+ *    twins' files held different numbers of blocks before the collapse
+ *    (drop_caches and reclaim free clean pages, read-faulted holes, of one
+ *    twin's file and not the other's), or khugepaged collapsed pages
+ *    meanwhile (an extent it collapsed succeeds where it might have
  *    failed);
  *  - not the state (smaps, pagemap, mincore, folios, st_blocks), before or
  *    after the collapse: swap-out, migration and khugepaged change it.
@@ -1744,18 +1747,22 @@ static bool busy;
 static uint64_t busy_uncompared;	/* seeds whose outcome an actor could change */
 static uint64_t busy_differed;		/* of them: the twins' outcomes differed */
 
-static uint64_t busy_reclaim_einval;	/* of them: an EINVAL with reclaim during its call */
+static uint64_t busy_reclaim_einval;	/* of them: an EINVAL with reclaim meanwhile */
+static uint64_t busy_blocks_differ;	/* of them: the files' blocks differed before */
 
 /*
- * The reclaim and swap events so far (the sum of a few /proc/vmstat
+ * The reclaim, swap and drop events so far (the sum of a few /proc/vmstat
  * counters; the ones a kernel lacks count 0). The memcg actor's reclaim and
  * swap can end a collapse in EINVAL, madvise_collapse_errno()'s default:
  * the new huge folio swapped out between the commit and the PMD's
  * installation (SCAN_PAGE_NULL, as the module's report shows), or a
- * swapped-out page whose swap-in fails its charge (SCAN_FAIL); the drop
- * actor's drop_caches takes a regular file's folios the same way. Whether
- * it happens depends on when the actor ran, not on the recipe, so a twin's
- * EINVAL is not compared when any of these moved during its collapse.
+ * swapped-out page whose swap-in fails its charge (SCAN_FAIL). The drop
+ * actor's drop_caches, and reclaim, free clean unmapped folios, shmem's
+ * too: an extent whose pages were read-faulted holes (never written) and
+ * no longer mapped can be left empty (SCAN_TRUNCATED). Whether it happens
+ * depends on when the actor ran, not on the recipe, so a twin's EINVAL is
+ * not compared when any of these moved between the snapshots before the
+ * collapse and the end of that twin's.
  */
 static long reclaim_events(void)
 {
@@ -1774,12 +1781,13 @@ static long reclaim_events(void)
 }
 
 /*
- * The module's own word for it: an extent of @report ended SCAN_PAGE_NULL
- * or SCAN_FAIL, the results reclaim gives (above).
+ * The module's own word for it: an extent of @report ended SCAN_PAGE_NULL,
+ * SCAN_FAIL or SCAN_TRUNCATED, the results reclaim and drops give (above).
  */
 static bool reclaim_result(const char *report)
 {
-	return strstr(report, " result=SCAN_PAGE_NULL ") || strstr(report, " result=SCAN_FAIL ");
+	return strstr(report, " result=SCAN_PAGE_NULL ") || strstr(report, " result=SCAN_FAIL ") ||
+	       strstr(report, " result=SCAN_TRUNCATED ");
 }
 
 /* @excused: the twin's EINVAL may be reclaim's (reclaim_events() moved, above). */
@@ -1790,16 +1798,17 @@ static bool actor_errno(int r, bool excused)
 
 /*
  * Busy kernel: may the twins' outcomes be compared? Not when a twin failed
- * with an errno an actor can cause, nor when khugepaged collapsed pages
- * while the seed ran (@khd_moved).
+ * with an errno an actor can cause, nor when the files held different
+ * numbers of blocks before the collapse (@blocks_differ), nor when
+ * khugepaged collapsed pages while the seed ran (@khd_moved).
  */
 static bool busy_outcome(const int *ret, const int *ret2, const bool *excused,
-			 bool khd_moved)
+			 bool blocks_differ, bool khd_moved)
 {
 	for (int i = 0; i < 2; i++)
 		if (actor_errno(ret[i], excused[i]) || actor_errno(ret2[i], excused[i]))
 			return false;
-	return !khd_moved;
+	return !blocks_differ && !khd_moved;
 }
 
 /* Only the EINVAL of a twin that met reclaim stopped the comparison. */
@@ -1865,6 +1874,7 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	enum kind kind;
 	bool uffd_missing = false, gap, whole, khd_moved = false;
 	bool reclaimed[2] = { false }, excused[2] = { false };
+	long reclaim0;
 	long kcollapsed = regular() || busy ? khugepaged_collapsed() : -1;
 
 	cur_seed = seed;
@@ -1883,6 +1893,7 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 		}
 	}
 	log_twin = -1;
+	reclaim0 = busy ? reclaim_events() : 0;
 	for (int i = 0; i < 2; i++)
 		snapshot(&tw[i], &pre[i], folio_pages[i]);
 	if (!rechecking)
@@ -1916,7 +1927,6 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	for (int i = 0; i < 2; i++) {
 		unsigned long addr = (unsigned long)tw[i].maps[q.map].addr + q.first * PAGE;
 		size_t len = q.npages * PAGE;
-		long reclaim0 = busy ? reclaim_events() : 0;
 
 		if (i == 0 || oracle_twice) {
 			ret[i] = do_madvise(addr, len);
@@ -1932,7 +1942,8 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	/* An EINVAL reclaim may have caused; MADV_COLLAPSE does not say why, the module does. */
 	excused[0] = reclaimed[0];
 	excused[1] = reclaimed[1] &&
-		     (oracle_twice || reclaim_result(report) || (q.twice && reclaim_result(report2)));
+		     (oracle_twice || reclaim_result(report) ||
+		      (q.twice && reclaim_result(report2)));
 	if (verbose && !rechecking) {
 		printf("# seed %lu: map %d pages [%zu, +%zu)%s, %s: MADV_COLLAPSE %s",
 		       seed, q.map, q.first, q.npages, q.twice ? " twice" : "",
@@ -1973,13 +1984,21 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 		     !strcmp(after[0].s, after[1].s);
 	if (busy) {
 		/* The data (the state is not compared), then the outcome if it can be. */
-		bool compared = busy_outcome(ret, ret2, excused, khd_moved);
+		bool compared, blocks_differ;
+
+		/* The first line of a snapshot: the file's size and blocks. */
+		size_t line = strchrnul(pre[0].s, '\n') - pre[0].s + 1;
+
+		blocks_differ = strncmp(pre[0].s, pre[1].s, line);
+		compared = busy_outcome(ret, ret2, excused, blocks_differ, khd_moved);
 
 		same_state = same_file && (uffd_missing || !strcmp(cont[0].s, cont[1].s));
 		if (!compared && !rechecking) {
 			busy_uncompared++;
 			busy_differed += !same_out;
-			busy_reclaim_einval += !khd_moved && busy_einval_only(ret, ret2, excused);
+			busy_blocks_differ += blocks_differ;
+			busy_reclaim_einval += !khd_moved && !blocks_differ &&
+					       busy_einval_only(ret, ret2, excused);
 		}
 		if (!compared)
 			same_out = true;
@@ -2035,9 +2054,10 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 				printf("#   outcome: both %s\n", errname(ret[0]));
 			if (busy) {
 				/* Uncompared, but what an actor changed shows here. */
-				printf("#   reclaim or swap during the collapse: %s %s, %s %s\n",
-				       "MADV_COLLAPSE", reclaimed[0] ? "yes" : "no",
-				       "khugepaged_rs", reclaimed[1] ? "yes" : "no");
+				printf("#   %s: MADV_COLLAPSE %s, khugepaged_rs %s\n",
+				       "reclaim, swap or drops by the end of the collapse",
+				       reclaimed[0] ? "yes" : "no",
+				       reclaimed[1] ? "yes" : "no");
 				print_diff("before", pre[0].s, pre[1].s);
 			}
 			print_diff("after collapse", post[0].s, post[1].s);
@@ -2246,11 +2266,12 @@ int main(int argc, char **argv)
 	       nkind[KIND_EDGE], nkind[KIND_CROSS]);
 	mthp_print();
 	if (busy)
-		ksft_print_msg("busy kernel (%s): %lu seeds' outcomes not compared %s, %s %lu; %s %lu\n",
-			       krs_busy_actors(), busy_uncompared,
-			       "(an actor's errno or khugepaged's collapse)",
+		ksft_print_msg("busy kernel (%s): %lu %s %s, %s %lu; %s %lu, %s %lu\n",
+			       krs_busy_actors(), busy_uncompared, "seeds' outcomes not compared",
+			       "(an actor's errno, the files' blocks or khugepaged's collapse)",
 			       "the twins' differed in", busy_differed,
-			       "an EINVAL with reclaim during its collapse in", busy_reclaim_einval);
+			       "the files' blocks differing before in", busy_blocks_differ,
+			       "an EINVAL after reclaim or drops (only) in", busy_reclaim_einval);
 	if (write(uwake[1], "q", 1) == 1)
 		pthread_join(uthread, NULL);
 	close(cfd);
