@@ -1425,18 +1425,13 @@ static const char *const collapse_counters[] = {
 /* A /proc/vmstat line, or a per-size stat file (a path); -1 if absent. */
 static long counter(const char *name)
 {
-	char buf[16384], key[64], *line;
+	char buf[64];
 
-	if (name[0] == '/') {
-		if (krs_read_file(name, buf, sizeof(buf)) <= 0)
-			return -1;
-		return strtol(buf, NULL, 10);
-	}
-	if (krs_read_file("/proc/vmstat", buf, sizeof(buf)) <= 0)
+	if (name[0] != '/')
+		return krs_vmstat(name);
+	if (krs_read_file(name, buf, sizeof(buf)) <= 0)
 		return -1;
-	snprintf(key, sizeof(key), "\n%s ", name);
-	line = strstr(buf, key);
-	return line ? strtol(line + strlen(key), NULL, 10) : -1;
+	return strtol(buf, NULL, 10);
 }
 
 static void read_counters(long *v)

@@ -1752,7 +1752,7 @@ static uint64_t busy_blocks_differ;	/* of them: the files' blocks differed befor
 
 /*
  * The reclaim, swap and drop events so far (the sum of a few /proc/vmstat
- * counters; the ones a kernel lacks count 0). The memcg actor's reclaim and
+ * counters, those the kernel has). The memcg actor's reclaim and
  * swap can end a collapse in EINVAL, madvise_collapse_errno()'s default:
  * the new huge folio swapped out between the commit and the PMD's
  * installation (SCAN_PAGE_NULL, as the module's report shows), or a
@@ -1770,14 +1770,7 @@ static long reclaim_events(void)
 		"pswpin", "pswpout", "pgscan_kswapd", "pgscan_direct",
 		"pgscan_khugepaged", "pgscan_proactive", "drop_pagecache",
 	};
-	long sum = 0;
-
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		long v = krs_vmstat(names[i]);
-
-		sum += v > 0 ? v : 0;
-	}
-	return sum;
+	return krs_vmstat_sum(names, ARRAY_SIZE(names));
 }
 
 /*
@@ -1809,19 +1802,6 @@ static bool busy_outcome(const int *ret, const int *ret2, const bool *excused,
 		if (actor_errno(ret[i], excused[i]) || actor_errno(ret2[i], excused[i]))
 			return false;
 	return !blocks_differ && !khd_moved;
-}
-
-/* Only the EINVAL of a twin that met reclaim stopped the comparison. */
-static bool busy_einval_only(const int *ret, const int *ret2, const bool *excused)
-{
-	bool einval = false;
-
-	for (int i = 0; i < 2; i++) {
-		if (actor_errno(ret[i], false) || actor_errno(ret2[i], false))
-			return false;
-		einval |= excused[i] && (ret[i] == -EINVAL || ret2[i] == -EINVAL);
-	}
-	return einval;
 }
 
 static enum seed_result run_seed_once(uint64_t seed, int cfd);
@@ -1874,6 +1854,7 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 	enum kind kind;
 	bool uffd_missing = false, gap, whole, khd_moved = false;
 	bool reclaimed[2] = { false }, excused[2] = { false };
+	static const bool no_excuse[2];
 	long reclaim0;
 	long kcollapsed = regular() || busy ? khugepaged_collapsed() : -1;
 
@@ -1997,8 +1978,9 @@ static enum seed_result run_seed_once(uint64_t seed, int cfd)
 			busy_uncompared++;
 			busy_differed += !same_out;
 			busy_blocks_differ += blocks_differ;
-			busy_reclaim_einval += !khd_moved && !blocks_differ &&
-					       busy_einval_only(ret, ret2, excused);
+			/* Compared but for an EINVAL excused: that alone stopped it. */
+			busy_reclaim_einval += busy_outcome(ret, ret2, no_excuse, blocks_differ,
+							    khd_moved);
 		}
 		if (!compared)
 			same_out = true;

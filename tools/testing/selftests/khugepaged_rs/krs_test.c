@@ -1118,20 +1118,23 @@ long krs_meminfo_kb(const char *field)
 	return -1;
 }
 
-long krs_vmstat(const char *name)
+long krs_vmstat_sum(const char *const *names, size_t n)
 {
 	const size_t size = 1 << 16;
 	char *buf = malloc(size);
-	size_t len = strlen(name);
-	long v = -1;
+	long sum = -1;
 
 	if (!buf)
 		return -1;
+	/* One read of the file for all the names. */
 	if (krs_read_file("/proc/vmstat", buf, size) > 0) {
 		for (char *line = buf; line && *line;) {
-			if (!strncmp(line, name, len) && line[len] == ' ') {
-				v = strtol(line + len + 1, NULL, 10);
-				break;
+			for (size_t i = 0; i < n; i++) {
+				size_t len = strlen(names[i]);
+
+				if (strncmp(line, names[i], len) || line[len] != ' ')
+					continue;
+				sum = (sum < 0 ? 0 : sum) + strtol(line + len + 1, NULL, 10);
 			}
 			line = strchr(line, '\n');
 			if (line)
@@ -1139,7 +1142,12 @@ long krs_vmstat(const char *name)
 		}
 	}
 	free(buf);
-	return v;
+	return sum;
+}
+
+long krs_vmstat(const char *name)
+{
+	return krs_vmstat_sum(&name, 1);
 }
 
 static void *krs_bg_collapse_fn(void *arg)

@@ -340,6 +340,8 @@ void krs_vm_stat_refresh(void);
 long krs_meminfo_kb(const char *field);
 /* A /proc/vmstat counter (@name without the space); -1 if absent. */
 long krs_vmstat(const char *name);
+/* The sum of the @n counters @names present, read at once; -1 if none is. */
+long krs_vmstat_sum(const char *const *names, size_t n);
 
 /*
  * A collapse written from a thread of its own through its own collapse fd
